@@ -1,0 +1,163 @@
+"""``condor-job-proxy``: connect (the ProxyCommand), setup, config, jobs, pubkey.
+
+Every failure becomes one line on stderr and exit status 255, ssh's code for a failed
+connection; ``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from proxycmd.errors import ProxyError
+
+FAILED = 255
+
+
+class _Group(click.Group):
+    """Turns every error into one line and exit 255, unless --debug."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except ProxyError as err:
+            _fail(ctx, str(err))
+        except (OSError, ValueError) as err:
+            _fail(ctx, str(err))
+        except Exception as err:   # noqa: BLE001 - the contract is one line, never a traceback
+            _fail(ctx, f"internal error: {type(err).__name__}: {err}")
+
+
+def _fail(ctx: click.Context, message: str) -> None:
+    if ctx.obj and ctx.obj.get("debug"):
+        raise
+    click.echo(f"condor-job-proxy: {message}", err=True)
+    ctx.exit(FAILED)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--queue", metavar="DIR", help="Local queue directory (default: "
+              "$CONDOR_JOB_PROXY_QUEUE, config.toml, or the state dir).")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx: click.Context, queue: str | None, debug: bool) -> None:
+    """ssh, scp, sftp and rsync into running jobs by name: ssh job-32.0"""
+    ctx.obj = {"queue": queue, "debug": debug}
+
+
+@cli.command()
+@click.argument("host")
+@click.argument("user", required=False)
+@click.option("--relay", is_flag=True, help="Relay stdin/stdout instead of passing the socket.")
+@click.option("--identity", type=click.Path(path_type=Path), help="Job-access private key.")
+@click.pass_obj
+def connect(obj: dict, host: str, user: str | None, relay: bool, identity: Path | None) -> None:
+    """ProxyCommand: connect HOST [USER] (ssh_config: connect %n %r)."""
+    from proxycmd.connect import connect as connect_job
+    connect_job(host, user, relay=relay, queue=obj["queue"], identity=identity)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Full records, for scripts.")
+@click.option("--names", is_flag=True, help="Only host names of running jobs (completion).")
+@click.pass_obj
+def jobs(obj: dict, as_json: bool, names: bool) -> None:
+    """List jobs, like a small condor_q."""
+    from proxycmd.resolvers import default_resolver
+    found = default_resolver(obj["queue"]).list_jobs()
+    if as_json:
+        click.echo(json.dumps([_summary_json(job) for job in found], indent=2))
+    elif names:
+        click.echo("".join(f"{job.job.host()}\n" for job in found if job.state == "running"), nl=False)
+    else:
+        click.echo(f"{'ID':<10} {'OWNER':<14} {'STATE':<10} {'AGE':>11}  CMD")
+        now = time.time()
+        for job in found:
+            click.echo(f"{str(job.job):<10} {job.owner:<14} {job.state:<10} "
+                       f"{_age(now - job.start_time):>11}  {' '.join(job.command)}")
+
+
+@cli.command()
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before changing ~/.ssh/config.")
+@click.option("--dry-run", is_flag=True, help="Show the changes as a diff; change nothing.")
+@click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path),
+              help="The ssh config file to add the Include to (default: ~/.ssh/config).")
+@click.pass_obj
+def setup(obj: dict, yes: bool, dry_run: bool, ssh_config: Path | None) -> None:
+    """Create your job-access key, the generated include and the Include line."""
+    from proxycmd.resolvers import default_resolver
+    from proxycmd.userkey import ensure_key
+    from sshconfig import install, managed
+    ssh_config = ssh_config or managed.user_ssh_config()
+    block = install.block_change(ssh_config)
+    if dry_run:
+        click.echo(block.diff() or f"{ssh_config}: already set up", nl=False)
+        return
+    key, created = ensure_key()
+    click.echo(f"{'created' if created else 'using'} job-access key {key}", err=True)
+    install.include_change(default_resolver(obj["queue"]), obj["queue"]).apply()
+    if block.changed:
+        if not yes and sys.stdin.isatty():
+            click.echo(block.diff(), err=True)
+            click.confirm(f"Add this to {ssh_config}?", abort=True, err=True)
+        block.apply()
+    click.echo(f"{ssh_config} includes {install.include_file()}; try: ssh job-<id>", err=True)
+
+
+@cli.group()
+def config() -> None:
+    """The generated ssh config include."""
+
+
+@config.command("refresh")
+@click.pass_obj
+def config_refresh(obj: dict) -> None:
+    """Rewrite the include from the current job list."""
+    from proxycmd.resolvers import default_resolver
+    from sshconfig import install
+    install.include_change(default_resolver(obj["queue"]), obj["queue"]).apply()
+
+
+@config.command("show")
+def config_show() -> None:
+    """Print the generated include."""
+    from sshconfig import install
+    click.echo(install.include_file().read_text(), nl=False)
+
+
+@config.command("uninstall")
+@click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path))
+def config_uninstall(ssh_config: Path | None) -> None:
+    """Remove the Include block and the include file (your key stays)."""
+    from sshconfig import install, managed
+    for change in install.removal_changes(ssh_config or managed.user_ssh_config()):
+        change.apply()
+    install.include_file().unlink(missing_ok=True)
+
+
+@cli.command()
+def pubkey() -> None:
+    """Print your public job-access key (for --authorized-keys-file or a submit file)."""
+    from proxycmd.userkey import public_key
+    click.echo(public_key())
+
+
+def _summary_json(job: object) -> dict:
+    data = dict(vars(job))
+    data["job"] = str(data["job"])
+    return data
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    return f"{days}+{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,24 @@
+"""Per-job known_hosts files: the authenticated session host key, pinned before ssh checks it."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from starter import paths
+
+
+def known_hosts_dir() -> Path:
+    return paths.state_dir() / "known_hosts"
+
+
+def pin(host: str, host_key: str) -> Path:
+    """Write ``host``'s only accepted key, atomically; ssh reads it after the key exchange."""
+    directory = known_hosts_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = directory / host
+    temp = directory / f".{host}.{os.getpid()}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(f"{host} {host_key}\n")
+    os.replace(temp, target)
+    return target

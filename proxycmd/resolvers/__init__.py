@@ -1,0 +1,43 @@
+"""Resolvers answer "where does this job run, and how do I reach it?".
+
+Each backend module defines a class with this interface; ``for_job`` picks one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from starter.jobid import JobId
+
+
+@dataclass(frozen=True)
+class JobEndpoint:
+    """How to reach one running job."""
+    job: JobId
+    user: str             # the login name sessions run as
+    transport: str        # which proxycmd.transports module speaks to it
+    address: str          # host:port of the job's starter
+    starter_key: str      # the starter's published public key
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """One line of a job listing (and one Host block of the generated config)."""
+    job: JobId
+    owner: str
+    user: str
+    state: str
+    start_time: float
+    command: list[str]
+    address: str = ""
+
+
+class Resolver(Protocol):
+    def resolve(self, job: JobId) -> JobEndpoint: ...
+
+    def list_jobs(self) -> list[JobSummary]: ...
+
+
+def default_resolver(queue: str | None = None) -> Resolver:
+    from .local import LocalResolver
+    return LocalResolver(queue)

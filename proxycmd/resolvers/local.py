@@ -1,0 +1,64 @@
+"""Jobs of the embedded local queue (``condor-job-starter run``)."""
+from __future__ import annotations
+
+import os
+
+from starter import paths
+from starter.jobid import JobId
+from starter.queue import RUNNING, LocalQueue, UntrustedRecord
+
+from ..errors import ProxyError
+from . import JobEndpoint, JobSummary
+
+
+class LocalResolver:
+    def __init__(self, queue: str | None = None) -> None:
+        self.queue = LocalQueue(paths.queue_dir(queue))
+
+    def resolve(self, job: JobId) -> JobEndpoint:
+        try:
+            record = self.queue.read(job)
+        except UntrustedRecord as err:
+            raise ProxyError(f"refusing job {job}: {err}") from None
+        except (ValueError, OSError) as err:
+            raise ProxyError(f"cannot read job {job} from {self.queue.directory}: {err}") from None
+        if record is None:
+            raise ProxyError(f"job {job} is not in the queue ({self.queue.directory})")
+        state = record.get("state")
+        if state != RUNNING:
+            status = record.get("exit_status")
+            detail = f" (exit status {status})" if status is not None else ""
+            raise ProxyError(f"job {job} is not running: it has {state}{detail}")
+        if not _alive(record.get("starter_pid")):
+            raise ProxyError(f"job {job} is not running: its starter (pid "
+                             f"{record.get('starter_pid')}) is gone")
+        try:
+            return JobEndpoint(job=job, user=record["owner"], transport="starter",
+                               address=record["starter_address"], starter_key=record["starter_key"])
+        except KeyError as err:
+            raise ProxyError(f"job {job}'s record lacks {err}") from None
+
+    def list_jobs(self) -> list[JobSummary]:
+        return [JobSummary(job=JobId(r["cluster"], r["proc"]), owner=r.get("owner", "?"),
+                           user=r.get("owner", "?"), state=_state(r),
+                           start_time=r.get("start_time", 0.0), command=r.get("command", []),
+                           address=r.get("starter_address", ""))
+                for r in self.queue.records()]
+
+
+def _state(record: dict) -> str:
+    state = record.get("state", "?")
+    return "lost" if state == RUNNING and not _alive(record.get("starter_pid")) else state
+
+
+def _alive(pid: object) -> bool:
+    """Whether the starter's process exists (the queue serves one machine)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True   # someone else's process: it exists
+    return True

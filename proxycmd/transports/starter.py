@@ -1,0 +1,89 @@
+"""Our own starter: TCP to its session server, then the mutual-authentication handshake."""
+from __future__ import annotations
+
+import secrets
+import socket
+
+from starter import sshsig
+from starter.protocol import (NONCE_BYTES, PROTOCOL_VERSION, Channel, ProtocolError, Refusal,
+                              text_field)
+
+from ..errors import ProxyError
+from ..resolvers import JobEndpoint
+from . import OpenSession, SessionRequest
+
+CONNECT_SECONDS = 10.0
+_REFUSAL_PREFIX = {
+    Refusal.NOT_OWNER: "you are not the job's owner",
+    Refusal.TOO_MANY_SESSIONS: "too many sessions",
+    Refusal.JOB_EXITED: "job has exited",
+}
+
+
+def open_session(endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
+    sock = _connect(endpoint)
+    try:
+        return _handshake(Channel(sock), endpoint, request)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _connect(endpoint: JobEndpoint) -> socket.socket:
+    host, _, port = endpoint.address.rpartition(":")
+    try:
+        sock = socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS)
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "strerror", None) or err
+        raise ProxyError(f"cannot reach the starter of job {endpoint.job} at "
+                         f"{endpoint.address}: {reason}") from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _handshake(channel: Channel, endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
+    job = endpoint.job
+    try:
+        public_key = _public_key(request)
+        channel.send("hello", proto=PROTOCOL_VERSION, job=str(job), user=request.user,
+                     key=public_key, nonce=secrets.token_hex(NONCE_BYTES), shells=request.shells)
+        _raise_if_refused(channel.receive("challenge"), job)
+        channel.send("auth", sig=_sign(request, channel.transcript.signed_data("client")))
+        accept = channel.receive("accept")
+        _raise_if_refused(accept, job)
+        signed = channel.transcript.signed_data("server")
+        signature = text_field(channel.receive("sig"), "sig")
+        sshsig.verify(endpoint.starter_key, signed, signature)
+        host_key, user = text_field(accept, "host_key"), text_field(accept, "user", 256)
+    except ProtocolError as err:
+        raise ProxyError(f"job {job}: handshake with the starter failed: {err}") from None
+    except sshsig.SignatureError as err:
+        raise ProxyError(f"job {job}: the starter did not prove it holds the job's published "
+                         f"key ({err}); refusing to connect") from None
+    channel.sock.settimeout(None)
+    return OpenSession(channel.sock, host_key, user)
+
+
+def _sign(request: SessionRequest, data: bytes) -> str:
+    try:
+        return sshsig.sign(str(request.identity), data)
+    except sshsig.SignatureError as err:
+        raise ProxyError(str(err)) from None
+
+
+def _public_key(request: SessionRequest) -> str:
+    path = request.identity.with_name(request.identity.name + ".pub")
+    try:
+        return " ".join(path.read_text().split()[:2])
+    except OSError as err:
+        raise ProxyError(f"cannot read your job-access public key {path}: {err.strerror} "
+                         "(run: condor-job-proxy setup)") from None
+
+
+def _raise_if_refused(message: dict, job: object) -> None:
+    if message.get("type") != "refused":
+        return
+    code = str(message.get("code", ""))
+    text = str(message.get("message", "refused"))[:500].replace("\n", " ")
+    prefix = _REFUSAL_PREFIX.get(code)
+    raise ProxyError(f"job {job}: {prefix}: {text}" if prefix else f"job {job}: {text}")

@@ -1,0 +1,34 @@
+"""The user's job-access key pair: created once by setup, never regenerated behind their back."""
+from __future__ import annotations
+
+import getpass
+import socket
+import subprocess
+from pathlib import Path
+
+from starter import paths
+
+from .errors import ProxyError
+
+
+def ensure_key(path: Path | None = None) -> tuple[Path, bool]:
+    """Create an ed25519 key pair (private 0600) unless one exists; returns (path, created)."""
+    path = path or paths.user_key_path()
+    if path.exists():
+        return path, False
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    comment = f"condor-job-proxy {getpass.getuser()}@{socket.gethostname()}"
+    proc = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment,
+                           "-f", str(path)], capture_output=True, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise ProxyError(f"ssh-keygen could not create {path}: "
+                         f"{proc.stderr.decode(errors='replace').strip()}")
+    return path, True
+
+
+def public_key(path: Path | None = None) -> str:
+    pub = (path or paths.user_key_path()).with_suffix(".pub")
+    try:
+        return pub.read_text().strip()
+    except OSError:
+        raise ProxyError(f"no job-access key at {pub} (run: condor-job-proxy setup)") from None

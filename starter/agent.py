@@ -1,0 +1,136 @@
+"""Run a job under the starter: launch it, publish it in the queue, serve sessions, record its end."""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import paths, processes, sshd
+from .keys import read_keys
+from .queue import COMPLETED, RUNNING, LocalQueue
+from .server import SessionServer, StarterIdentity
+from .session import JobContext
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class StarterError(Exception):
+    """The job could not be started; one line for the user."""
+
+
+@dataclass
+class JobOptions:
+    command: list[str]
+    queue_dir: Path
+    authorized_keys_files: list[Path] = field(default_factory=list)
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    max_sessions: int = 64
+
+
+def run_job(options: JobOptions) -> int:
+    """Run the job to its end and return its exit status (128+N if killed by signal N)."""
+    host = sshd.probe()
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)   # sshd's privilege-separation dir
+    private = Path(tempfile.mkdtemp(prefix="cjp-starter-"))
+    try:
+        identity, host_key = _generate_keys(private)
+        listener = _listen(options.listen_host, options.listen_port)
+        try:
+            job_proc = _launch(options.command)
+        except OSError as err:
+            listener.close()
+            raise StarterError(f"cannot run {options.command[0]}: {err.strerror}") from None
+        return _supervise(options, host, identity, host_key, listener, job_proc)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdentity,
+               host_key: tuple[bytes, str], listener: socket.socket,
+               job_proc: subprocess.Popen) -> int:
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, lambda num, _frame: job_proc.send_signal(num))
+    queue = LocalQueue(options.queue_dir)
+    record = _initial_record(options.command, job_proc.pid, identity.public)
+    context = JobContext(job="", cwd=record["cwd"], environment=dict(os.environ),
+                         host_key_private=host_key[0], host_key_public=host_key[1], host=host,
+                         pids=lambda: processes.job_pids(job_proc.pid))
+    server = SessionServer(listener, context, record["owner"], identity,
+                           lambda: _authorized_keys(options.authorized_keys_files),
+                           options.max_sessions)
+    record["starter_address"] = server.address
+    job = queue.submit(record)
+    context.job = str(job)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"job {job} running: ssh {job.host()}", file=sys.stderr, flush=True)
+    returncode = job_proc.wait()
+    status = returncode if returncode >= 0 else 128 - returncode
+    listener.close()
+    record.update(state=COMPLETED, exit_status=status, end_time=time.time(), pids=[])
+    queue.update(job, record)
+    return status
+
+
+def _initial_record(command: list[str], pid: int, starter_key: str) -> dict:
+    uid = os.getuid()
+    try:
+        owner = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        owner = os.environ.get("USER") or f"uid{uid}"
+    return {
+        "owner": owner, "owner_uid": uid, "pids": [pid], "cwd": os.getcwd(), "state": RUNNING,
+        "command": command, "start_time": time.time(), "starter_pid": os.getpid(),
+        "starter_key": starter_key, "host": socket.gethostname(),
+    }
+
+
+def _launch(command: list[str]) -> subprocess.Popen:
+    """Start the job in the current directory with the current environment."""
+    return subprocess.Popen(command)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=128)
+    except OSError as err:
+        raise StarterError(f"cannot listen on {host}:{port}: {err.strerror}") from None
+
+
+def _generate_keys(private: Path) -> tuple[StarterIdentity, tuple[bytes, str]]:
+    """The starter's signing key and the sessions' sshd host key, made once, ahead of sessions."""
+    for name in ("starter_key", "host_key"):
+        proc = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name,
+                               "-f", str(private / name)], capture_output=True)
+        if proc.returncode != 0:
+            raise StarterError(f"ssh-keygen failed: {proc.stderr.decode(errors='replace').strip()}")
+    identity = StarterIdentity(str(private / "starter_key"),
+                               _public_line(private / "starter_key.pub"))
+    host_key = ((private / "host_key").read_bytes(), _public_line(private / "host_key.pub"))
+    return identity, host_key
+
+
+def _public_line(path: Path) -> str:
+    return " ".join(path.read_text().split()[:2])
+
+
+def _authorized_keys(extra_files: list[Path]) -> set[str]:
+    """The running user's job-access key plus --authorized-keys-file keys, read per request."""
+    keys: set[str] = set()
+    for path in [paths.user_key_path().with_suffix(".pub"), *extra_files]:
+        try:
+            keys |= read_keys(Path(path).read_text())
+        except OSError:
+            continue
+    return keys

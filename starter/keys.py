@@ -1,0 +1,36 @@
+"""OpenSSH public keys as text: parsing lines, comparing keys, fingerprints."""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+
+_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
+              "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com",
+              "sk-ecdsa-sha2-nistp256@openssh.com")
+
+
+def normalize(line: str) -> str | None:
+    """``type base64`` of a public key line (comment and options dropped), or None if none."""
+    fields = line.split()
+    for index, field in enumerate(fields[:-1]):
+        if field in _KEY_TYPES:
+            blob = fields[index + 1]
+            try:
+                base64.b64decode(blob, validate=True)
+            except binascii.Error:
+                return None
+            return f"{field} {blob}"
+    return None
+
+
+def read_keys(text: str) -> set[str]:
+    """All public keys in an authorized_keys-style text."""
+    keys = (normalize(line) for line in text.splitlines() if not line.lstrip().startswith("#"))
+    return {key for key in keys if key}
+
+
+def fingerprint(key: str) -> str:
+    """The SHA256 fingerprint as ssh-keygen -l prints it."""
+    blob = base64.b64decode(key.split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")

@@ -1,0 +1,51 @@
+"""Where things live on a user's machine; every path comes from platformdirs or configuration.
+
+The starter needs the queue directory and the user's job-access key (authorized by default);
+the proxy and the config generator build on the same functions.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP = "condor-job-proxy"
+QUEUE_ENV = "CONDOR_JOB_PROXY_QUEUE"
+
+
+def config_dir() -> Path:
+    return Path(platformdirs.user_config_dir(APP))
+
+
+def state_dir() -> Path:
+    return Path(platformdirs.user_state_dir(APP))
+
+
+def user_key_path() -> Path:
+    """The user's job-access private key (its public half beside it, ``.pub``)."""
+    return config_dir() / "id_ed25519"
+
+
+def config_file() -> Path:
+    return config_dir() / "config.toml"
+
+
+def settings() -> dict:
+    """The optional config.toml; missing means all defaults."""
+    path = config_file()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    import tomllib
+    try:
+        return tomllib.loads(data.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def queue_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """The local queue: --queue, else $CONDOR_JOB_PROXY_QUEUE, else config.toml, else state dir."""
+    chosen = explicit or os.environ.get(QUEUE_ENV) or settings().get("queue")
+    return Path(chosen).expanduser() if chosen else state_dir() / "queue"

@@ -1,0 +1,160 @@
+"""The starter's session server: authenticate each request, then hand it to a fresh sshd.
+
+The server side of the handshake in ``protocol``: the client must name this job and its
+user, offer a key that is authorized for the job, and sign the transcript with it; the
+starter answers with the session's host key and login user, signed with the starter key
+that the queue record publishes.
+"""
+from __future__ import annotations
+
+import secrets
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from . import sshsig
+from .keys import fingerprint, normalize
+from .protocol import NONCE_BYTES, PROTOCOL_VERSION, Channel, ProtocolError, Refusal, text_field
+from .session import JobContext, Session
+
+
+@dataclass
+class StarterIdentity:
+    """The starter's signing key: private file (0600, in a private dir) and public line."""
+    private_file: str
+    public: str
+
+
+class Refused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class SessionServer:
+    def __init__(self, listener: socket.socket, context: JobContext, user: str,
+                 identity: StarterIdentity, authorized: Callable[[], set[str]],
+                 max_sessions: int = 64) -> None:
+        self.listener = listener
+        self.context = context
+        self.user = user
+        self.identity = identity
+        self.authorized = authorized
+        self.max_sessions = max_sessions
+        self.refusal: tuple[str, str] | None = None   # set when the job stops taking sessions
+        self._sessions: set[Session] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        host, port = self.listener.getsockname()[:2]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def serve_forever(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return   # listener closed: the starter is shutting down
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def session_count(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        channel = Channel(conn)
+        try:
+            session = self._handshake(channel)
+        except Refused as refusal:
+            _try(lambda: channel.send("refused", code=refusal.code, message=str(refusal)))
+            conn.close()
+            return
+        except (ProtocolError, sshsig.SignatureError, OSError) as err:
+            _try(lambda: channel.send("refused", code=Refusal.PROTOCOL, message=str(err)))
+            conn.close()
+            return
+        try:
+            conn.settimeout(None)
+            session.start(conn)
+        except OSError as err:
+            self._forget(session)
+            print(f"condor-job-starter: cannot start sshd: {err}", file=sys.stderr)
+            return
+        finally:
+            conn.close()   # sshd has its own copy; ours would keep the connection open
+        log = session.wait()
+        if log:
+            print(f"condor-job-starter: session of job {self.context.job} ended badly:\n{log}",
+                  file=sys.stderr)
+        self._forget(session)
+
+    def _handshake(self, channel: Channel) -> Session:
+        hello = channel.receive("hello")
+        if hello.get("proto") != PROTOCOL_VERSION:
+            raise Refused(Refusal.PROTOCOL, f"unsupported protocol version {hello.get('proto')!r}")
+        client_key = normalize(text_field(hello, "key"))
+        if client_key is None:
+            raise Refused(Refusal.PROTOCOL, "hello carries no usable public key")
+        self._authorize(hello, client_key)
+        channel.send("challenge", nonce=secrets.token_hex(NONCE_BYTES))
+        signed = channel.transcript.signed_data("client")   # what the client signs: up to here
+        auth = channel.receive("auth")
+        try:
+            sshsig.verify(client_key, signed, text_field(auth, "sig"))
+        except sshsig.SignatureError:
+            raise Refused(Refusal.BAD_SIGNATURE, "the client's signature does not verify") from None
+        session = self._open_session(client_key, hello.get("shells"))
+        try:
+            channel.send("accept", host_key=self.context.host_key_public, user=self.user)
+            channel.send("sig", sig=sshsig.sign(self.identity.private_file,
+                                                channel.transcript.signed_data("server")))
+        except BaseException:
+            self._forget(session)
+            raise
+        return session
+
+    def _authorize(self, hello: dict, client_key: str) -> None:
+        job = self.context.job
+        if text_field(hello, "job", 64) != job:
+            raise Refused(Refusal.WRONG_JOB, f"this starter runs job {job}, not {hello['job']}")
+        if self.refusal:
+            raise Refused(*self.refusal)
+        if client_key not in self.authorized():
+            raise Refused(Refusal.NOT_OWNER, f"access to job {job} denied: key "
+                          f"{fingerprint(client_key)} is not the job's owner's (nor a super user's)")
+        user = text_field(hello, "user", 256)
+        if user != self.user:
+            raise Refused(Refusal.WRONG_USER, f"job {job} runs as user {self.user!r}, not {user!r}: "
+                          f"connect as {self.user}@ (e.g. ssh -l {self.user})")
+        host = self.context.host
+        if host.login_disabled:
+            raise Refused(Refusal.DISABLED, "ssh access to this job is disabled by its user's "
+                          f"login shell ({host.login_shell})")
+        if not host.sshd:
+            raise Refused(Refusal.NO_SSHD, "the job's machine has no sshd (install openssh-server)")
+
+    def _open_session(self, client_key: str, shells: object) -> Session:
+        shells = [s for s in shells if isinstance(s, str)][:16] if isinstance(shells, list) else []
+        with self._lock:
+            if len(self._sessions) >= self.max_sessions:
+                raise Refused(Refusal.TOO_MANY_SESSIONS, f"job {self.context.job} already has "
+                              f"{self.max_sessions} sessions open (the limit)")
+            session = Session(self.context, client_key, shells)
+            self._sessions.add(session)
+        return session
+
+    def _forget(self, session: Session) -> None:
+        session.remove()
+        with self._lock:
+            self._sessions.discard(session)
+
+
+def _try(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except (ProtocolError, OSError):
+        pass
