@@ -17,7 +17,7 @@ from .transports import SessionRequest, open_session
 
 def connect(host: str, user: str | None = None, *, relay: bool = False,
             queue: str | None = None, identity: Path | None = None,
-            shells: list[str] | None = None) -> None:
+            known_hosts: Path | None = None, shells: list[str] | None = None) -> None:
     """Resolve ``host``, open an authenticated session, pin its host key and hand it to ssh."""
     try:
         job = parse_host(host)
@@ -29,7 +29,7 @@ def connect(host: str, user: str | None = None, *, relay: bool = False,
                          f"ssh {endpoint.user}@{host} (or run: condor-job-proxy config refresh)")
     identity = identity or paths.user_key_path()
     session = open_session(endpoint, SessionRequest(endpoint.user, identity, shells or []))
-    knownhosts.pin(host, session.host_key)
+    knownhosts.pin(host, session.host_key, known_hosts)
     if not relay and handoff.stdout_takes_fd():
         handoff.pass_fd(session.sock)
     else:

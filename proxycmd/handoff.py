@@ -1,8 +1,8 @@
 """Giving the connected socket to ssh: pass the fd (ProxyUseFdpass) or relay stdio.
 
 Passing the fd takes Python out of the data path entirely. The relay is for callers that
-cannot take an fd; it moves data with splice(2) where one side is a pipe (as ssh's
-ProxyCommand pipes are), which keeps the bytes in the kernel.
+cannot take an fd. It copies with read/write: splice(2) from the socket into ssh's pipe was
+tried and stalled ssh's banner exchange here (ssh read one byte, then saw no more).
 """
 from __future__ import annotations
 
@@ -48,21 +48,13 @@ def _pump_up(stdin_fd: int, sock: socket.socket) -> None:
 
 
 def _pump(source: int, sink: int) -> None:
-    use_splice = hasattr(os, "splice") and (_is_pipe(source) or _is_pipe(sink))
     while True:
         try:
-            if use_splice:
-                moved = os.splice(source, sink, CHUNK)
-            else:
-                data = os.read(source, CHUNK)
-                moved = len(data)
-                _write_all(sink, data)
-        except OSError as err:
-            if use_splice and err.errno == 22:   # EINVAL: this pair cannot splice; copy instead
-                use_splice = False
-                continue
-            return
-        if moved == 0:
+            data = os.read(source, CHUNK)
+            if not data:
+                return
+            _write_all(sink, data)
+        except OSError:
             return
 
 
@@ -70,10 +62,3 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-def _is_pipe(fd: int) -> bool:
-    try:
-        return stat.S_ISFIFO(os.fstat(fd).st_mode)
-    except OSError:
-        return False

@@ -38,18 +38,22 @@ def render(jobs: list[JobSummary], settings: IncludeSettings) -> str:
 
 
 def _wildcard_block(settings: IncludeSettings) -> list[str]:
-    command = " ".join(shlex.quote(arg) for arg in settings.proxy_command)
+    known_hosts = f"{settings.known_hosts_dir}/%n"
+    command = " ".join(shlex.quote(arg) for arg in [
+        *settings.proxy_command, "connect", "--identity", str(settings.identity),
+        "--known-hosts", known_hosts])
     return [
         f"Host {settings.prefix}*",
-        "    # Finds the job, authenticates to its starter and pins the session host key.",
-        f"    ProxyCommand {command} connect %n %r",
+        "    # Finds the job, authenticates to its starter with your key and pins the session",
+        "    # host key in the per-job file below (paths fixed here, whatever the environment).",
+        f"    ProxyCommand {command} %n %r",
         "    # The proxy hands ssh the connected socket and exits: no relay in the data path.",
         "    ProxyUseFdpass yes",
         "    # Your job-access key; offer no other key (an extra one only slows login).",
         f"    IdentityFile {_quote(settings.identity)}",
         "    IdentitiesOnly yes",
         "    # Each job's host key is pinned per job by the proxy, after the starter signed it.",
-        f"    UserKnownHostsFile {_quote(settings.known_hosts_dir)}/%n",
+        f"    UserKnownHostsFile {_quote(known_hosts)}",
         "    GlobalKnownHostsFile /dev/null",
         "    StrictHostKeyChecking yes",
         "    UpdateHostKeys no",
