@@ -36,8 +36,11 @@ def include_file() -> Path:
 
 
 def proxy_command(queue: str | None = None) -> list[str]:
-    """How ssh runs us: this interpreter by its real path (no shim), plus a non-default queue."""
-    argv = [os.path.realpath(sys.executable), "-m", "condor_job_proxy"]
+    """How ssh runs us: this interpreter by absolute path (no PATH shim), plus a non-default queue.
+
+    Not resolved through symlinks: a venv's python is a link, and its target would lose the venv.
+    """
+    argv = [os.path.abspath(sys.executable), "-m", "condor_job_proxy"]
     chosen = paths.queue_dir(queue)
     if chosen != paths.state_dir() / "queue":
         argv += ["--queue", str(chosen.resolve())]

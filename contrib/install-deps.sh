@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install what condor-job-proxy and its tests need from Debian, then the package itself.
+# Used by contrib/quickstart.sh and .ci/run; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh >/dev/null || missing+=(openssh-client)
+command -v rsync >/dev/null || missing+=(rsync)
+command -v pgrep >/dev/null || missing+=(procps)
+dpkg -s libnss-wrapper >/dev/null 2>&1 || missing+=(libnss-wrapper)      # ptys for unprivileged sshd
+/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)  # test accounts' venv
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+python -m pip install -q --disable-pip-version-check -e ".${1:-}"

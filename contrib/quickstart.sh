@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Quick start on a fresh machine: install, set up ssh, start a job, ssh into it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash contrib/install-deps.sh
+condor-job-proxy setup --yes
+
+log=$(mktemp -t condor-job-starter.XXXXXX)
+mkdir -p ~/condor-job-demo && cd ~/condor-job-demo
+DEMO_MESSAGE="hello from inside the job" setsid nohup condor-job-starter run -- sleep infinity \
+    </dev/null >/dev/null 2>"$log" &
+for _ in $(seq 100); do grep -q 'running: ssh' "$log" && break; sleep 0.1; done
+host=$(sed -n 's/.*running: ssh //p' "$log" | head -n 1)
+[ -n "$host" ] || { cat "$log" >&2; exit 1; }
+condor-job-proxy config refresh
+
+echo "+ ssh $host 'echo \$DEMO_MESSAGE; pwd; echo pids: \$_CONDOR_JOB_PIDS'"
+ssh "$host" 'echo $DEMO_MESSAGE; pwd; echo pids: $_CONDOR_JOB_PIDS'
+cat <<MSG
+
+The job $host is running (condor-job-proxy jobs). Try:
+    ssh $host
+    scp $host:some-file .
+    condor-job-proxy jobs
+Stop it with: pkill -f 'condor-job-starter run -- sleep infinity'
+MSG
