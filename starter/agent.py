@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import paths, processes, sshd
-from .keys import read_keys
-from .queue import COMPLETED, RUNNING, LocalQueue
+from . import processes, sshd
+from .publish import Publisher, read_key_files
+from .queue import COMPLETED, RUNNING
 from .server import SessionServer, StarterIdentity
 from .session import JobContext
 
@@ -30,7 +30,7 @@ class StarterError(Exception):
 @dataclass
 class JobOptions:
     command: list[str]
-    queue_dir: Path
+    publisher: Publisher
     authorized_keys_files: list[Path] = field(default_factory=list)
     listen_host: str = "127.0.0.1"
     listen_port: int = 0
@@ -61,16 +61,17 @@ def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdenti
                job_proc: subprocess.Popen) -> int:
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, lambda num, _frame: job_proc.send_signal(num))
-    queue = LocalQueue(options.queue_dir)
+    publisher = options.publisher
     record = _initial_record(options.command, job_proc.pid, identity.public)
     context = JobContext(job="", cwd=record["cwd"], environment=dict(os.environ),
                          host_key_private=host_key[0], host_key_public=host_key[1], host=host,
                          pids=lambda: processes.job_pids(job_proc.pid))
     server = SessionServer(listener, context, record["owner"], identity,
-                           lambda: _authorized_keys(options.authorized_keys_files),
+                           lambda: publisher.authorized_keys() |
+                           read_key_files(options.authorized_keys_files),
                            options.max_sessions)
     record["starter_address"] = server.address
-    job = queue.submit(record)
+    job = publisher.submit(record)
     context.job = str(job)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"job {job} running: ssh {job.host()}", file=sys.stderr, flush=True)
@@ -78,7 +79,7 @@ def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdenti
     status = returncode if returncode >= 0 else 128 - returncode
     listener.close()
     record.update(state=COMPLETED, exit_status=status, end_time=time.time(), pids=[])
-    queue.update(job, record)
+    publisher.update(job, record)
     return status
 
 
@@ -124,13 +125,3 @@ def _generate_keys(private: Path) -> tuple[StarterIdentity, tuple[bytes, str]]:
 def _public_line(path: Path) -> str:
     return " ".join(path.read_text().split()[:2])
 
-
-def _authorized_keys(extra_files: list[Path]) -> set[str]:
-    """The running user's job-access key plus --authorized-keys-file keys, read per request."""
-    keys: set[str] = set()
-    for path in [paths.user_key_path().with_suffix(".pub"), *extra_files]:
-        try:
-            keys |= read_keys(Path(path).read_text())
-        except OSError:
-            continue
-    return keys

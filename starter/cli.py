@@ -8,6 +8,7 @@ import click
 
 from . import paths
 from .agent import JobOptions, StarterError, run_job
+from .publish import LocalPublisher
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,7 +30,7 @@ def cli() -> None:
 def run(queue: str | None, keys_files: tuple[Path, ...], listen: str, port: int,
         max_sessions: int, command: tuple[str, ...]) -> None:
     """Run COMMAND as a job you can ssh into: condor-job-starter run -- CMD ARGS..."""
-    options = JobOptions(command=list(command), queue_dir=paths.queue_dir(queue),
+    options = JobOptions(command=list(command), publisher=LocalPublisher(paths.queue_dir(queue)),
                          authorized_keys_files=list(keys_files), listen_host=listen,
                          listen_port=port, max_sessions=max_sessions)
     try:

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = Path("/var/tmp/condor-job-proxy-tests/venv")
+# One venv per checkout, so that several checkouts on one machine do not trample each other.
+VENV = Path("/var/tmp/condor-job-proxy-tests") / hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
+# Account names may get a suffix (CJP_TEST_ACCOUNT_SUFFIX) for the same reason.
+SUFFIX = os.environ.get("CJP_TEST_ACCOUNT_SUFFIX", "")
 PACKAGES = ("starter", "proxycmd", "sshconfig", "condor_job_proxy")
 
 
@@ -43,8 +46,9 @@ class Account:
                 *(f"{k}={v}" for k, v in base.items()), *argv]
 
 
-def account(name: str) -> Account:
-    """Create the account if needed, with a fresh home (no config from an earlier run)."""
+def account(role: str) -> Account:
+    """Create the account cjp-<role> if needed, with a fresh home (no config from an earlier run)."""
+    name = f"cjp-{role}{SUFFIX}"
     try:
         entry = pwd.getpwnam(name)
     except KeyError:

@@ -97,7 +97,7 @@ def bench(tmp_path: Path) -> Workbench:
     env = dict(os.environ)
     env.update(XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_STATE_HOME=str(tmp_path / "state"),
                XDG_RUNTIME_DIR=str(tmp_path / "run"), CONDOR_JOB_PROXY_QUEUE=str(tmp_path / "queue"),
-               TMPDIR=str(tmp_path / "tmp"))
+               TMPDIR=str(tmp_path / "tmp"), PYTHONPATH=str(ROOT))  # this checkout's code
     (tmp_path / "tmp").mkdir()
     (tmp_path / "run").mkdir(mode=0o700)
     workbench = Workbench(tmp_path, env, tmp_path / "ssh_config")

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating test account
 def pool():
     """Accounts cjp-job (runs the job), cjp-owner (owns it), cjp-other; a shared queue."""
     ensure_venv()
-    job_user, owner, other = account("cjp-job"), account("cjp-owner"), account("cjp-other")
+    job_user, owner, other = account("job"), account("owner"), account("other")
     shared = Path(tempfile.mkdtemp(prefix="cjp-shared-queue-"))
     os.chmod(shared, 0o1777)
     env = {"CONDOR_JOB_PROXY_QUEUE": str(shared)}
@@ -29,8 +29,8 @@ def pool():
     keys = Path(tempfile.mkdtemp(prefix="cjp-owner-keys-"))
     (keys / "owner.pub").write_bytes(owner.run("condor-job-proxy", "pubkey", env=env).stdout)
     workdir = Path(tempfile.mkdtemp(prefix="cjp-job-cwd-"))
-    shutil.chown(keys, "cjp-job")
-    shutil.chown(workdir, "cjp-job")
+    shutil.chown(keys, job_user.name)
+    shutil.chown(workdir, job_user.name)
     stderr = open(workdir.parent / f"{workdir.name}.starter.err", "wb")
     starter = job_user.popen("condor-job-starter", "run", "--authorized-keys-file",
                              str(keys / "owner.pub"), "--", "sleep", "900",
@@ -53,7 +53,7 @@ def test_owner_reaches_job_under_another_account(pool) -> None:
     result = owner.run("ssh", "-o", "BatchMode=yes", pool["host"], "whoami; pwd; echo $MARKER",
                        env=pool["env"])
     assert result.returncode == 0, result.stderr
-    assert result.stdout.decode().split() == ["cjp-job", str(pool["cwd"]), "in-the-job"]
+    assert result.stdout.decode().split() == [pool["job"].name, str(pool["cwd"]), "in-the-job"]
 
 
 def test_owner_gets_a_terminal_in_the_job(pool) -> None:
@@ -67,19 +67,19 @@ def test_owner_gets_a_terminal_in_the_job(pool) -> None:
     assert len(lines[1].split()) == 2
 
 
-def _job_sshds() -> list[str]:
-    return subprocess.run(["pgrep", "-u", "cjp-job", "-x", "sshd"], capture_output=True,
+def _job_sshds(pool) -> list[str]:
+    return subprocess.run(["pgrep", "-u", pool["job"].name, "-x", "sshd"], capture_output=True,
                           text=True).stdout.split()
 
 
 def test_stranger_is_refused_and_no_sshd_starts(pool) -> None:
     other: Account = pool["other"]
-    assert wait_until(lambda: not _job_sshds())   # sessions of earlier tests have ended
-    result = other.run("ssh", "-o", "BatchMode=yes", "-l", "cjp-job", pool["host"], "true",
+    assert wait_until(lambda: not _job_sshds(pool))   # sessions of earlier tests have ended
+    result = other.run("ssh", "-o", "BatchMode=yes", "-l", pool["job"].name, pool["host"], "true",
                        env=pool["env"])
     assert result.returncode == 255
     assert "not the job's owner" in result.stderr.decode()
-    assert not _job_sshds()
+    assert not _job_sshds(pool)
     assert not list(pool["cwd"].glob("cjp-session-*"))
 
 
@@ -87,9 +87,9 @@ def test_record_planted_by_another_user_is_not_trusted(pool) -> None:
     other: Account = pool["other"]
     queue = Path(pool["env"]["CONDOR_JOB_PROXY_QUEUE"])
     job_uid = pool["job"].run("id", "-u").stdout.decode().strip()
-    forged = ('{"cluster": 777, "proc": 0, "owner": "cjp-job", "owner_uid": %s, '
+    forged = ('{"cluster": 777, "proc": 0, "owner": "%s", "owner_uid": %s, '
               '"state": "running", "starter_pid": 1, "starter_address": "127.0.0.1:9", '
-              '"starter_key": "ssh-ed25519 AAAA"}' % job_uid)
+              '"starter_key": "ssh-ed25519 AAAA"}' % (pool["job"].name, job_uid))
     assert other.run("sh", "-c", f"umask 022; printf '%s' '{forged}' > {queue}/777.0.json").returncode == 0
     result = pool["owner"].run("ssh", "-o", "BatchMode=yes", "job-777.0", "true", env=pool["env"])
     assert result.returncode == 255

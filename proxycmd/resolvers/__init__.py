@@ -38,6 +38,11 @@ class Resolver(Protocol):
     def list_jobs(self) -> list[JobSummary]: ...
 
 
-def default_resolver(queue: str | None = None) -> Resolver:
+def default_resolver(queue: str | None = None, schedd: str | None = None,
+                     pool: str | None = None) -> Resolver:
+    """The resolver for this user's jobs: the local queue unless a schedd or pool is named."""
+    if schedd or pool:
+        from ..errors import ProxyError
+        raise ProxyError("HTCondor schedds are not supported yet (-name/-pool)")
     from .local import LocalResolver
     return LocalResolver(queue)
