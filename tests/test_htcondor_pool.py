@@ -408,3 +408,40 @@ print("ok")
     result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0 and result.stdout.endswith("ok\n"), result.stderr
+
+
+# --- the starter reading what HTCondor gives a job ------------------------------------------------
+
+def test_starter_reads_literals_from_the_job_ad_file() -> None:
+    from starter import jobad
+    ad = jobad.parse('ClusterId = 32\nProcId = 0\nOwner = "alice"\nWantIOProxy = true\n'
+                     'CondorJobProxyOwnerKey = "ssh-ed25519 AAAA one\\nssh-ed25519 BBBB two"\n'
+                     'Note = "say \\"hi\\" \\\\o/"\nRequestMemory = ifThenElse(MemoryUsage > 1, 2, 3)\n'
+                     'DiskUsage_RAW = 1.5\n')
+    assert ad["ClusterId"] == 32 and ad["ProcId"] == 0 and ad["WantIOProxy"] is True
+    assert jobad.lookup(ad, "owner") == "alice"
+    assert ad["CondorJobProxyOwnerKey"].splitlines() == ["ssh-ed25519 AAAA one", "ssh-ed25519 BBBB two"]
+    assert ad["Note"] == 'say "hi" \\o/' and jobad.parse(f"N = {jobad.quote(ad['Note'])}")["N"] == ad["Note"]
+    assert "RequestMemory" not in ad and ad["DiskUsage_RAW"] == 1.5
+
+
+def test_job_without_want_io_proxy_still_runs_without_ssh_access(pool: Pool) -> None:
+    scratch = pool.root / "scratch"
+    scratch.mkdir()
+    (scratch / ".job.ad").write_text("ClusterId = 40\nProcId = 0\nOwner = \"me\"\n")
+    (scratch / ".machine.ad").write_text('MyAddress = "<127.0.0.1:9618>"\n')
+    env = {**pool.env, "_CONDOR_JOB_AD": str(scratch / ".job.ad"),
+           "_CONDOR_MACHINE_AD": str(scratch / ".machine.ad"), "_CONDOR_SCRATCH_DIR": str(scratch),
+           "PATH": f"{STANDIN / 'bin'}:{os.environ['PATH']}"}
+    result = subprocess.run([sys.executable, "-m", "starter", "run", "--", "sh", "-c", "exit 3"],
+                            cwd=scratch, env=env, capture_output=True, timeout=60)
+    assert result.returncode == 3
+    assert "job 40.0 runs without ssh access: condor_chirp set_job_attr" in result.stderr.decode()
+
+
+def test_wrapper_outside_a_job_says_what_is_missing(pool: Pool) -> None:
+    result = subprocess.run([sys.executable, "-m", "starter", "run", "--htcondor", "--", "true"],
+                            env=pool.env, capture_output=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == ("condor-job-starter: no job ad: $_CONDOR_JOB_AD is "
+                                              "not set (is this running as an HTCondor job?)")
