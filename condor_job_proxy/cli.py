@@ -151,6 +151,29 @@ def pubkey() -> None:
     click.echo(public_key())
 
 
+
+@cli.command("submit-snippet")
+def submit_snippet() -> None:
+    """Print submit-file lines that make an HTCondor job reachable with ssh job-N.P."""
+    import shutil
+
+    from proxycmd.userkey import public_key
+    from starter.condor_publish import OWNER_KEY_ATTR
+    starter = shutil.which("condor-job-starter") or "/path/to/condor-job-starter"
+    from starter.jobad import quote
+    click.echo("\n".join([
+        "# condor-job-proxy: run the job under its starter, so `ssh job-<cluster>.<proc>` works.",
+        "# The starter must be installed at this path on the execute nodes (not transferred);",
+        "# put your program and its arguments after `run --`, e.g. run -- ./analyze input.dat",
+        f"executable = {starter}",
+        "transfer_executable = false",
+        'arguments = "run -- ./my-program"',
+        "# The starter publishes its address and key in the job ad through chirp.",
+        "+WantIOProxy = true",
+        "# Your public job-access key: only this key (and the pool's queue super users) gets in.",
+        f"+{OWNER_KEY_ATTR} = {quote(public_key())}",
+    ]))
+
 def _summary_json(job: object) -> dict:
     data = dict(vars(job))
     data["job"] = str(data["job"])

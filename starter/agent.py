@@ -1,6 +1,7 @@
 """Run a job under the starter: launch it, publish it in the queue, serve sessions, record its end."""
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import shutil
@@ -34,6 +35,7 @@ class JobOptions:
     authorized_keys_files: list[Path] = field(default_factory=list)
     listen_host: str = "127.0.0.1"
     listen_port: int = 0
+    port_range: tuple[int, int] | None = None   # (first, last): the first free one is used
     max_sessions: int = 64
 
 
@@ -45,7 +47,7 @@ def run_job(options: JobOptions) -> int:
     private = Path(tempfile.mkdtemp(prefix="cjp-starter-"))
     try:
         identity, host_key = _generate_keys(private)
-        listener = _listen(options.listen_host, options.listen_port)
+        listener = _listen(options.listen_host, options.listen_port, options.port_range)
         try:
             job_proc = _launch(options.command)
         except OSError as err:
@@ -101,12 +103,18 @@ def _launch(command: list[str]) -> subprocess.Popen:
     return subprocess.Popen(command)
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, port_range: tuple[int, int] | None = None) -> socket.socket:
+    """Listen on ``port``, or on the first free port of ``port_range`` (a site's firewall hole)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        return socket.create_server((host, port), family=family, backlog=128)
-    except OSError as err:
-        raise StarterError(f"cannot listen on {host}:{port}: {err.strerror}") from None
+    first, last = port_range or (port, port)
+    for candidate in range(first, last + 1):
+        try:
+            return socket.create_server((host, candidate), family=family, backlog=128)
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE or candidate == last:
+                where = f"{first}-{last}" if port_range else str(port)
+                raise StarterError(f"cannot listen on {host}:{where}: {err.strerror}") from None
+    raise StarterError(f"empty port range {first}-{last}")
 
 
 def _generate_keys(private: Path) -> tuple[StarterIdentity, tuple[bytes, str]]:

@@ -1,6 +1,7 @@
 """``condor-job-starter``: the job-side command line (thin: the work is in ``agent``)."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -8,7 +9,9 @@ import click
 
 from . import paths
 from .agent import JobOptions, StarterError, run_job
-from .publish import LocalPublisher
+from .chirp import ChirpError
+from .jobad import JobAdError
+from .publish import LocalPublisher, Publisher
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,23 +25,63 @@ def cli() -> None:
 @click.option("--authorized-keys-file", "keys_files", multiple=True, metavar="FILE",
               type=click.Path(dir_okay=False, path_type=Path),
               help="More public keys allowed into the job (e.g. the owner's); repeatable.")
-@click.option("--listen", default="127.0.0.1", show_default=True, metavar="ADDR",
-              help="Address the session server listens on.")
+@click.option("--htcondor/--local", "htcondor", default=None,
+              help="Publish in the HTCondor job ad through chirp, or in the local queue "
+                   "(default: HTCondor when $_CONDOR_JOB_AD is set).")
+@click.option("--listen", default=None, metavar="ADDR", envvar="CONDOR_JOB_PROXY_LISTEN",
+              help="Address the session server listens on (default: 127.0.0.1; in HTCondor "
+                   "the execute node's address from the machine ad).")
 @click.option("--port", default=0, show_default=True, help="Port (0: any free port).")
+@click.option("--port-range", metavar="FIRST-LAST", envvar="CONDOR_JOB_PROXY_PORT_RANGE",
+              help="Use the first free port in this range (e.g. what a firewall lets through).")
+@click.option("--super-users-keys", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE", help="HTCondor: keys allowed into any job (default: "
+              "$CONDOR_JOB_PROXY_SUPER_USERS_KEYS or /etc/condor-job-proxy/super_users_keys).")
 @click.option("--max-sessions", default=64, show_default=True, help="Concurrent sessions allowed.")
 @click.argument("command", nargs=-1, required=True)
-def run(queue: str | None, keys_files: tuple[Path, ...], listen: str, port: int,
+def run(queue: str | None, keys_files: tuple[Path, ...], htcondor: bool | None,
+        listen: str | None, port: int, port_range: str | None, super_users_keys: Path | None,
         max_sessions: int, command: tuple[str, ...]) -> None:
     """Run COMMAND as a job you can ssh into: condor-job-starter run -- CMD ARGS..."""
-    options = JobOptions(command=list(command), publisher=LocalPublisher(paths.queue_dir(queue)),
-                         authorized_keys_files=list(keys_files), listen_host=listen,
-                         listen_port=port, max_sessions=max_sessions)
     try:
+        if htcondor is None:
+            htcondor = bool(os.environ.get("_CONDOR_JOB_AD"))
+        publisher, default_listen = (_htcondor_publisher(super_users_keys) if htcondor
+                                     else (LocalPublisher(paths.queue_dir(queue)), "127.0.0.1"))
+        options = JobOptions(command=list(command), publisher=publisher,
+                             authorized_keys_files=list(keys_files),
+                             listen_host=listen or default_listen, listen_port=port,
+                             port_range=_port_range(port_range), max_sessions=max_sessions)
         status = run_job(options)
-    except (StarterError, ValueError, OSError) as err:
+    except (StarterError, ChirpError, JobAdError, ValueError, OSError) as err:
         click.echo(f"condor-job-starter: {err}", err=True)
         sys.exit(1)
     sys.exit(status)
+
+
+def _htcondor_publisher(super_users_keys: Path | None) -> tuple[Publisher, str]:
+    """The job ad publisher and the execute node's address, found before the job starts."""
+    from . import jobad
+    from .condor_publish import HTCondorPublisher
+    publisher = HTCondorPublisher(jobad.read_job_ad(), super_users_keys)
+    host = jobad.execute_host()
+    if not host:
+        raise StarterError(f"no execute node address: ${jobad.MACHINE_AD_ENV} has no MyAddress "
+                           "(give --listen ADDR)")
+    return publisher, host
+
+
+def _port_range(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    first, sep, last = text.partition("-")
+    try:
+        bounds = (int(first), int(last if sep else first))
+    except ValueError:
+        raise ValueError(f"invalid port range {text!r}: expected FIRST-LAST") from None
+    if not 0 < bounds[0] <= bounds[1] < 65536:
+        raise ValueError(f"invalid port range {text!r}: expected 1 <= FIRST <= LAST <= 65535")
+    return bounds
 
 
 def main() -> None:

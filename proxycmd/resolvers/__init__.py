@@ -4,10 +4,13 @@ Each backend module defines a class with this interface; ``for_job`` picks one.
 """
 from __future__ import annotations
 
+import importlib.util
+import os
 from dataclasses import dataclass
 from typing import Protocol
 
 from starter.jobid import JobId
+from starter.paths import QUEUE_ENV
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,50 @@ class Resolver(Protocol):
 
 def default_resolver(queue: str | None = None, schedd: str | None = None,
                      pool: str | None = None) -> Resolver:
-    """The resolver for this user's jobs: the local queue unless a schedd or pool is named."""
-    if schedd or pool:
-        from ..errors import ProxyError
-        raise ProxyError("HTCondor schedds are not supported yet (-name/-pool)")
+    """The resolver for this user's jobs: HTCondor when asked for or configured, else the local queue.
+
+    In order: a schedd or pool named on the command line; ``resolver`` in config.toml
+    ("local" or "htcondor"); ``schedds``/``pool`` in config.toml; a local queue named by
+    --queue or $CONDOR_JOB_PROXY_QUEUE; an HTCondor configuration on this machine
+    ($CONDOR_CONFIG or /etc/condor/condor_config) with the bindings installed; the local queue.
+    """
+    from starter import paths
+    settings = paths.settings()
+    if _wants_htcondor(settings, queue, schedd, pool):
+        from .htcondor import HTCondorResolver
+        schedds = [schedd] if schedd else _schedd_names(settings)
+        return HTCondorResolver(schedds, pool or settings.get("pool"))
     from .local import LocalResolver
     return LocalResolver(queue)
+
+
+def _wants_htcondor(settings: dict, queue: str | None, schedd: str | None,
+                    pool: str | None) -> bool:
+    if schedd or pool:
+        return True
+    chosen = settings.get("resolver")
+    if chosen is not None:
+        if chosen not in ("local", "htcondor"):
+            raise ValueError(f"config.toml: resolver must be \"local\" or \"htcondor\", "
+                             f"not {chosen!r}")
+        return chosen == "htcondor"
+    if settings.get("schedds") or settings.get("pool"):
+        return True
+    if queue or os.environ.get(QUEUE_ENV):
+        return False
+    return _htcondor_installed()
+
+
+def _schedd_names(settings: dict) -> list[str]:
+    names = settings.get("schedds", [])
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError("config.toml: schedds must be a list of schedd names")
+    return names
+
+
+def _htcondor_installed() -> bool:
+    """An HTCondor client configuration and the bindings (found without importing them)."""
+    configured = os.environ.get("CONDOR_CONFIG") or os.path.isfile("/etc/condor/condor_config")
+    return bool(configured) and importlib.util.find_spec("htcondor2") is not None

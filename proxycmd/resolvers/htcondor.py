@@ -1,0 +1,158 @@
+"""Jobs in an HTCondor pool, found through the schedd(s) with the ``htcondor2`` bindings.
+
+A job's ad is fetched once (a constraint on its id, a projection of only what we read) and
+then dispatched by what it shows: our starter's published address, an EC2 grid job, or a job
+that runs without our starter. The bindings are imported here only, never on the local path.
+"""
+from __future__ import annotations
+
+import getpass
+from typing import Callable
+
+from starter.condor_publish import ADDRESS_ATTR, OWNER_KEY_ATTR, STARTER_KEY_ATTR, USER_ATTR
+from starter.jobad import quote
+from starter.jobid import JobId
+
+from ..errors import ProxyError
+from . import JobEndpoint, JobSummary
+
+PROJECTION = ["ClusterId", "ProcId", "Owner", "JobStatus", "HoldReason", "JobCurrentStartDate",
+              "EnteredCurrentStatus", "Cmd", "Arguments", "Args", "GridResource",
+              OWNER_KEY_ATTR, ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR]
+RUNNING = 2
+_NOT_RUNNING = {
+    1: "is not running yet (idle in the queue)",
+    3: "was removed",
+    4: "has completed",
+    6: "has finished running and is transferring its output",
+    7: "is suspended; try again when it resumes",
+}
+
+
+class HTCondorResolver:
+    def __init__(self, schedds: list[str] | None = None, pool: str | None = None) -> None:
+        try:
+            import htcondor2
+        except ImportError:
+            raise ProxyError("the HTCondor Python bindings are not installed "
+                             "(pip install 'condor-job-proxy[htcondor]')") from None
+        self.htcondor2 = htcondor2
+        self.schedd_names: list[str | None] = list(schedds or [None])   # None: the local schedd
+        self.pool = pool
+
+    def resolve(self, job: JobId) -> JobEndpoint:
+        if job.node is not None:
+            raise ProxyError(f"job {job}: nodes of parallel-universe jobs are not supported yet")
+        return endpoint_for(job, self.job_ad(job))
+
+    def job_ad(self, job: JobId) -> dict:
+        """The job's ad from the first schedd that has it (schedds in configured order)."""
+        constraint = f"ClusterId == {job.cluster} && ProcId == {job.proc}"
+        for name in self.schedd_names:
+            ads = self._query(name, constraint)
+            if ads:
+                return ads[0]
+        where = ", ".join(self._label(name) for name in self.schedd_names)
+        raise ProxyError(f"job {job} is not in the queue of {where}")
+
+    def list_jobs(self) -> list[JobSummary]:
+        """This user's running jobs on every configured schedd."""
+        constraint = f"Owner == {quote(getpass.getuser())} && JobStatus == {RUNNING}"
+        return [summary(ad) for name in self.schedd_names for ad in self._query(name, constraint)]
+
+    def _query(self, name: str | None, constraint: str) -> list:
+        htcondor2 = self.htcondor2
+        try:
+            return self._schedd(name).query(constraint=constraint, projection=PROJECTION)
+        except htcondor2.HTCondorException as err:
+            raise ProxyError(f"cannot query {self._label(name)}: {err}") from None
+
+    def _schedd(self, name: str | None):
+        htcondor2 = self.htcondor2
+        if name is None and self.pool is None:
+            return htcondor2.Schedd()
+        try:
+            location = htcondor2.Collector(self.pool).locate(htcondor2.DaemonType.Schedd, name)
+        except htcondor2.HTCondorException as err:
+            raise ProxyError(f"cannot locate {self._label(name)}: {err}") from None
+        if location is None:
+            raise ProxyError(f"{self._label(name)} is not known to the collector")
+        return htcondor2.Schedd(location)
+
+    def _label(self, name: str | None) -> str:
+        schedd = f"schedd {name}" if name else "the local schedd"
+        return f"{schedd} of pool {self.pool}" if self.pool else schedd
+
+
+def endpoint_for(job: JobId, ad) -> JobEndpoint:
+    """How to reach a running job, by what its ad shows (first matching kind wins)."""
+    require_running(job, ad)
+    for matches, endpoint in ENDPOINT_KINDS:
+        if matches(ad):
+            return endpoint(job, ad)
+    raise AssertionError("the last endpoint kind matches every ad")
+
+
+def require_running(job: JobId, ad) -> None:
+    status = ad.get("JobStatus")
+    if status == RUNNING:
+        return
+    if status == 5:
+        reason = _text(ad, "HoldReason") or "no reason given"
+        raise ProxyError(f"job {job} is held: {reason}")
+    raise ProxyError(f"job {job} " + _NOT_RUNNING.get(status, f"is not running (JobStatus {status})"))
+
+
+def summary(ad) -> JobSummary:
+    """One line of ``jobs`` and one Host block of the generated config."""
+    args = _text(ad, "Arguments") or _text(ad, "Args")
+    return JobSummary(job=JobId(int(ad.get("ClusterId")), int(ad.get("ProcId"))),
+                      owner=_text(ad, "Owner") or "?", user=_login_user(ad),
+                      state="running" if ad.get("JobStatus") == RUNNING else str(ad.get("JobStatus")),
+                      start_time=float(ad.get("JobCurrentStartDate") or
+                                       ad.get("EnteredCurrentStatus") or 0),
+                      command=[_text(ad, "Cmd"), *args.split()], address=_text(ad, ADDRESS_ATTR))
+
+
+def _runs_our_starter(ad) -> bool:
+    return bool(_text(ad, OWNER_KEY_ATTR) or _text(ad, ADDRESS_ATTR))
+
+
+def _starter_endpoint(job: JobId, ad) -> JobEndpoint:
+    address, key = _text(ad, ADDRESS_ATTR), _text(ad, STARTER_KEY_ATTR)
+    if not address or not key:
+        raise ProxyError(f"job {job} runs condor-job-proxy's starter, which has not published "
+                         "its address yet; try again in a few seconds (is +WantIOProxy = true "
+                         "in the submit file?)")
+    return JobEndpoint(job=job, user=_login_user(ad), transport="starter", address=address,
+                       starter_key=key)
+
+
+def _is_ec2(ad) -> bool:
+    return _text(ad, "GridResource").lower().startswith("ec2 ")
+
+
+def _ec2_endpoint(job: JobId, ad) -> JobEndpoint:
+    raise ProxyError(f"job {job} is an EC2 grid job; connecting to EC2 jobs is not supported yet")
+
+
+def _native_endpoint(job: JobId, ad) -> JobEndpoint:
+    raise ProxyError(f"job {job} does not run condor-job-proxy's starter: submit it with the "
+                     "lines that `condor-job-proxy submit-snippet` prints")
+
+
+ENDPOINT_KINDS: list[tuple[Callable[[object], bool], Callable[[JobId, object], JobEndpoint]]] = [
+    (_runs_our_starter, _starter_endpoint),
+    (_is_ec2, _ec2_endpoint),
+    (lambda ad: True, _native_endpoint),
+]
+
+
+def _login_user(ad) -> str:
+    return _text(ad, USER_ATTR) or _text(ad, "Owner") or "?"
+
+
+def _text(ad, name: str) -> str:
+    """A string attribute, '' when missing or not a string (undefined, an expression)."""
+    value = ad.get(name)
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,101 @@
+"""Publishing a job that runs in an HTCondor pool: its own job ad, written through chirp.
+
+The schedd already knows the job's id, owner and state, so the starter only adds how to
+reach it (address, public key, login account) with ``condor_chirp set_job_attr``. Who may
+come in is read from the job ad (the owner's key, put there by the submit file) and from the
+execute node's queue super users file, which an admin owns.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+from . import chirp, jobad
+from .jobid import JobId
+from .keys import read_keys
+
+# Our job ad attributes (documented in the README; the proxy's resolver reads the same names).
+OWNER_KEY_ATTR = "CondorJobProxyOwnerKey"     # set by the submit file: the owner's public key(s)
+ADDRESS_ATTR = "CondorJobProxyAddress"        # set by the starter: host:port of its server
+STARTER_KEY_ATTR = "CondorJobProxyKey"        # set by the starter: its public signing key
+USER_ATTR = "CondorJobProxyUser"              # set by the starter: the account sessions run as
+
+SUPER_USERS_ENV = "CONDOR_JOB_PROXY_SUPER_USERS_KEYS"
+DEFAULT_SUPER_USERS_KEYS = Path("/etc/condor-job-proxy/super_users_keys")
+
+
+class HTCondorPublisher:
+    def __init__(self, job_ad: dict, super_users_keys: Path | None = None,
+                 chirp_tool: str | None = None) -> None:
+        self.job_ad = job_ad
+        self.job = job_id_of(job_ad)
+        self.super_users_keys = super_users_keys or Path(
+            os.environ.get(SUPER_USERS_ENV) or DEFAULT_SUPER_USERS_KEYS)
+        self.chirp_tool = chirp_tool or chirp.find_chirp()
+        self._warned = False
+
+    def submit(self, record: dict) -> JobId:
+        """Write login account, key and address into the job ad; the id is the ad's own.
+
+        The job is already running: if chirp fails, it keeps running without ssh access
+        rather than failing a batch job over a convenience.
+        """
+        try:
+            for name, value in ((USER_ATTR, record["owner"]),
+                                (STARTER_KEY_ATTR, record["starter_key"]),
+                                (ADDRESS_ATTR, record["starter_address"])):
+                chirp.set_job_attr(name, jobad.quote(value), self.chirp_tool)
+        except chirp.ChirpError as err:
+            print(f"condor-job-starter: job {self.job} runs without ssh access: {err}",
+                  file=sys.stderr, flush=True)
+        return self.job
+
+    def update(self, job: JobId, record: dict) -> None:
+        """Nothing to publish: the schedd tracks the job's state itself."""
+
+    def authorized_keys(self) -> set[str]:
+        owner_keys = jobad.lookup(self.job_ad, OWNER_KEY_ATTR)
+        keys = read_keys(owner_keys) if isinstance(owner_keys, str) else set()
+        return keys | self._super_user_keys()
+
+    def _super_user_keys(self) -> set[str]:
+        path = self.super_users_keys
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return set()
+        except OSError as err:
+            self._warn(f"ignoring queue super users file {path}: {err.strerror}")
+            return set()
+        with os.fdopen(fd) as file:
+            problem = _untrusted(os.fstat(file.fileno()), path)
+            if problem:
+                self._warn(f"ignoring queue super users file {path}: {problem}")
+                return set()
+            return read_keys(file.read())
+
+    def _warn(self, message: str) -> None:
+        if not self._warned:
+            print(f"condor-job-starter: {message}", file=sys.stderr, flush=True)
+            self._warned = True
+
+
+def job_id_of(job_ad: dict) -> JobId:
+    cluster, proc = jobad.lookup(job_ad, "ClusterId"), jobad.lookup(job_ad, "ProcId")
+    if not isinstance(cluster, int) or not isinstance(proc, int) or isinstance(cluster, bool):
+        raise jobad.JobAdError("the job ad has no ClusterId/ProcId")
+    return JobId(cluster, proc)
+
+
+def _untrusted(info: os.stat_result, path: Path) -> str | None:
+    """Only root (or the starter's own account) may be able to change who is a super user."""
+    if info.st_uid not in (0, os.getuid()):
+        return f"owned by uid {info.st_uid}, not root"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return "writable by group or others"
+    parent = os.stat(path.parent)
+    if parent.st_uid not in (0, os.getuid()) or parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"its directory {path.parent} is writable by others"
+    return None

@@ -1,0 +1,90 @@
+"""Stand-in for HTCondor's ``htcondor2`` bindings, for tests only (never installed).
+
+It implements exactly the calls condor-job-proxy's HTCondor resolver makes, with the real
+signatures (checked against htcondor 25.14.1's htcondor2/_collector.py and _schedd.py):
+``Collector(pool=None)``, ``Collector.locate(daemon_type, name=None)`` (None when no daemon
+matches), ``Schedd(location=None)`` (the local schedd when None; TypeError unless a ClassAd),
+``Schedd.query(constraint='True', projection=[], callback=None, limit=-1, opts=...)`` and
+``HTCondorException``. Job ads come from the pool file (see ``_pool``).
+"""
+from __future__ import annotations
+
+import enum
+from typing import Any, Callable, List, Optional, Union
+
+from . import _pool
+
+
+class HTCondorException(Exception):
+    pass
+
+
+class DaemonType(enum.IntEnum):
+    Any = 0
+    Master = 1
+    Schedd = 2
+    Startd = 3
+    Collector = 4
+    Negotiator = 5
+
+
+class QueryOpts(enum.IntEnum):
+    Default = 0
+
+
+class ClassAd(dict):
+    """Dict-like, as classad2.ClassAd is for the calls we make (get, [], in)."""
+
+
+class Collector:
+    def __init__(self, pool: Union[str, ClassAd, List[str], None] = None,
+                 security: Any = None) -> None:
+        state = _pool.load()
+        if pool is not None and pool != state["collector"]:
+            raise HTCondorException(f"Failed to connect to collector {pool}")
+        self.state = state
+
+    def locate(self, daemon_type: DaemonType, name: Optional[str] = None) -> ClassAd | None:
+        if daemon_type != DaemonType.Schedd:
+            raise HTCondorException("stand-in collector only knows schedds")
+        name = name if name is not None else self.state["local_schedd"]
+        schedd = self.state["schedds"].get(name)
+        if schedd is None:
+            return None
+        return ClassAd(Name=name, MyType="Scheduler", MyAddress=schedd["address"],
+                       CondorVersion="$CondorVersion: 25.14.1 (stand-in) $")
+
+
+class Schedd:
+    def __init__(self, location: Optional[ClassAd] = None) -> None:
+        if location is None:
+            location = Collector().locate(DaemonType.Schedd)
+        if not isinstance(location, ClassAd):
+            raise TypeError("location must be a ClassAd")
+        self._addr = location["MyAddress"]
+        self._version = location["CondorVersion"]
+
+    def query(self, constraint: str = "True", projection: List[str] = [],
+              callback: Callable[[ClassAd], Any] = None, limit: int = -1,
+              opts: QueryOpts = QueryOpts.Default) -> List[ClassAd]:
+        schedd = next((s for s in _pool.load()["schedds"].values() if s["address"] == self._addr),
+                      None)
+        if schedd is None:
+            raise HTCondorException(f"Failed to connect to schedd at {self._addr}")
+        try:
+            found = [ad for ad in schedd["jobs"] if _pool.matches(ad, str(constraint))]
+        except ValueError as err:
+            raise HTCondorException(str(err)) from None
+        results = [_project(ad, projection) for ad in found][:limit if limit >= 0 else None]
+        if callback is None:
+            return results
+        return [r for r in map(callback, results) if r is not None]
+
+
+def _project(ad: dict, projection: List[str]) -> ClassAd:
+    """Only the projected attributes (the real schedd may add a few; returning fewer catches a
+    projection that forgets something the backend reads)."""
+    if not projection:
+        return ClassAd(ad)
+    wanted = {name.lower() for name in projection}
+    return ClassAd({key: value for key, value in ad.items() if key.lower() in wanted})

@@ -1,0 +1,446 @@
+"""Jobs in an HTCondor pool: found through the schedd, reached through the starter as job wrapper.
+
+HTCondor's own daemons and tools cannot run here, so the schedd/collector bindings
+(``htcondor2``) and ``condor_chirp`` are stand-ins (tests/htcondor_standin) with the real
+interfaces; everything of ours is the real code. The two-host tests put the starter in an
+"execute" network namespace and ssh + the proxy in a "submit" one, with real TCP between them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, wait_for_job_line, wait_until
+
+STANDIN = Path(__file__).resolve().parent / "htcondor_standin"
+SCHEDD_ADDRESS = "<192.0.2.1:9618?addrs=192.0.2.1-9618>"
+
+
+@dataclass
+class Pool:
+    """The stand-in pool file (schedds and job ads) and a user whose config points at it."""
+    file: Path
+    root: Path
+    env: dict[str, str]
+    ssh_config: Path
+
+    def add_job(self, cluster: int, schedd: str = "ap.test", **attrs) -> dict:
+        ad = {"ClusterId": cluster, "ProcId": 0, "Owner": _me(), "JobStatus": 2,
+              "Cmd": "/usr/bin/sleep", "Arguments": "600", "JobCurrentStartDate": 1700000000,
+              **attrs}
+        state = json.loads(self.file.read_text())
+        state["schedds"][schedd]["jobs"].append(ad)
+        self.file.write_text(json.dumps(state))
+        return ad
+
+    def job_ad(self, cluster: int, schedd: str = "ap.test") -> dict:
+        jobs = json.loads(self.file.read_text())["schedds"][schedd]["jobs"]
+        return next(ad for ad in jobs if ad["ClusterId"] == cluster)
+
+    def configure(self, text: str) -> None:
+        (self.root / "config" / "condor-job-proxy" / "config.toml").write_text(text)
+
+    def proxy(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "condor_job_proxy", *args], env=self.env,
+                              capture_output=True, timeout=60)
+
+    def public_key(self) -> str:
+        return self.proxy("pubkey").stdout.decode().strip()
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Pool:
+    """A set-up user whose config.toml selects HTCondor, with a stand-in pool of two schedds."""
+    pool_file = tmp_path / "pool.json"
+    pool_file.write_text(json.dumps({
+        "collector": "cm.test", "local_schedd": "ap.test",
+        "schedds": {"ap.test": {"address": SCHEDD_ADDRESS, "jobs": []},
+                    "ap2.test": {"address": "<192.0.2.3:9618>", "jobs": []}}}))
+    env = {key: value for key, value in os.environ.items() if key != "CONDOR_JOB_PROXY_QUEUE"}
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_STATE_HOME=str(tmp_path / "state"),
+               TMPDIR=str(tmp_path / "tmp"), HTCONDOR_STANDIN_POOL=str(pool_file),
+               # The stand-in first, so an installed htcondor package can never shadow it.
+               PYTHONPATH=f"{STANDIN}:{ROOT}")
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "config" / "condor-job-proxy").mkdir(parents=True)
+    created = Pool(pool_file, tmp_path, env, tmp_path / "ssh_config")
+    created.configure('resolver = "htcondor"\n')
+    setup = created.proxy("setup", "--yes", "--ssh-config", str(created.ssh_config))
+    assert setup.returncode == 0, setup.stderr
+    return created
+
+
+def _me() -> str:
+    return subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+
+
+def _one_line_failure(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 255, result
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1 and "Traceback" not in lines[0], lines
+    return lines[0]
+
+
+# --- what the proxy says about jobs it cannot reach -------------------------------------------
+
+@pytest.mark.parametrize("attrs, expected", [
+    ({"JobStatus": 1}, "job 5.0 is not running yet (idle in the queue)"),
+    ({"JobStatus": 5, "HoldReason": "Error from slot1@ex: memory limit exceeded"},
+     "job 5.0 is held: Error from slot1@ex: memory limit exceeded"),
+    ({"JobStatus": 4}, "job 5.0 has completed"),
+    ({"JobStatus": 3}, "job 5.0 was removed"),
+    ({"JobStatus": 7}, "job 5.0 is suspended; try again when it resumes"),
+    ({"JobStatus": 6}, "job 5.0 has finished running and is transferring its output"),
+], ids=["idle", "held", "completed", "removed", "suspended", "transferring"])
+def test_ssh_to_job_that_is_not_running_says_why(pool: Pool, attrs: dict, expected: str) -> None:
+    pool.add_job(5, CondorJobProxyOwnerKey=pool.public_key(), **attrs)
+    line = _one_line_failure(pool.proxy("connect", "job-5.0", _me()))
+    assert line == f"condor-job-proxy: {expected}"
+
+
+def test_ssh_to_unknown_job_names_the_schedd(pool: Pool) -> None:
+    line = _one_line_failure(pool.proxy("connect", "job-99.0", _me()))
+    assert line == "condor-job-proxy: job 99.0 is not in the queue of the local schedd"
+
+
+def test_job_without_our_starter_points_at_the_submit_snippet(pool: Pool) -> None:
+    pool.add_job(6)
+    line = _one_line_failure(pool.proxy("connect", "job-6", _me()))
+    assert "job 6.0 does not run condor-job-proxy's starter" in line
+    assert "condor-job-proxy submit-snippet" in line
+
+
+def test_ec2_grid_job_is_recognised_from_its_ad(pool: Pool) -> None:
+    pool.add_job(8, JobUniverse=9, GridResource="ec2 https://ec2.us-east-1.amazonaws.com/",
+                 GridJobId="ec2 https://ec2.us-east-1.amazonaws.com/ i-0123456789abcdef0")
+    line = _one_line_failure(pool.proxy("connect", "job-8.0", _me()))
+    assert "job 8.0 is an EC2 grid job" in line
+
+
+def test_starter_that_has_not_published_yet_asks_to_retry(pool: Pool) -> None:
+    pool.add_job(9, CondorJobProxyOwnerKey=pool.public_key())
+    line = _one_line_failure(pool.proxy("connect", "job-9.0", _me()))
+    assert "has not published its address yet; try again" in line
+
+
+def test_schedd_unknown_to_the_collector_is_one_line(pool: Pool) -> None:
+    pool.configure('schedds = ["nowhere.test"]\npool = "cm.test"\n')
+    line = _one_line_failure(pool.proxy("connect", "job-1.0", _me()))
+    assert line == ("condor-job-proxy: schedd nowhere.test of pool cm.test is not known to the "
+                    "collector")
+
+
+def test_job_is_found_on_the_second_configured_schedd(pool: Pool) -> None:
+    pool.configure('schedds = ["ap.test", "ap2.test"]\n')
+    pool.add_job(12, schedd="ap2.test", JobStatus=1)
+    line = _one_line_failure(pool.proxy("connect", "job-12.0", _me()))
+    assert line == "condor-job-proxy: job 12.0 is not running yet (idle in the queue)"
+
+
+# --- the generated config and the submit snippet ----------------------------------------------
+
+def test_config_refresh_lists_my_running_jobs_from_every_schedd(pool: Pool) -> None:
+    pool.configure('schedds = ["ap.test", "ap2.test"]\n')
+    pool.add_job(20, CondorJobProxyUser="slot1_3")
+    pool.add_job(21, schedd="ap2.test")
+    pool.add_job(22, JobStatus=1)                      # idle: no Host block
+    pool.add_job(23, Owner="somebody-else")            # not mine
+    assert pool.proxy("config", "refresh").returncode == 0
+    include = pool.proxy("config", "show").stdout.decode()
+    assert "Host job-20.0\n" in include and "User slot1_3\n" in include
+    assert "Host job-21.0\n" in include
+    assert "job-22.0" not in include and "job-23.0" not in include
+    listed = json.loads(pool.proxy("jobs", "--json").stdout)
+    assert [job["job"] for job in listed] == ["20.0", "21.0"]
+
+
+def test_submit_snippet_carries_my_public_key(pool: Pool) -> None:
+    snippet = pool.proxy("submit-snippet").stdout.decode()
+    assert "+WantIOProxy = true\n" in snippet
+    assert f'+CondorJobProxyOwnerKey = "{pool.public_key()}"' in snippet
+    assert any(line.startswith("executable = ") and line.endswith("condor-job-starter")
+               for line in snippet.splitlines())
+    assert 'arguments = "run -- ./my-program"' in snippet
+
+
+def test_local_queue_connect_never_imports_the_bindings(tmp_path: Path) -> None:
+    probe = ("import sys\nfrom proxycmd.connect import connect\nfrom proxycmd.errors import "
+             "ProxyError\ntry:\n    connect('job-1.0')\nexcept ProxyError:\n    pass\n"
+             "print('htcondor2' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": f"{STANDIN}:{ROOT}", "CONDOR_JOB_PROXY_QUEUE": str(tmp_path),
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+# --- two hosts: the starter on an execute node, ssh on the access point ------------------------
+
+EXEC_IP, SUBMIT_IP = "192.0.2.2", "192.0.2.1"
+PORTS = (41000, 41009)
+
+
+@dataclass
+class TwoHosts:
+    execute: str       # network namespace names
+    submit: str
+
+    def on_execute(self, *argv: str) -> list[str]:
+        return ["ip", "netns", "exec", self.execute, *argv]
+
+    def on_submit(self, *argv: str) -> list[str]:
+        return ["ip", "netns", "exec", self.submit, *argv]
+
+
+@pytest.fixture(scope="module")
+def two_hosts():
+    """Two network namespaces joined by a veth pair (192.0.2.0/24, TEST-NET-1), torn down after."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        pytest.skip("network namespaces need root and iproute2")
+    tag = str(os.getpid())
+    hosts = TwoHosts(f"cjp-exec-{tag}", f"cjp-submit-{tag}")
+    run = lambda *argv: subprocess.run(argv, check=True, capture_output=True)  # noqa: E731
+    try:
+        run("ip", "netns", "add", hosts.execute)
+        run("ip", "netns", "add", hosts.submit)
+        run("ip", "link", "add", f"cjpx{tag}", "netns", hosts.execute, "type", "veth",
+            "peer", "name", f"cjps{tag}", "netns", hosts.submit)
+        for ns, link, ip in ((hosts.execute, f"cjpx{tag}", EXEC_IP),
+                             (hosts.submit, f"cjps{tag}", SUBMIT_IP)):
+            run("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", link)
+            run("ip", "-n", ns, "link", "set", link, "up")
+            run("ip", "-n", ns, "link", "set", "lo", "up")
+        yield hosts
+    finally:
+        for ns in (hosts.execute, hosts.submit):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@dataclass
+class PoolJob:
+    id: str
+    host: str
+    process: subprocess.Popen
+    scratch: Path
+
+
+@pytest.fixture
+def pool_job(pool: Pool, two_hosts: TwoHosts):
+    """Job 7.0, submitted with the snippet's attributes, running under the starter on the
+    execute host, the way HTCondor's starter runs a job: job ad, machine ad, scratch dir."""
+    scratch = pool.root / "execute" / "dir_4242"
+    scratch.mkdir(parents=True)
+    ad = pool.add_job(7, Cmd="/usr/local/bin/condor-job-starter",
+                      Arguments="run -- sleep 600", WantIOProxy=True,
+                      CondorJobProxyOwnerKey=pool.public_key())
+    (scratch / ".job.ad").write_text("".join(f"{k} = {_classad(v)}\n" for k, v in ad.items()))
+    (scratch / ".machine.ad").write_text(
+        f'MyAddress = "<{EXEC_IP}:9618?addrs={EXEC_IP}-9618&alias=exec.test>"\n'
+        'Machine = "exec.test"\n')
+    # The stand-in chirp's config; the real one names the execute node's chirp proxy.
+    (scratch / ".chirp.config").write_text(json.dumps(
+        {"pool": str(pool.file), "schedd": "ap.test", "job": "7.0"}))
+    admin = pool.root / "admin"
+    admin.mkdir(mode=0o755)
+    env = {**pool.env, "_CONDOR_JOB_AD": str(scratch / ".job.ad"),
+           "_CONDOR_MACHINE_AD": str(scratch / ".machine.ad"), "_CONDOR_SCRATCH_DIR": str(scratch),
+           "PATH": f"{STANDIN / 'bin'}:{os.environ['PATH']}", "TMPDIR": str(scratch),
+           "MARKER": "on-the-execute-node"}
+    stderr_file = pool.root / "starter.err"
+    with open(stderr_file, "wb") as err:
+        process = subprocess.Popen(two_hosts.on_execute(
+            sys.executable, "-m", "starter", "run", "--port-range", f"{PORTS[0]}-{PORTS[1]}",
+            "--super-users-keys", str(admin / "super_users_keys"), "--", "sleep", "600"),
+            cwd=scratch, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        job_id = wait_for_job_line(process, stderr_file)
+        yield PoolJob(job_id, f"job-{job_id}", process, scratch)
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+def _classad(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, int) else json.dumps(value)
+
+
+def _ssh(pool: Pool, hosts: TwoHosts, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(hosts.on_submit("ssh", "-F", str(pool.ssh_config), "-o", "BatchMode=yes",
+                                          *args), env=pool.env, capture_output=True, timeout=60)
+
+
+def _new_key(pool: Pool, name: str) -> Path:
+    path = pool.root / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(path)],
+                   check=True)
+    return path
+
+
+def _ssh_with_key(pool: Pool, hosts: TwoHosts, key: Path, host: str,
+                  *command: str) -> subprocess.CompletedProcess:
+    """ssh as someone holding ``key`` (an admin, a stranger): their own identity, same proxy."""
+    known = pool.root / f"known_hosts.{key.name}"
+    proxy = (f"{sys.executable} -m condor_job_proxy connect --identity {key} "
+             f"--known-hosts {known} %n %r")
+    return subprocess.run(hosts.on_submit(
+        "ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", f"ProxyCommand={proxy}",
+        "-o", "ProxyUseFdpass=yes", "-o", f"UserKnownHostsFile={known}", "-o",
+        "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes", "-i", str(key),
+        "-l", _me(), host, *command), env=pool.env, capture_output=True, timeout=60)
+
+
+def test_starter_publishes_its_execute_address_through_chirp(pool: Pool, pool_job: PoolJob) -> None:
+    ad = pool.job_ad(7)
+    host, port = ad["CondorJobProxyAddress"].rsplit(":", 1)
+    assert host == EXEC_IP and PORTS[0] <= int(port) <= PORTS[1]
+    assert ad["CondorJobProxyKey"].startswith("ssh-ed25519 ")
+    assert ad["CondorJobProxyUser"] == _me()
+
+
+def test_ssh_from_access_point_into_job_on_execute_node(pool: Pool, two_hosts: TwoHosts,
+                                                        pool_job: PoolJob) -> None:
+    result = _ssh(pool, two_hosts, pool_job.host, 'echo "$MARKER"; pwd; echo "$SSH_CONNECTION"')
+    assert result.returncode == 0, result.stderr
+    marker, cwd, connection = result.stdout.decode().splitlines()
+    assert marker == "on-the-execute-node"
+    assert cwd == str(pool_job.scratch)
+    assert connection.split()[0] == SUBMIT_IP   # real TCP from the access point's address
+
+
+def test_scp_from_job_on_execute_node(pool: Pool, two_hosts: TwoHosts, pool_job: PoolJob) -> None:
+    (pool_job.scratch / "out.dat").write_bytes(os.urandom(200_000))
+    target = pool.root / "copied.dat"
+    result = subprocess.run(two_hosts.on_submit(
+        "scp", "-F", str(pool.ssh_config), "-o", "BatchMode=yes", f"{pool_job.host}:out.dat",
+        str(target)), env=pool.env, capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert target.read_bytes() == (pool_job.scratch / "out.dat").read_bytes()
+
+
+def test_starter_is_reachable_only_on_the_execute_address(pool: Pool, two_hosts: TwoHosts,
+                                                          pool_job: PoolJob) -> None:
+    port = pool.job_ad(7)["CondorJobProxyAddress"].rsplit(":", 1)[1]
+    listening = subprocess.run(two_hosts.on_execute("ss", "-Hltn"), capture_output=True,
+                               text=True, check=True).stdout.split("\n")
+    assert [line.split()[3] for line in listening if line.strip()] == [f"{EXEC_IP}:{port}"]
+    probe = ("import socket,sys\ntry:\n    socket.create_connection((sys.argv[1], int(sys.argv[2])),"
+             " timeout=5).close(); print('open')\nexcept OSError as e:\n    print(type(e).__name__)")
+    reach = lambda side, ip: subprocess.run(  # noqa: E731
+        side(sys.executable, "-c", probe, ip, port), capture_output=True, text=True).stdout.strip()
+    assert reach(two_hosts.on_submit, EXEC_IP) == "open"
+    assert reach(two_hosts.on_execute, "127.0.0.1") == "ConnectionRefusedError"
+    assert reach(two_hosts.on_submit, "127.0.0.1") == "ConnectionRefusedError"
+    assert reach(lambda *argv: list(argv), EXEC_IP) != "open"   # not from outside the pair
+
+
+def test_stranger_is_refused_by_the_job(pool: Pool, two_hosts: TwoHosts,
+                                        pool_job: PoolJob) -> None:
+    stranger = _new_key(pool, "stranger")
+    result = _ssh_with_key(pool, two_hosts, stranger, pool_job.host, "true")
+    assert result.returncode == 255
+    assert "you are not the job's owner" in result.stderr.decode()
+
+
+def test_queue_super_user_gets_into_any_job(pool: Pool, two_hosts: TwoHosts,
+                                            pool_job: PoolJob) -> None:
+    admin_key = _new_key(pool, "admin_key")
+    (pool.root / "admin" / "super_users_keys").write_text(
+        "# queue super users\n" + (pool.root / "admin_key.pub").read_text())
+    result = _ssh_with_key(pool, two_hosts, admin_key, pool_job.host, "pwd")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().strip() == str(pool_job.scratch)
+
+
+def test_super_users_file_others_can_write_is_ignored(pool: Pool, two_hosts: TwoHosts,
+                                                      pool_job: PoolJob) -> None:
+    admin_key = _new_key(pool, "admin_key")
+    keys_file = pool.root / "admin" / "super_users_keys"
+    keys_file.write_text((pool.root / "admin_key.pub").read_text())
+    keys_file.chmod(0o666)
+    result = _ssh_with_key(pool, two_hosts, admin_key, pool_job.host, "true")
+    assert result.returncode == 255
+    assert "you are not the job's owner" in result.stderr.decode()
+    assert wait_until(lambda: "writable by group or others" in (pool.root / "starter.err").read_text())
+
+
+# --- a real pool, when there is one --------------------------------------------------------------
+
+def _real_pool_answers() -> bool:
+    if not shutil.which("condor_q"):
+        return False
+    try:
+        return subprocess.run(["condor_q", "-totals"], capture_output=True, timeout=30).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+@pytest.mark.skipif(not _real_pool_answers(), reason="no HTCondor pool answers condor_q here")
+def test_contract_with_a_real_pool() -> None:
+    """Our queries against the site's real schedd (real bindings, no stand-in on the path):
+    the projection is accepted, our running jobs list, and each resolves or fails in one line."""
+    probe = """
+import htcondor2
+from proxycmd.errors import ProxyError
+from proxycmd.resolvers.htcondor import PROJECTION, HTCondorResolver
+assert htcondor2.Schedd().query(constraint="False", projection=PROJECTION) == []
+resolver = HTCondorResolver()
+for job in resolver.list_jobs():
+    try:
+        print(job.job, resolver.resolve(job.job).address)
+    except ProxyError as err:
+        print(job.job, "refused:", err)
+try:
+    resolver.resolve(__import__("starter.jobid").jobid.JobId(2**31 - 1, 0))
+except ProxyError as err:
+    assert "is not in the queue" in str(err), err
+print("ok")
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and result.stdout.endswith("ok\n"), result.stderr
+
+
+# --- the starter reading what HTCondor gives a job ------------------------------------------------
+
+def test_starter_reads_literals_from_the_job_ad_file() -> None:
+    from starter import jobad
+    ad = jobad.parse('ClusterId = 32\nProcId = 0\nOwner = "alice"\nWantIOProxy = true\n'
+                     'CondorJobProxyOwnerKey = "ssh-ed25519 AAAA one\\nssh-ed25519 BBBB two"\n'
+                     'Note = "say \\"hi\\" \\\\o/"\nRequestMemory = ifThenElse(MemoryUsage > 1, 2, 3)\n'
+                     'DiskUsage_RAW = 1.5\n')
+    assert ad["ClusterId"] == 32 and ad["ProcId"] == 0 and ad["WantIOProxy"] is True
+    assert jobad.lookup(ad, "owner") == "alice"
+    assert ad["CondorJobProxyOwnerKey"].splitlines() == ["ssh-ed25519 AAAA one", "ssh-ed25519 BBBB two"]
+    assert ad["Note"] == 'say "hi" \\o/' and jobad.parse(f"N = {jobad.quote(ad['Note'])}")["N"] == ad["Note"]
+    assert "RequestMemory" not in ad and ad["DiskUsage_RAW"] == 1.5
+
+
+def test_job_without_want_io_proxy_still_runs_without_ssh_access(pool: Pool) -> None:
+    scratch = pool.root / "scratch"
+    scratch.mkdir()
+    (scratch / ".job.ad").write_text("ClusterId = 40\nProcId = 0\nOwner = \"me\"\n")
+    (scratch / ".machine.ad").write_text('MyAddress = "<127.0.0.1:9618>"\n')
+    env = {**pool.env, "_CONDOR_JOB_AD": str(scratch / ".job.ad"),
+           "_CONDOR_MACHINE_AD": str(scratch / ".machine.ad"), "_CONDOR_SCRATCH_DIR": str(scratch),
+           "PATH": f"{STANDIN / 'bin'}:{os.environ['PATH']}"}
+    result = subprocess.run([sys.executable, "-m", "starter", "run", "--", "sh", "-c", "exit 3"],
+                            cwd=scratch, env=env, capture_output=True, timeout=60)
+    assert result.returncode == 3
+    assert "job 40.0 runs without ssh access: condor_chirp set_job_attr" in result.stderr.decode()
+
+
+def test_wrapper_outside_a_job_says_what_is_missing(pool: Pool) -> None:
+    result = subprocess.run([sys.executable, "-m", "starter", "run", "--htcondor", "--", "true"],
+                            env=pool.env, capture_output=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == ("condor-job-starter: no job ad: $_CONDOR_JOB_AD is "
+                                              "not set (is this running as an HTCondor job?)")
