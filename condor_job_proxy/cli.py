@@ -103,7 +103,7 @@ def setup(obj: dict, yes: bool, dry_run: bool, ssh_config: Path | None) -> None:
     from proxycmd.userkey import ensure_key
     from sshconfig import install, managed
     ssh_config = ssh_config or managed.user_ssh_config()
-    include = install.include_change(default_resolver(obj["queue"]), obj["queue"])
+    include = install.include_change(default_resolver(obj["queue"]), obj["queue"], dry_run)
     block = install.block_change(ssh_config, obj["queue"])
     if dry_run:
         click.echo(include.diff() + block.diff() or f"{ssh_config}: already set up", nl=False)
@@ -135,7 +135,7 @@ def config_refresh(obj: dict, host: str | None, dry_run: bool) -> None:
     from sshconfig import install
     if host is not None and install.includes_host(host):
         return
-    change = install.include_change(default_resolver(obj["queue"]), obj["queue"])
+    change = install.include_change(default_resolver(obj["queue"]), obj["queue"], dry_run)
     if dry_run:
         click.echo(change.diff(), nl=False)
     else:

@@ -20,14 +20,15 @@ _NAME = "cjp-%C"
 _EXPANDED = len("cjp-") + 40 + 17
 
 
-def control_dir() -> Path | None:
+def control_dir(create: bool = True) -> Path | None:
     """A private directory for the sockets, or None when none gives a short enough path."""
     runtime = _login_runtime_dir()
     if runtime is not None and _fits(runtime):
         return runtime
     fallback = paths.state_dir() / "cm"
     if _fits(fallback):
-        _make_private(fallback)
+        if create:
+            _make_private(fallback)
         return fallback
     return None
 

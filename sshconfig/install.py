@@ -53,12 +53,13 @@ def proxy_command(queue: str | None = None) -> list[str]:
     return argv
 
 
-def include_change(resolver: Resolver, queue: str | None = None) -> Change:
+def include_change(resolver: Resolver, queue: str | None = None, dry_run: bool = False) -> Change:
+    """The include as it should be now; a dry run creates no directory for the sockets either."""
     chosen = settings.load()
     include_settings = include.IncludeSettings(
         proxy_command=proxy_command(queue), identity=paths.user_key_path(),
         known_hosts_dir=knownhosts.known_hosts_dir(), prefix=chosen.host_prefix,
-        control_dir=control.control_dir() if chosen.control_master else None,
+        control_dir=control.control_dir(create=not dry_run) if chosen.control_master else None,
         control_persist=chosen.control_persist)
     path = include_file()
     return Change(path, managed.read(path), include.render(resolver.list_jobs(), include_settings))
