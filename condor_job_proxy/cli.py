@@ -57,13 +57,15 @@ def cli(ctx: click.Context, queue: str | None, debug: bool) -> None:
 @click.option("--identity", type=click.Path(path_type=Path), help="Job-access private key.")
 @click.option("--known-hosts", type=click.Path(path_type=Path),
               help="The job's known_hosts file to pin the session host key in.")
+@click.option("--host-prefix", default=None, metavar="PREFIX",
+              help="Job host names start with PREFIX (default: job-).")
 @click.pass_obj
 def connect(obj: dict, host: str, user: str | None, relay: bool, identity: Path | None,
-            known_hosts: Path | None) -> None:
+            known_hosts: Path | None, host_prefix: str | None) -> None:
     """ProxyCommand: connect HOST [USER] (ssh_config: connect %n %r)."""
     from proxycmd.connect import connect as connect_job
     connect_job(host, user, relay=relay, queue=obj["queue"], identity=identity,
-                known_hosts=known_hosts)
+                known_hosts=known_hosts, prefix=host_prefix)
 
 
 @cli.command()
@@ -77,7 +79,10 @@ def jobs(obj: dict, as_json: bool, names: bool) -> None:
     if as_json:
         click.echo(json.dumps([_summary_json(job) for job in found], indent=2))
     elif names:
-        click.echo("".join(f"{job.job.host()}\n" for job in found if job.state == "running"), nl=False)
+        from sshconfig import settings
+        prefix = settings.load().host_prefix
+        click.echo("".join(f"{job.job.host(prefix)}\n" for job in found if job.state == "running"),
+                   nl=False)
     else:
         click.echo(f"{'ID':<10} {'OWNER':<14} {'STATE':<10} {'AGE':>11}  CMD")
         now = time.time()
@@ -88,60 +93,80 @@ def jobs(obj: dict, as_json: bool, names: bool) -> None:
 
 @cli.command()
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before changing ~/.ssh/config.")
-@click.option("--dry-run", is_flag=True, help="Show the changes as a diff; change nothing.")
+@click.option("--dry-run", is_flag=True, help="Show the changes as a unified diff; change nothing.")
 @click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path),
               help="The ssh config file to add the Include to (default: ~/.ssh/config).")
 @click.pass_obj
 def setup(obj: dict, yes: bool, dry_run: bool, ssh_config: Path | None) -> None:
-    """Create your job-access key, the generated include and the Include line."""
+    """Create your job-access key, the generated include and the Include block."""
     from proxycmd.resolvers import default_resolver
     from proxycmd.userkey import ensure_key
     from sshconfig import install, managed
     ssh_config = ssh_config or managed.user_ssh_config()
-    block = install.block_change(ssh_config)
+    include = install.include_change(default_resolver(obj["queue"]), obj["queue"], dry_run)
+    block = install.block_change(ssh_config, obj["queue"])
     if dry_run:
-        click.echo(block.diff() or f"{ssh_config}: already set up", nl=False)
+        click.echo(include.diff() + block.diff() or f"{ssh_config}: already set up", nl=False)
         return
     key, created = ensure_key()
     click.echo(f"{'created' if created else 'using'} job-access key {key}", err=True)
-    install.include_change(default_resolver(obj["queue"]), obj["queue"]).apply()
+    include.apply()
     if block.changed:
         if not yes and sys.stdin.isatty():
             click.echo(block.diff(), err=True)
-            click.confirm(f"Add this to {ssh_config}?", abort=True, err=True)
+            click.confirm(f"Change {ssh_config} like this?", abort=True, err=True)
         block.apply()
     click.echo(f"{ssh_config} includes {install.include_file()}; try: ssh job-<id>", err=True)
 
 
 @cli.group()
 def config() -> None:
-    """The generated ssh config include."""
+    """The generated ssh config include and the block in ~/.ssh/config."""
 
 
 @config.command("refresh")
+@click.option("--if-missing", "host", metavar="HOST",
+              help="Only if HOST has no Host block yet (ssh's Match exec runs this).")
+@click.option("--dry-run", is_flag=True, help="Show the changes as a unified diff.")
 @click.pass_obj
-def config_refresh(obj: dict) -> None:
+def config_refresh(obj: dict, host: str | None, dry_run: bool) -> None:
     """Rewrite the include from the current job list."""
     from proxycmd.resolvers import default_resolver
     from sshconfig import install
-    install.include_change(default_resolver(obj["queue"]), obj["queue"]).apply()
+    if host is not None and install.includes_host(host):
+        return
+    change = install.include_change(default_resolver(obj["queue"]), obj["queue"], dry_run)
+    if dry_run:
+        click.echo(change.diff(), nl=False)
+    else:
+        change.apply()
 
 
 @config.command("show")
 def config_show() -> None:
     """Print the generated include."""
-    from sshconfig import install
-    click.echo(install.include_file().read_text(), nl=False)
+    from sshconfig import install, managed
+    text = managed.read(install.include_file())
+    if text is None:
+        raise click.ClickException(f"no {install.include_file()} (run: condor-job-proxy setup)")
+    click.echo(text, nl=False)
 
 
 @config.command("uninstall")
-@click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path))
-def config_uninstall(ssh_config: Path | None) -> None:
-    """Remove the Include block and the include file (your key stays)."""
+@click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path),
+              help="The ssh config file setup changed (default: ~/.ssh/config).")
+@click.option("--dry-run", is_flag=True, help="Show the changes as a unified diff; change nothing.")
+def config_uninstall(ssh_config: Path | None, dry_run: bool) -> None:
+    """Remove exactly what setup added: the block and the include (your key stays)."""
     from sshconfig import install, managed
-    for change in install.removal_changes(ssh_config or managed.user_ssh_config()):
+    changes = install.removal_changes(ssh_config or managed.user_ssh_config())
+    if dry_run:
+        click.echo("".join(change.diff() for change in changes), nl=False)
+        return
+    for change in changes:
         change.apply()
-    install.include_file().unlink(missing_ok=True)
+        if change.changed:
+            click.echo(f"{'removed' if change.new is None else 'restored'} {change.path}", err=True)
 
 
 @cli.command()

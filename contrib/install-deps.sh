@@ -11,6 +11,10 @@ command -v rsync >/dev/null || missing+=(rsync)
 command -v pgrep >/dev/null || missing+=(procps)
 dpkg -s libnss-wrapper >/dev/null 2>&1 || missing+=(libnss-wrapper)      # ptys for unprivileged sshd
 /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)  # test accounts' venv
+command -v xauth >/dev/null || missing+=(xauth)                           # ssh -X into a job
+command -v Xvfb >/dev/null || missing+=(xvfb)                             # the X11 test's display
+command -v xdpyinfo >/dev/null || missing+=(x11-utils)                    # the X11 test's client
+command -v zsh >/dev/null || missing+=(zsh)                               # the zsh completion test
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
     $SUDO apt-get update -qq

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from starter import paths
-from starter.jobid import BadJobId, parse_host
+from starter.jobid import DEFAULT_HOST_PREFIX, BadJobId, parse_host
 
 from . import handoff, knownhosts
 from .errors import ProxyError
@@ -17,10 +17,11 @@ from .transports import SessionRequest, open_session
 
 def connect(host: str, user: str | None = None, *, relay: bool = False,
             queue: str | None = None, identity: Path | None = None,
-            known_hosts: Path | None = None, shells: list[str] | None = None) -> None:
+            known_hosts: Path | None = None, shells: list[str] | None = None,
+            prefix: str | None = None) -> None:
     """Resolve ``host``, open an authenticated session, pin its host key and hand it to ssh."""
     try:
-        job = parse_host(host)
+        job = parse_host(host, prefix or DEFAULT_HOST_PREFIX)
     except BadJobId as err:
         raise ProxyError(str(err)) from None
     endpoint = default_resolver(queue).resolve(job)

@@ -1,4 +1,4 @@
-"""setup / refresh / uninstall: the include file and the managed block, as one unit."""
+"""setup / refresh / uninstall as lists of file changes, so each can be shown as a diff first."""
 from __future__ import annotations
 
 import os
@@ -10,24 +10,30 @@ from proxycmd import knownhosts
 from proxycmd.resolvers import Resolver
 from starter import paths
 
-from . import include, managed
+from . import control, include, managed, settings
 
 
 @dataclass(frozen=True)
 class Change:
+    """One file's old and new content; None means the file does not (or will not) exist."""
     path: Path
-    old: str
-    new: str
+    old: str | None
+    new: str | None
+    remove_directory: bool = False     # with new=None: also its directory, if left empty
 
     @property
     def changed(self) -> bool:
         return self.old != self.new
 
     def diff(self) -> str:
-        return managed.diff(self.path, self.old, self.new)
+        return managed.diff(self.path, self.old, self.new) if self.changed else ""
 
     def apply(self) -> None:
-        if self.changed:
+        if not self.changed:
+            return
+        if self.new is None:
+            managed.remove(self.path, self.remove_directory)
+        else:
             managed.write(self.path, self.new)
 
 
@@ -47,19 +53,43 @@ def proxy_command(queue: str | None = None) -> list[str]:
     return argv
 
 
-def include_change(resolver: Resolver, queue: str | None = None) -> Change:
-    settings = include.IncludeSettings(proxy_command=proxy_command(queue),
-                                       identity=paths.user_key_path(),
-                                       known_hosts_dir=knownhosts.known_hosts_dir())
+def include_change(resolver: Resolver, queue: str | None = None, dry_run: bool = False) -> Change:
+    """The include as it should be now; a dry run creates no directory for the sockets either."""
+    chosen = settings.load()
+    include_settings = include.IncludeSettings(
+        proxy_command=proxy_command(queue), identity=paths.user_key_path(),
+        known_hosts_dir=knownhosts.known_hosts_dir(), prefix=chosen.host_prefix,
+        control_dir=control.control_dir(create=not dry_run) if chosen.control_master else None,
+        control_persist=chosen.control_persist)
     path = include_file()
-    return Change(path, managed.read(path), include.render(resolver.list_jobs(), settings))
+    return Change(path, managed.read(path), include.render(resolver.list_jobs(), include_settings))
 
 
-def block_change(ssh_config: Path) -> Change:
+def includes_host(host: str) -> bool:
+    """Whether the include already has a literal block for ``host`` (refresh --if-missing)."""
+    text = managed.read(include_file()) or ""
+    return any(line.startswith("Host ") and host in line.split()[1:]
+               for line in text.splitlines())
+
+
+def block_change(ssh_config: Path, queue: str | None = None) -> Change:
     old = managed.read(ssh_config)
-    return Change(ssh_config, old, managed.with_block(old, include_file()))
+    chosen = settings.load()
+    created = managed.created_marker(old)
+    if old is None:
+        created = "file" if ssh_config.resolve().parent.is_dir() else "directory"
+    refresh = proxy_command(queue) if chosen.refresh_on_connect else None
+    new_block = managed.block(include_file(), refresh, chosen.host_prefix, created)
+    return Change(ssh_config, old, managed.with_block(old or "", new_block))
 
 
 def removal_changes(ssh_config: Path) -> list[Change]:
+    """Take out our block (and the file, if setup made it and nothing else is in it) and the include."""
     old = managed.read(ssh_config)
-    return [Change(ssh_config, old, managed.without_block(old))]
+    new = managed.without_block(old) if old is not None else None
+    created = managed.created_marker(old)
+    if created and new == "":
+        new = None
+    path = include_file()
+    return [Change(ssh_config, old, new, remove_directory=created == "directory"),
+            Change(path, managed.read(path), None)]

@@ -1,17 +1,29 @@
-"""The managed block in ~/.ssh/config: one Include line between marker comments, at the top.
+"""The managed block in ~/.ssh/config: our lines between BEGIN/END markers, at the very top.
 
-Only the lines between our markers are ever changed; the user's own lines stay byte for byte.
-At the top because an Include placed after a ``Host`` line would only apply inside that block.
+Only the bytes between the markers are ours; everything else stays byte for byte (line
+endings, a missing final newline, encoding errors), so removing the block gives back exactly
+the file from before. At the top because ssh takes the first value it finds, and an Include
+after a user's ``Host`` line would apply only inside that block.
 """
 from __future__ import annotations
 
 import difflib
 import os
 import pwd
+import shlex
 from pathlib import Path
 
 BEGIN = "# BEGIN condor-job-proxy (managed by `condor-job-proxy setup`; edits here are lost)"
 END = "# END condor-job-proxy"
+# Inside the block when setup created the file (and its directory): uninstall then deletes
+# them again, if nothing else is left in them.
+CREATED_FILE = "# condor-job-proxy created this file; `config uninstall` deletes it if it is left empty."
+CREATED_DIR = ("# condor-job-proxy created this file and its directory; `config uninstall` deletes "
+               "them if they are left empty.")
+
+
+class BrokenBlock(ValueError):
+    """The file has our BEGIN marker without an END (or the other way): we will not guess."""
 
 
 def user_ssh_config() -> Path:
@@ -19,35 +31,107 @@ def user_ssh_config() -> Path:
     return Path(pwd.getpwuid(os.getuid()).pw_dir) / ".ssh" / "config"
 
 
-def block(include_file: Path) -> str:
-    return f'{BEGIN}\nInclude "{include_file}"\n{END}\n'
+def block(include_file: Path, refresh_command: list[str] | None = None,
+          prefix: str = "job-", created: str | None = None) -> str:
+    """Our lines: an optional refresh-on-connect Match, then the Include, between the markers.
+
+    ``created`` is "file" or "directory" when setup made them, so uninstall can undo that too.
+    """
+    lines = [BEGIN]
+    if created:
+        lines.append(CREATED_DIR if created == "directory" else CREATED_FILE)
+    if refresh_command:
+        lines += _refresh_match(include_file, refresh_command, prefix)
+    lines += [f'Include "{_config_text(include_file)}"', END]
+    return "\n".join(lines) + "\n"
+
+
+def _refresh_match(include_file: Path, command: list[str], prefix: str) -> list[str]:
+    """A `Match exec` that refreshes the include before ssh reads it, when the host is unknown.
+
+    The check is one grep of the include (a few ms); only a miss starts Python. %n reaches the
+    shell inside single quotes, so host names holding a quote or a backslash never match.
+    The Match is closed with `Match all`, or ssh would skip the Include whenever exec fails.
+    """
+    pattern = f"^Host ([^ ]+ )*%n( |$)"
+    check = f"grep -qsE '{pattern}' {shlex.quote(_config_text(include_file))}"
+    refresh = " ".join(shlex.quote(_config_text(arg)) for arg in
+                       [*command, "config", "refresh", "--if-missing"]) + " '%n'"
+    return ["# Refresh the include when ssh meets a job it has no Host block for (config.toml:",
+            "# refresh_on_connect). A known job costs one grep per ssh run.",
+            f"Match host \"{prefix}*,!*'*,!*\\\\*\" exec \"{check} || {refresh}\"",
+            "Match all"]
+
+
+def _config_text(value: object) -> str:
+    text = str(value)
+    if any(c in text for c in '"\\\n\'') :
+        raise ValueError(f"cannot put {text!r} in an ssh config (quote, backslash or newline)")
+    return text.replace("%", "%%")
+
+
+def find_block(text: str) -> tuple[int, int] | None:
+    """(start, end) offsets of our block in the text, or None; a half block is an error."""
+    start = _line_offset(text, BEGIN)
+    end = _line_offset(text, END)
+    if start is None and end is None:
+        return None
+    if start is None or end is None or end < start:
+        raise BrokenBlock(f"found the {'END' if start is None else 'BEGIN'} marker of the "
+                          "condor-job-proxy block without its partner; fix the file by hand")
+    stop = end + len(END)
+    if text.startswith("\r\n", stop):
+        stop += 2
+    elif text.startswith("\n", stop):
+        stop += 1
+    return start, stop
+
+
+def _line_offset(text: str, line: str) -> int | None:
+    position = 0
+    while (found := text.find(line, position)) >= 0:
+        at_line_start = found == 0 or text[found - 1] == "\n"
+        after = text[found + len(line):found + len(line) + 2]
+        if at_line_start and (after == "" or after.startswith(("\n", "\r\n"))):
+            return found
+        position = found + 1
+    return None
 
 
 def without_block(text: str) -> str:
-    start = text.find(BEGIN + "\n")
-    if start < 0:
-        return text
-    end = text.find(END + "\n", start)
-    if end < 0:
-        return text
-    return text[:start] + text[end + len(END) + 1:]
+    span = find_block(text)
+    return text if span is None else text[:span[0]] + text[span[1]:]
 
 
-def with_block(text: str, include_file: Path) -> str:
-    """The text with our block in front (replacing any old copy of it)."""
-    return block(include_file) + without_block(text)
+def created_marker(text: str | None) -> str | None:
+    """"file" or "directory" if our block says setup created them, else None."""
+    span = find_block(text or "")
+    if span is None:
+        return None
+    lines = text[span[0]:span[1]].splitlines()
+    return "directory" if CREATED_DIR in lines else "file" if CREATED_FILE in lines else None
 
 
-def read(path: Path) -> str:
+def with_block(text: str, new_block: str) -> str:
+    """The text with our block in front, replacing any old copy of it wherever it was."""
+    return new_block + without_block(text)
+
+
+def read(path: Path) -> str | None:
+    """The file's exact content (bytes kept through surrogateescape), or None if it is missing."""
     try:
-        return path.read_text()
+        return path.read_bytes().decode("utf-8", "surrogateescape")
     except FileNotFoundError:
-        return ""
+        return None
 
 
-def diff(path: Path, old: str, new: str) -> str:
-    return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
-                                        str(path), str(path)))
+def diff(path: Path, old: str | None, new: str | None) -> str:
+    before = "/dev/null" if old is None else str(path)
+    after = "/dev/null" if new is None else str(path)
+    lines = difflib.unified_diff((old or "").splitlines(True), (new or "").splitlines(True),
+                                 before, after)
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                   for line in lines)
 
 
 def write(path: Path, text: str) -> None:
@@ -58,9 +142,25 @@ def write(path: Path, text: str) -> None:
         mode = target.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = 0o600
-    temp = target.with_name(f".{target.name}.condor-job-proxy.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as file:
-        os.fchmod(file.fileno(), mode)
-        file.write(text)
-    os.replace(temp, target)
+    temp = target.with_name(f".{target.name}.condor-job-proxy.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            os.fchmod(file.fileno(), mode)
+            file.write(text.encode("utf-8", "surrogateescape"))
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def remove(path: Path, directory_too: bool = False) -> None:
+    """Delete the file (through a symlink: the link was the user's, the target ours), and its
+    directory if asked and it is empty."""
+    target = path.resolve()
+    target.unlink(missing_ok=True)
+    if directory_too:
+        try:
+            target.parent.rmdir()
+        except OSError:
+            pass     # not empty: the user put something there since

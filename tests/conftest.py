@@ -101,6 +101,11 @@ def bench(tmp_path: Path) -> Workbench:
     (tmp_path / "tmp").mkdir()
     (tmp_path / "run").mkdir(mode=0o700)
     workbench = Workbench(tmp_path, env, tmp_path / "ssh_config")
+    # Sessions here end when ssh does, so tests can see them go; shared connections (the
+    # default) are tested in test_generated_config.py.
+    settings = tmp_path / "config" / "condor-job-proxy" / "config.toml"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("control_master = false\n")
     workbench.proxy("setup", "--yes", "--ssh-config", str(workbench.ssh_config), check=True)
     yield workbench
     workbench.stop()

@@ -1,0 +1,66 @@
+"""The config.toml keys that shape the generated ssh config, checked once, with clear errors.
+
+Keys (all optional):
+  host_prefix = "job-"          job host names are <prefix><cluster>.<proc>
+  control_master = true         share one connection per job between ssh runs
+  control_persist = "60s"       how long an idle shared connection stays; false: until its
+                                first session ends
+  refresh_on_connect = false    refresh the include from ssh itself when it meets a job host
+                                it has no block for (a `Match exec` in ~/.ssh/config)
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from starter import paths
+from starter.jobid import DEFAULT_HOST_PREFIX
+
+# Letters, digits, '-', '_' and '.': safe in file names, shell words and ssh_config patterns.
+_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,30}")
+_DURATION = re.compile(r"[0-9]+[smhdwSMHDW]?")
+# Long enough for a burst of scp/rsync/completion runs and VS Code's reconnects, short enough
+# that a finished job is not held open long by an idle shared connection (its sessions count).
+DEFAULT_PERSIST = "60s"
+
+
+@dataclass(frozen=True)
+class ConfigSettings:
+    host_prefix: str = DEFAULT_HOST_PREFIX
+    control_master: bool = True
+    control_persist: str = DEFAULT_PERSIST     # an ssh_config time value, or "no"
+    refresh_on_connect: bool = False
+
+
+def load() -> ConfigSettings:
+    """The settings from config.toml; a wrong value is an error naming the key and the file."""
+    data = paths.settings()
+    where = paths.config_file()
+    prefix = data.get("host_prefix", DEFAULT_HOST_PREFIX)
+    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+        raise ValueError(f"{where}: host_prefix must be a letter then up to 30 letters, digits, "
+                         f"'-', '_' or '.', not {prefix!r}")
+    return ConfigSettings(host_prefix=prefix,
+                          control_master=_flag(data, "control_master", True, where),
+                          control_persist=_persist(data.get("control_persist", True), where),
+                          refresh_on_connect=_flag(data, "refresh_on_connect", False, where))
+
+
+def _flag(data: dict, key: str, default: bool, where: object) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}: {key} must be true or false, not {value!r}")
+    return value
+
+
+def _persist(value: object, where: object) -> str:
+    if value is True:
+        return DEFAULT_PERSIST
+    if value is False:
+        return "no"
+    if isinstance(value, int) and value > 0:
+        return f"{value}s"
+    if isinstance(value, str) and _DURATION.fullmatch(value):
+        return value
+    raise ValueError(f"{where}: control_persist must be true, false, seconds or a duration "
+                     f"like \"10m\", not {value!r}")
