@@ -154,8 +154,8 @@ def test_config_refresh_lists_my_running_jobs_from_every_schedd(pool: Pool) -> N
     pool.add_job(23, Owner="somebody-else")            # not mine
     assert pool.proxy("config", "refresh").returncode == 0
     include = pool.proxy("config", "show").stdout.decode()
-    assert "Host job-20.0\n" in include and "User slot1_3\n" in include
-    assert "Host job-21.0\n" in include
+    assert "Host job-20.0 job-20\n" in include and "User slot1_3\n" in include
+    assert "Host job-21.0 job-21\n" in include
     assert "job-22.0" not in include and "job-23.0" not in include
     listed = json.loads(pool.proxy("jobs", "--json").stdout)
     assert [job["job"] for job in listed] == ["20.0", "21.0"]
