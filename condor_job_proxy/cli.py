@@ -57,35 +57,13 @@ def cli(ctx: click.Context, queue: str | None, debug: bool) -> None:
 @click.option("--identity", type=click.Path(path_type=Path), help="Job-access private key.")
 @click.option("--known-hosts", type=click.Path(path_type=Path),
               help="The job's known_hosts file to pin the session host key in.")
-@click.option("--shell", "shells", multiple=True, metavar="PATH",
-              help="Shell for the session, tried in order (repeatable); then the login shell.")
-@click.option("--session-key", type=click.Path(path_type=Path), metavar="PUBFILE",
-              help="Public key to let into this session instead of the identity's.")
-@click.option("--error-file", type=click.Path(path_type=Path), metavar="FILE",
-              help="For wrappers: write a failure as JSON to FILE instead of stderr.")
-@click.pass_context
-def connect(ctx: click.Context, host: str, user: str | None, relay: bool, identity: Path | None,
-            known_hosts: Path | None, shells: tuple[str, ...], session_key: Path | None,
-            error_file: Path | None) -> None:
+@click.pass_obj
+def connect(obj: dict, host: str, user: str | None, relay: bool, identity: Path | None,
+            known_hosts: Path | None) -> None:
     """ProxyCommand: connect HOST [USER] (ssh_config: connect %n %r)."""
     from proxycmd.connect import connect as connect_job
-    try:
-        connect_job(host, user, relay=relay, queue=ctx.obj["queue"], identity=identity,
-                    known_hosts=known_hosts, shells=list(shells), session_key=session_key)
-    except ProxyError as err:
-        if not error_file:
-            raise
-        _write_error(error_file, err)
-        if ctx.obj["debug"]:
-            raise
-        ctx.exit(FAILED)
-
-
-def _write_error(path: Path, err: ProxyError) -> None:
-    """The failure for a wrapper that words it its own way (condor_ssh_to_job)."""
-    details = {"kind": err.kind, "message": str(err), "state": getattr(err, "state", ""),
-               "hold_reason": getattr(err, "hold_reason", "")}
-    path.write_text(json.dumps(details))
+    connect_job(host, user, relay=relay, queue=obj["queue"], identity=identity,
+                known_hosts=known_hosts)
 
 
 @cli.command()

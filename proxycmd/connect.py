@@ -17,13 +17,8 @@ from .transports import SessionRequest, open_session
 
 def connect(host: str, user: str | None = None, *, relay: bool = False,
             queue: str | None = None, identity: Path | None = None,
-            known_hosts: Path | None = None, shells: list[str] | None = None,
-            session_key: Path | None = None) -> None:
-    """Resolve ``host``, open an authenticated session, pin its host key and hand it to ssh.
-
-    ``session_key`` names a public key file to let into this session instead of ``identity``
-    (condor_ssh_to_job's per-session key); ``identity`` still proves who we are.
-    """
+            known_hosts: Path | None = None, shells: list[str] | None = None) -> None:
+    """Resolve ``host``, open an authenticated session, pin its host key and hand it to ssh."""
     try:
         job = parse_host(host)
     except BadJobId as err:
@@ -33,18 +28,9 @@ def connect(host: str, user: str | None = None, *, relay: bool = False,
         raise ProxyError(f"job {job} runs as user {endpoint.user!r}, not {user!r}: use "
                          f"ssh {endpoint.user}@{host} (or run: condor-job-proxy config refresh)")
     identity = identity or paths.user_key_path()
-    request = SessionRequest(endpoint.user, identity, shells or [],
-                             _read_public_key(session_key) if session_key else "")
-    session = open_session(endpoint, request)
+    session = open_session(endpoint, SessionRequest(endpoint.user, identity, shells or []))
     knownhosts.pin(host, session.host_key, known_hosts)
     if not relay and handoff.stdout_takes_fd():
         handoff.pass_fd(session.sock)
     else:
         handoff.relay(session.sock)
-
-
-def _read_public_key(path: Path) -> str:
-    try:
-        return " ".join(path.read_text().split()[:2])
-    except OSError as err:
-        raise ProxyError(f"cannot read the session key {path}: {err.strerror}") from None

@@ -1,32 +1,36 @@
 """``condor_ssh_to_job`` on top of the proxy: HTCondor's command line, exit codes and messages.
 
-It needs neither the user's ssh_config nor ``setup``: it runs ssh with explicit ``-o`` options
-whose ProxyCommand is our ``connect``, and keeps what the session needs (known_hosts, an
-optional per-session key, the proxy's failure report) in a fresh 0700 directory under TMPDIR,
-named like HTCondor's (``<user>.condor_ssh_to_job_<hex>``) and removed however the session
-ends. The proxy reports a failure as JSON in that directory instead of on stderr, so the
-wrapper can word it as HTCondor does and return HTCondor's exit code.
+It needs neither the user's ssh_config nor ``setup``. Like HTCondor's tool, it sets the
+session up itself (resolve, authenticate to the starter, pin the session's host key) and only
+then runs ssh with explicit ``-o`` options; ssh's ProxyCommand (``proxycmd.fdrelay``) fetches
+the ready connection over a unix socket. So every failure is known before ssh starts and is
+worded as HTCondor words it, with HTCondor's exit code. What the session needs (known_hosts,
+an optional per-session key, the socket) lives in a fresh 0700 directory under TMPDIR, named
+like HTCondor's (``<user>.condor_ssh_to_job_<hex>``) and removed however the session ends.
 """
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import secrets
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from starter.jobid import JobId
 
+from . import knownhosts
 from .errors import JobNotFound, JobNotRunning, NotAuthorized, ProxyError
 from .resolvers import JobEndpoint, Resolver
+from .transports import SessionRequest, open_session
 
 SETUP_FAILED = 1
 # Test/debug only: seconds between -auto-retry attempts instead of HTCondor's 5 s, then 30 s.
@@ -117,16 +121,18 @@ def _run(request: Request, interrupts: _Interrupts) -> int:
     while True:
         endpoint = _wait_for_endpoint(request, resolver, waiter)
         waiter.done()
-        with SessionDirectory() as directory:
-            status, failure = _session(request, endpoint, directory, interrupts)
+        try:
+            with SessionDirectory() as directory:
+                status = _session(request, endpoint, directory, interrupts)
+        except ProxyError as err:   # the job stopped (or is not ready) between resolve and now
+            if not (request.auto_retry and _may_start(err)):
+                raise _setup_failure(request, err) from None
+            waiter.wait(err)
+            continue
         if interrupts.signum is not None:
             _remove_if_asked(request)
             return SETUP_FAILED
-        if failure is None:
-            return status
-        if not (request.auto_retry and _may_start(failure)):
-            raise _setup_failure(request, failure)
-        waiter.wait(failure)
+        return status
 
 
 def _resolver(request: Request) -> Resolver:
@@ -230,30 +236,71 @@ class SessionDirectory:
 
 
 def _session(request: Request, endpoint: JobEndpoint, directory: Path,
-             interrupts: _Interrupts) -> tuple[int, ProxyError | None]:
-    """Run ssh once; (its exit status, the proxy's failure if the session was not set up)."""
+             interrupts: _Interrupts) -> int:
+    """Authenticate, pin the host key, offer the connection to ssh and run ssh once."""
+    from starter import paths
     identity, session_key = _keys(request, directory)
-    argv = ssh_argv(request, endpoint, directory, identity, session_key)
-    _debug(request, "running: " + shlex.join(argv))
-    status = interrupts.run(argv)
-    failure = _proxy_failure(directory / "proxy_error")
-    if failure is not None:
-        return status, failure
+    opened = open_session(endpoint, SessionRequest(endpoint.user, paths.user_key_path(),
+                                                   request.shells, session_key))
+    _debug(request, f"job {request.job}: session open, login user {opened.user}")
+    knownhosts.pin(request.job.host(), opened.host_key, directory / "known_hosts")
+    with _Offer(opened.sock, directory / "fdpass"):
+        argv = ssh_argv(request, opened.user, directory, identity)
+        _debug(request, "running: " + shlex.join(argv))
+        status = interrupts.run(argv)
     if status < 0:
         _debug(request, f"{argv[0]} was killed by signal {-status}")
-        return SETUP_FAILED, None   # HTCondor: ssh killed by a signal -> 1
-    return status, None
+        return SETUP_FAILED   # HTCondor: ssh killed by a signal -> 1
+    return status
 
 
-def _keys(request: Request, directory: Path) -> tuple[Path, Path | None]:
-    """ssh's identity and the per-session public key to authorize (-keygen-options), if any."""
+class _Offer:
+    """The authenticated connection, offered once on a unix socket in the session directory.
+
+    The directory is 0700, so only this user can take it. Our copy is closed once ssh has it
+    (or when the session ends), so the job side sees the end of the session when ssh exits.
+    """
+
+    def __init__(self, sock: socket.socket, path: Path) -> None:
+        self.sock = sock
+        from .fdrelay import socket_address
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with socket_address(str(path)) as address:
+            self.listener.bind(address)
+        self.listener.listen(1)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> _Offer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.listener.close()
+        self.thread.join(1)
+        self.sock.close()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with conn:
+            try:
+                socket.send_fds(conn, [b"\0"], [self.sock.fileno()])
+            except OSError:
+                return
+        self.sock.close()
+
+
+def _keys(request: Request, directory: Path) -> tuple[Path, str]:
+    """ssh's identity, and the per-session public key to authorize (-keygen-options) or ""."""
     from .userkey import ensure_key
     try:
         user_key, _ = ensure_key()
     except ProxyError as err:
         raise SetupFailed(str(err)) from None
     if request.keygen_options is None:
-        return user_key, None
+        return user_key, ""
     key = directory / "ssh_key"
     argv = ["ssh-keygen", *split_arguments(request.keygen_options), "-q", "-N", "",
             "-C", f"{TOOL} {request.job}", "-f", str(key)]
@@ -262,25 +309,24 @@ def _keys(request: Request, directory: Path) -> tuple[Path, Path | None]:
     if proc.returncode != 0 or not key.exists():
         reason = proc.stderr.decode(errors="replace").strip() or f"exit status {proc.returncode}"
         raise SetupFailed(f"Failed to create ssh key with ssh-keygen: {reason}")
-    return key, key.with_name("ssh_key.pub")
+    return key, " ".join(key.with_name("ssh_key.pub").read_text().split()[:2])
 
 
-def ssh_argv(request: Request, endpoint: JobEndpoint, directory: Path, identity: Path,
-             session_key: Path | None) -> list[str]:
+def ssh_argv(request: Request, user: str, directory: Path, identity: Path) -> list[str]:
     """ssh (or -ssh's program) with every option it needs on the command line.
 
-    The host name given to ssh is only a label: the ProxyCommand names the job itself, and
-    HostKeyAlias makes ssh check the key the proxy pinned for the job, so scp's ``remote:``
-    or any other placeholder reaches the job.
+    The host name given to ssh is only a label: the ProxyCommand fetches this job's session
+    whatever the name, and HostKeyAlias makes ssh check the key pinned for the job, so scp's
+    ``remote:`` or any other placeholder reaches the job.
     """
     program, *extra = split_arguments(request.ssh_command) or ["ssh"]
     host = request.job.host()
     known_hosts = directory / "known_hosts"
-    options = [f"-oUser={endpoint.user}", f"-oIdentityFile={_ssh_path(identity)}",
+    options = [f"-oUser={user}", f"-oIdentityFile={_ssh_path(identity)}",
                "-oIdentitiesOnly=yes", "-oStrictHostKeyChecking=yes",
                f"-oUserKnownHostsFile={_ssh_path(known_hosts)}",
                f"-oGlobalKnownHostsFile={_ssh_path(known_hosts)}", f"-oHostKeyAlias={host}",
-               f"-oProxyCommand={_proxy_command(request, directory, known_hosts, session_key)}",
+               f"-oProxyCommand={_proxy_command(directory)}",
                "-oProxyUseFdpass=yes", "-oControlPath=none", "-oUpdateHostKeys=no"]
     if request.x11 is not None:
         options.append(f"-oForwardX11={'yes' if request.x11 else 'no'}")
@@ -288,40 +334,16 @@ def ssh_argv(request: Request, endpoint: JobEndpoint, directory: Path, identity:
     return [program, *extra, *options, *target, *request.command]
 
 
-def _proxy_command(request: Request, directory: Path, known_hosts: Path,
-                   session_key: Path | None) -> str:
-    """This interpreter by absolute path (no shim on PATH), then ``connect`` for this job."""
-    from starter import paths
-    argv = [sys.executable, "-m", "condor_job_proxy", *(["--debug"] if request.debug else []),
-            "connect", "--identity", str(paths.user_key_path()), "--known-hosts", str(known_hosts),
-            "--error-file", str(directory / "proxy_error")]
-    if session_key is not None:
-        argv += ["--session-key", str(session_key)]
-    for shell in request.shells:
-        argv += ["--shell", shell]
-    return shlex.join(argv).replace("%", "%%") + f" {request.job.host()} %r"
+def _proxy_command(directory: Path) -> str:
+    """This interpreter by absolute path (never a shim on PATH) fetching the ready session."""
+    argv = [sys.executable, "-m", "proxycmd.fdrelay", str(directory / "fdpass")]
+    return shlex.join(argv).replace("%", "%%")
 
 
 def _ssh_path(path: Path) -> str:
     """A path as an ssh -o value: % escaped (ssh expands tokens), quoted if it has spaces."""
     text = str(path).replace("%", "%%")
     return f'"{text}"' if " " in text else text
-
-
-def _proxy_failure(path: Path) -> ProxyError | None:
-    """The proxy's report of why it could not connect, rebuilt as the exception it was."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    message, kind = str(data.get("message", "")), data.get("kind")
-    if kind == JobNotFound.kind:
-        return JobNotFound(message)
-    if kind == JobNotRunning.kind:
-        return JobNotRunning(message, str(data.get("state", "")), str(data.get("hold_reason", "")))
-    if kind == NotAuthorized.kind:
-        return NotAuthorized(message)
-    return ProxyError(message)
 
 
 def _remove_if_asked(request: Request) -> None:
