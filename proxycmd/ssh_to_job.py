@@ -86,6 +86,9 @@ def run(request: Request) -> int:
     except SetupFailed as err:
         print(err, file=sys.stderr)
         return err.status
+    except OSError as err:
+        print(f"{TOOL}: {err}", file=sys.stderr)
+        return SETUP_FAILED
 
 
 def split_arguments(text: str) -> list[str]:
@@ -275,8 +278,12 @@ class _Offer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)   # wakes accept() if ssh never asked
+        except OSError:
+            pass
         self.listener.close()
-        self.thread.join(1)
+        self.thread.join(5)
         self.sock.close()
 
     def _serve(self) -> None:

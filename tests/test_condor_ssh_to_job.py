@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Job, Workbench, wait_for_job_line, wait_until
+from conftest import Job, Workbench, sshd_children, wait_until
 from proxycmd.errors import JobNotRunning
 from proxycmd.ssh_to_job import Request, _setup_failure, split_arguments
 from starter.jobid import JobId
@@ -107,6 +107,7 @@ def test_session_directory_is_private_under_tmpdir_and_removed(tool: Tool, job: 
     name, mode = result.stdout.decode().split()
     assert Path(name).name.startswith(f"{getpass.getuser()}.condor_ssh_to_job_") and mode == "700"
     assert not tool.leftovers()
+    assert wait_until(lambda: not sshd_children(job.process.pid))   # the session has ended
 
 
 # --- the manual page's examples --------------------------------------------------------------
@@ -185,6 +186,13 @@ def test_ssh_option_arguments_group_with_single_quotes(tool: Tool, job: Job) -> 
     result = tool.run("-ssh", f"ssh -v -E '{log}'", job.id, "echo ok")
     assert result.stdout == b"ok\n", result.stderr
     assert "Authenticated to job-" in log.read_text()
+
+
+def test_ssh_program_that_never_connects_still_cleans_up(tool: Tool, job: Job) -> None:
+    result = tool.run("-ssh", "sh -c 'exit 4' placeholder", job.id)
+    assert result.returncode == 4
+    assert not tool.leftovers()
+    assert wait_until(lambda: not sshd_children(job.process.pid))
 
 
 def test_ssh_command_splits_like_htcondor() -> None:
