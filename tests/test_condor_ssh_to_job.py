@@ -257,6 +257,22 @@ def test_auto_retry_waits_for_a_job_that_starts_later(tool: Tool, bench: Workben
     assert err_file.read_text().count("Waiting for job to start...") == 1
 
 
+def test_auto_retry_shows_a_live_status_line_on_a_terminal(tool: Tool, bench: Workbench) -> None:
+    screen = bench.root / "screen"
+    with open(screen, "wb") as out:
+        waiting = subprocess.Popen(["script", "-qec", "condor_ssh_to_job -auto-retry 1 'exit 6'",
+                                    "/dev/null"], env={**tool.env, RETRY_ENV: "0.2"},
+                                   stdin=subprocess.PIPE, stdout=out, stderr=out)
+    try:
+        assert wait_until(lambda: "job 1.0: not in the queue yet, waited 0:0" in screen.read_text())
+        bench.start_job("sleep", "600")
+        assert waiting.wait(60) == 6
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+    assert screen.read_text().startswith("Waiting for job to start...")
+
+
 def test_job_not_started_yet_suggests_auto_retry(tool: Tool, bench: Workbench) -> None:
     """A job in the queue whose starter has not published an address yet (HTCondor: idle)."""
     queue = bench.root / "queue"
