@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from proxycmd.ssh_to_job import TOOL, Request, SetupFailed, run
+from proxycmd.ssh_to_job import TOOL, Request, SetupFailed, run, split_arguments
 from starter.jobid import BadJobId, parse_job_id
 
 USAGE_ERROR = 2
@@ -60,6 +60,9 @@ def parse(argv: list[str]) -> Request | None:
         if name == "help":
             return None
         values[name] = _value(arg, args) if _OPTIONS[name] else True
+    for quoted in ("ssh", "keygen-options"):
+        if quoted in values:
+            split_arguments(str(values[quoted]))   # a bad quote is a usage error, found now
     if not args:
         raise UsageError("ERROR: You must specify a job!")
     job_text, command = args[0], args[1:]

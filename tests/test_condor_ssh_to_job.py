@@ -335,7 +335,8 @@ def test_name_and_pool_go_to_the_resolver(tool: Tool, job: Job) -> None:
     (("abc",), "Invalid job id: abc"),
     (("-badflag", "1"), "Unrecognized argument: -badflag"),
     (("-ssh",), "-ssh requires an argument"),
-], ids=["no-job", "bad-id", "bad-flag", "missing-value"])
+    (("-ssh", "ssh 'unclosed", "1"), "Unbalanced single quote in: ssh 'unclosed"),
+], ids=["no-job", "bad-id", "bad-flag", "missing-value", "bad-quote"])
 def test_bad_command_lines_exit_2(tool: Tool, args: tuple[str, ...], message: str) -> None:
     result = tool.run(*args)
     assert result.returncode == 2
