@@ -107,7 +107,7 @@ class SessionServer:
             sshsig.verify(client_key, signed, text_field(auth, "sig"))
         except sshsig.SignatureError:
             raise Refused(Refusal.BAD_SIGNATURE, "the client's signature does not verify") from None
-        session = self._open_session(client_key, hello.get("shells"))
+        session = self._open_session(_session_key(hello) or client_key, hello.get("shells"))
         try:
             channel.send("accept", host_key=self.context.host_key_public, user=self.user)
             channel.send("sig", sig=sshsig.sign(self.identity.private_file,
@@ -151,6 +151,16 @@ class SessionServer:
         session.remove()
         with self._lock:
             self._sessions.discard(session)
+
+
+def _session_key(hello: dict) -> str | None:
+    """The per-session key the client asks sshd to accept instead of its own, if any."""
+    if "session_key" not in hello:
+        return None
+    key = normalize(text_field(hello, "session_key"))
+    if key is None:
+        raise Refused(Refusal.PROTOCOL, "hello carries an unusable session_key")
+    return key
 
 
 def _try(action: Callable[[], None]) -> None:

@@ -94,3 +94,23 @@ def test_record_planted_by_another_user_is_not_trusted(pool) -> None:
     result = pool["owner"].run("ssh", "-o", "BatchMode=yes", "job-777.0", "true", env=pool["env"])
     assert result.returncode == 255
     assert "refusing job 777.0" in result.stderr.decode() and "not by the job's owner" in result.stderr.decode()
+
+
+def test_owner_uses_condor_ssh_to_job_on_a_job_under_another_account(pool) -> None:
+    owner: Account = pool["owner"]
+    job_id = pool["host"].removeprefix("job-")
+    result = owner.run("condor_ssh_to_job", job_id, "whoami; echo $MARKER; exit 3", env=pool["env"])
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.decode().split() == [pool["job"].name, "in-the-job"]
+    assert not list(Path("/tmp").glob(f"{owner.name}.condor_ssh_to_job_*"))
+
+
+def test_stranger_gets_htcondors_not_authorized_from_condor_ssh_to_job(pool) -> None:
+    other: Account = pool["other"]
+    job_id = pool["host"].removeprefix("job-")
+    assert wait_until(lambda: not _job_sshds(pool))   # sessions of earlier tests have ended
+    result = other.run("condor_ssh_to_job", job_id, "true", env=pool["env"])
+    assert result.returncode == 1
+    assert result.stderr.decode() == (f"{other.name} is not authorized for access to the "
+                                      f"starter for job {job_id}\n")
+    assert not _job_sshds(pool)

@@ -7,7 +7,7 @@ from starter import paths
 from starter.jobid import JobId
 from starter.queue import RUNNING, LocalQueue, UntrustedRecord
 
-from ..errors import ProxyError
+from ..errors import JobNotFound, JobNotRunning, ProxyError
 from . import JobEndpoint, JobSummary
 
 
@@ -23,15 +23,18 @@ class LocalResolver:
         except (ValueError, OSError) as err:
             raise ProxyError(f"cannot read job {job} from {self.queue.directory}: {err}") from None
         if record is None:
-            raise ProxyError(f"job {job} is not in the queue ({self.queue.directory})")
+            raise JobNotFound(f"job {job} is not in the queue ({self.queue.directory})")
         state = record.get("state")
         if state != RUNNING:
             status = record.get("exit_status")
             detail = f" (exit status {status})" if status is not None else ""
-            raise ProxyError(f"job {job} is not running: it has {state}{detail}")
+            raise JobNotRunning(f"job {job} is not running: it has {state}{detail}", str(state))
         if not _alive(record.get("starter_pid")):
-            raise ProxyError(f"job {job} is not running: its starter (pid "
-                             f"{record.get('starter_pid')}) is gone")
+            raise JobNotRunning(f"job {job} is not running: its starter (pid "
+                                f"{record.get('starter_pid')}) is gone", "lost")
+        if not record.get("starter_address"):
+            raise JobNotRunning(f"job {job} is not running yet: its starter has not published "
+                                "an address", "idle")
         try:
             return JobEndpoint(job=job, user=record["owner"], transport="starter",
                                address=record["starter_address"], starter_key=record["starter_key"])

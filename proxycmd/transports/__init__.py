@@ -18,6 +18,7 @@ class SessionRequest:
     user: str                  # the login name ssh will use (%r)
     identity: Path             # the user's job-access private key
     shells: list[str] = field(default_factory=list)
+    session_key: str = ""      # a public key to let into this session instead of ``identity``'s
 
 
 @dataclass

@@ -8,7 +8,7 @@ from starter import sshsig
 from starter.protocol import (NONCE_BYTES, PROTOCOL_VERSION, Channel, ProtocolError, Refusal,
                               text_field)
 
-from ..errors import ProxyError
+from ..errors import JobNotRunning, NotAuthorized, ProxyError
 from ..resolvers import JobEndpoint
 from . import OpenSession, SessionRequest
 
@@ -45,8 +45,10 @@ def _handshake(channel: Channel, endpoint: JobEndpoint, request: SessionRequest)
     job = endpoint.job
     try:
         public_key = _public_key(request)
+        extra = {"session_key": request.session_key} if request.session_key else {}
         channel.send("hello", proto=PROTOCOL_VERSION, job=str(job), user=request.user,
-                     key=public_key, nonce=secrets.token_hex(NONCE_BYTES), shells=request.shells)
+                     key=public_key, nonce=secrets.token_hex(NONCE_BYTES), shells=request.shells,
+                     **extra)
         _raise_if_refused(channel.receive("challenge"), job)
         channel.send("auth", sig=_sign(request, channel.transcript.signed_data("client")))
         accept = channel.receive("accept")
@@ -86,4 +88,9 @@ def _raise_if_refused(message: dict, job: object) -> None:
     code = str(message.get("code", ""))
     text = str(message.get("message", "refused"))[:500].replace("\n", " ")
     prefix = _REFUSAL_PREFIX.get(code)
-    raise ProxyError(f"job {job}: {prefix}: {text}" if prefix else f"job {job}: {text}")
+    line = f"job {job}: {prefix}: {text}" if prefix else f"job {job}: {text}"
+    if code == Refusal.NOT_OWNER:
+        raise NotAuthorized(line)
+    if code in (Refusal.JOB_EXITED, Refusal.NOT_RUNNING):
+        raise JobNotRunning(line, "completed" if code == Refusal.JOB_EXITED else "idle")
+    raise ProxyError(line)
