@@ -321,11 +321,11 @@ def test_ssh_killed_by_a_signal_gives_status_one(tool: Tool, job: Job) -> None:
     assert not tool.leftovers()
 
 
-def test_name_and_pool_go_to_the_resolver(tool: Tool, job: Job) -> None:
+def test_name_and_pool_go_to_the_htcondor_resolver(tool: Tool, job: Job) -> None:
     for option in ("-name", "-pool"):
         result = tool.run(option, "somewhere", job.id, "true")
         assert result.returncode == 1
-        assert "HTCondor schedds are not supported yet (-name/-pool)" in result.stderr.decode()
+        assert "the HTCondor Python bindings are not installed" in result.stderr.decode()
 
 
 # --- exit status and messages, as HTCondor's tool ------------------------------------------

@@ -13,19 +13,20 @@ from starter.condor_publish import ADDRESS_ATTR, OWNER_KEY_ATTR, STARTER_KEY_ATT
 from starter.jobad import quote
 from starter.jobid import JobId
 
-from ..errors import ProxyError
+from ..errors import JobNotFound, JobNotRunning, ProxyError
 from . import JobEndpoint, JobSummary
 
 PROJECTION = ["ClusterId", "ProcId", "Owner", "JobStatus", "HoldReason", "JobCurrentStartDate",
               "EnteredCurrentStatus", "Cmd", "Arguments", "Args", "GridResource",
               OWNER_KEY_ATTR, ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR]
 RUNNING = 2
+# JobStatus -> (state name for JobNotRunning, how the one-line error says it)
 _NOT_RUNNING = {
-    1: "is not running yet (idle in the queue)",
-    3: "was removed",
-    4: "has completed",
-    6: "has finished running and is transferring its output",
-    7: "is suspended; try again when it resumes",
+    1: ("idle", "is not running yet (idle in the queue)"),
+    3: ("removed", "was removed"),
+    4: ("completed", "has completed"),
+    6: ("transferring_output", "has finished running and is transferring its output"),
+    7: ("suspended", "is suspended; try again when it resumes"),
 }
 
 
@@ -53,7 +54,7 @@ class HTCondorResolver:
             if ads:
                 return ads[0]
         where = ", ".join(self._label(name) for name in self.schedd_names)
-        raise ProxyError(f"job {job} is not in the queue of {where}")
+        raise JobNotFound(f"job {job} is not in the queue of {where}")
 
     def list_jobs(self) -> list[JobSummary]:
         """This user's running jobs on every configured schedd."""
@@ -99,8 +100,9 @@ def require_running(job: JobId, ad) -> None:
         return
     if status == 5:
         reason = _text(ad, "HoldReason") or "no reason given"
-        raise ProxyError(f"job {job} is held: {reason}")
-    raise ProxyError(f"job {job} " + _NOT_RUNNING.get(status, f"is not running (JobStatus {status})"))
+        raise JobNotRunning(f"job {job} is held: {reason}", "held", hold_reason=reason)
+    state, wording = _NOT_RUNNING.get(status, (str(status), f"is not running (JobStatus {status})"))
+    raise JobNotRunning(f"job {job} {wording}", state)
 
 
 def summary(ad) -> JobSummary:
@@ -121,9 +123,10 @@ def _runs_our_starter(ad) -> bool:
 def _starter_endpoint(job: JobId, ad) -> JobEndpoint:
     address, key = _text(ad, ADDRESS_ATTR), _text(ad, STARTER_KEY_ATTR)
     if not address or not key:
-        raise ProxyError(f"job {job} runs condor-job-proxy's starter, which has not published "
+        # Like HTCondor's own early-start window: treated as "not running yet", so waiting helps.
+        raise JobNotRunning(f"job {job} runs condor-job-proxy's starter, which has not published "
                          "its address yet; try again in a few seconds (is +WantIOProxy = true "
-                         "in the submit file?)")
+                         "in the submit file?)", "idle")
     return JobEndpoint(job=job, user=_login_user(ad), transport="starter", address=address,
                        starter_key=key)
 
