@@ -57,13 +57,15 @@ def cli(ctx: click.Context, queue: str | None, debug: bool) -> None:
 @click.option("--identity", type=click.Path(path_type=Path), help="Job-access private key.")
 @click.option("--known-hosts", type=click.Path(path_type=Path),
               help="The job's known_hosts file to pin the session host key in.")
+@click.option("--job-identity", type=click.Path(path_type=Path),
+              help="The job's identity link, pointed at a key the job needs (EC2 key pair).")
 @click.pass_obj
 def connect(obj: dict, host: str, user: str | None, relay: bool, identity: Path | None,
-            known_hosts: Path | None) -> None:
+            known_hosts: Path | None, job_identity: Path | None) -> None:
     """ProxyCommand: connect HOST [USER] (ssh_config: connect %n %r)."""
     from proxycmd.connect import connect as connect_job
     connect_job(host, user, relay=relay, queue=obj["queue"], identity=identity,
-                known_hosts=known_hosts)
+                known_hosts=known_hosts, job_identity=job_identity)
 
 
 @cli.command()

@@ -19,6 +19,7 @@ class IncludeSettings:
     proxy_command: list[str]     # argv that runs `condor-job-proxy`, by absolute path
     identity: Path
     known_hosts_dir: Path
+    identities_dir: Path | None = None   # per-job identity links (EC2 key pair files)
     prefix: str = DEFAULT_HOST_PREFIX
 
 
@@ -39,9 +40,10 @@ def render(jobs: list[JobSummary], settings: IncludeSettings) -> str:
 
 def _wildcard_block(settings: IncludeSettings) -> list[str]:
     known_hosts = f"{settings.known_hosts_dir}/%n"
+    job_identity = f"{settings.identities_dir}/%n" if settings.identities_dir else ""
     command = " ".join(shlex.quote(arg) for arg in [
         *settings.proxy_command, "connect", "--identity", str(settings.identity),
-        "--known-hosts", known_hosts])
+        "--known-hosts", known_hosts, *(["--job-identity", job_identity] if job_identity else [])])
     return [
         f"Host {settings.prefix}*",
         "    # Finds the job, authenticates to its starter with your key and pins the session",
@@ -49,6 +51,9 @@ def _wildcard_block(settings: IncludeSettings) -> list[str]:
         f"    ProxyCommand {command} %n %r",
         "    # The proxy hands ssh the connected socket and exits: no relay in the data path.",
         "    ProxyUseFdpass yes",
+        *(["    # A key this job needs (an EC2 job's key pair file), linked here by the proxy;",
+            "    # ssh reads it after the proxy has connected. Most jobs have none.",
+            f"    IdentityFile {_quote(Path(job_identity))}"] if job_identity else []),
         "    # Your job-access key; offer no other key (an extra one only slows login).",
         f"    IdentityFile {_quote(settings.identity)}",
         "    IdentitiesOnly yes",
