@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from .. import cloudinit, knownhosts
 from ..errors import ProxyError
@@ -23,21 +24,22 @@ SCAN_SECONDS = 10
 
 
 def open_session(endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
-    keys, note = _host_keys(endpoint, request)
+    keys, note = host_keys(endpoint, request.known_hosts)
     sock = _connect(endpoint)
     return OpenSession(sock, "\n".join(keys), endpoint.user, note)
 
 
-def _host_keys(endpoint: JobEndpoint, request: SessionRequest) -> tuple[list[str], str]:
+def host_keys(endpoint: JobEndpoint, known_hosts: Path | None) -> tuple[list[str], str]:
+    """The keys to pin and where they came from: the console, else the first use's record."""
     if endpoint.host_keys:
         return list(endpoint.host_keys), f"console output of EC2 instance {endpoint.instance}"
     first_use = f"first use of EC2 instance {endpoint.instance}"
-    if request.known_hosts is not None:
-        note, keys = knownhosts.read(request.known_hosts)
+    if known_hosts is not None:
+        note, keys = knownhosts.read(known_hosts)
         if note == first_use and keys:
             return keys, note
     keys = _scan(endpoint)
-    where = request.known_hosts or "the job's known_hosts file"
+    where = known_hosts or "the job's known_hosts file"
     sys.stderr.write(f"condor-job-proxy: job {endpoint.job}: the console of EC2 instance "
                      f"{endpoint.instance} shows no host keys; trusting the keys it offers now "
                      f"(first use), recorded in {where}\n")
@@ -81,3 +83,21 @@ def _connect(endpoint: JobEndpoint) -> socket.socket:
 def _split(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def ec2_ssh_argv(endpoint: JobEndpoint, remote_args: list[str], known_hosts: Path,
+                 host: str, ssh: str = "ssh") -> list[str]:
+    """argv that runs ssh straight to the instance, as ``condor_ssh_to_job`` does for EC2 jobs.
+
+    Pins the instance's host keys first (console, else first use) in the job's known_hosts
+    under the job host name, which ssh checks through ``HostKeyAlias``. A ``-l USER`` in
+    ``remote_args`` (HTCondor's documented way) wins; without one the configured user logs in.
+    """
+    keys, note = host_keys(endpoint, known_hosts)
+    knownhosts.pin(host, "\n".join(keys), known_hosts, note)
+    address, port = _split(endpoint.address)
+    user = [] if "-l" in remote_args else ["-l", endpoint.user]
+    return [ssh, "-i", endpoint.key_file, "-o", "IdentitiesOnly=yes", *user,
+            "-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "StrictHostKeyChecking=yes", "-o", "UpdateHostKeys=no",
+            "-o", f"HostKeyAlias={host}", "-p", str(port), address, *remote_args]
