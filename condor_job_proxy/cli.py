@@ -59,13 +59,15 @@ def cli(ctx: click.Context, queue: str | None, debug: bool) -> None:
               help="The job's known_hosts file to pin the session host key in.")
 @click.option("--host-prefix", default=None, metavar="PREFIX",
               help="Job host names start with PREFIX (default: job-).")
+@click.option("--job-identity", type=click.Path(path_type=Path),
+              help="The job's identity link, pointed at a key the job needs (EC2 key pair).")
 @click.pass_obj
 def connect(obj: dict, host: str, user: str | None, relay: bool, identity: Path | None,
-            known_hosts: Path | None, host_prefix: str | None) -> None:
+            known_hosts: Path | None, host_prefix: str | None, job_identity: Path | None) -> None:
     """ProxyCommand: connect HOST [USER] (ssh_config: connect %n %r)."""
     from proxycmd.connect import connect as connect_job
     connect_job(host, user, relay=relay, queue=obj["queue"], identity=identity,
-                known_hosts=known_hosts, prefix=host_prefix)
+                known_hosts=known_hosts, job_identity=job_identity, prefix=host_prefix)
 
 
 @cli.command()

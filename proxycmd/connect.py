@@ -9,28 +9,40 @@ from pathlib import Path
 from starter import paths
 from starter.jobid import DEFAULT_HOST_PREFIX, BadJobId, parse_host
 
-from . import handoff, knownhosts
+from . import handoff, identities, knownhosts
 from .errors import ProxyError
-from .resolvers import default_resolver
+from .resolvers import JobEndpoint, default_resolver
 from .transports import SessionRequest, open_session
 
 
 def connect(host: str, user: str | None = None, *, relay: bool = False,
             queue: str | None = None, identity: Path | None = None,
-            known_hosts: Path | None = None, shells: list[str] | None = None,
-            prefix: str | None = None) -> None:
+            known_hosts: Path | None = None, job_identity: Path | None = None,
+            shells: list[str] | None = None, prefix: str | None = None) -> None:
     """Resolve ``host``, open an authenticated session, pin its host key and hand it to ssh."""
     try:
         job = parse_host(host, prefix or DEFAULT_HOST_PREFIX)
     except BadJobId as err:
         raise ProxyError(str(err)) from None
     endpoint = default_resolver(queue).resolve(job)
+    connect_endpoint(host, endpoint, user, relay=relay, identity=identity,
+                     known_hosts=known_hosts, job_identity=job_identity, shells=shells)
+
+
+def connect_endpoint(host: str, endpoint: JobEndpoint, user: str | None = None, *,
+                     relay: bool = False, identity: Path | None = None,
+                     known_hosts: Path | None = None, job_identity: Path | None = None,
+                     shells: list[str] | None = None) -> None:
+    """From a resolved job on: session, pinned host keys, the job's identity link, handoff."""
     if user and user != endpoint.user:
-        raise ProxyError(f"job {job} runs as user {endpoint.user!r}, not {user!r}: use "
+        raise ProxyError(f"job {endpoint.job} runs as user {endpoint.user!r}, not {user!r}: use "
                          f"ssh {endpoint.user}@{host} (or run: condor-job-proxy config refresh)")
     identity = identity or paths.user_key_path()
-    session = open_session(endpoint, SessionRequest(endpoint.user, identity, shells or []))
-    knownhosts.pin(host, session.host_key, known_hosts)
+    known_hosts = knownhosts.job_file(host, known_hosts)
+    session = open_session(endpoint, SessionRequest(endpoint.user, identity, shells or [],
+                                                    known_hosts))
+    knownhosts.pin(host, session.host_key, known_hosts, session.note)
+    identities.point(host, endpoint.key_file, job_identity)
     if not relay and handoff.stdout_takes_fd():
         handoff.pass_fd(session.sock)
     else:

@@ -26,6 +26,7 @@ class IncludeSettings:
     proxy_command: list[str]     # argv that runs `condor-job-proxy`, by absolute path
     identity: Path
     known_hosts_dir: Path
+    identities_dir: Path | None = None   # per-job identity links (EC2 key pair files)
     prefix: str = DEFAULT_HOST_PREFIX
     control_dir: Path | None = None     # None: no shared connections
     control_persist: str = "no"
@@ -57,8 +58,11 @@ def _job_block(job: JobSummary, prefix: str) -> list[str]:
 
 def _wildcard_block(settings: IncludeSettings) -> list[str]:
     known_hosts = f"{_percent(settings.known_hosts_dir)}/%n"
+    job_identity = f"{_percent(settings.identities_dir)}/%n" if settings.identities_dir else ""
     argv = [*map(_percent, settings.proxy_command), "connect",
             "--identity", _percent(settings.identity), "--known-hosts", known_hosts]
+    if job_identity:
+        argv += ["--job-identity", job_identity]
     if settings.prefix != DEFAULT_HOST_PREFIX:
         argv += ["--host-prefix", settings.prefix]
     command = " ".join(shlex.quote(arg) for arg in argv)
@@ -69,7 +73,10 @@ def _wildcard_block(settings: IncludeSettings) -> list[str]:
         f"    ProxyCommand {command} %n %r",
         "    # The proxy hands ssh the connected socket and exits: no relay in the data path.",
         "    ProxyUseFdpass yes",
-        "    # Your job-access key, and only it: another key offered first could end the login.",
+        *(["    # A key this job needs (an EC2 job's key pair file), linked here by the proxy;",
+            "    # ssh reads it after the proxy has connected. Most jobs have none.",
+            f"    IdentityFile {_word(job_identity)}"] if job_identity else []),
+        "    # Your job-access key; another key offered first could end the login.",
         f"    IdentityFile {_word(_percent(settings.identity))}",
         "    IdentitiesOnly yes",
         "    # Each job's session host key, written there by the proxy after the starter signed it;",

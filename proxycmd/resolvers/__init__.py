@@ -19,8 +19,11 @@ class JobEndpoint:
     job: JobId
     user: str             # the login name sessions run as
     transport: str        # which proxycmd.transports module speaks to it
-    address: str          # host:port of the job's starter
-    starter_key: str      # the starter's published public key
+    address: str          # host:port of the job's starter (EC2: the instance's sshd)
+    starter_key: str      # the starter's published public key ("" when there is no starter)
+    key_file: str = ""    # a private key ssh must log in with (EC2: the job's key pair file)
+    host_keys: tuple[str, ...] = ()   # "<type> <base64>" keys published out of band (EC2 console)
+    instance: str = ""    # the cloud instance the job runs as (EC2 instance id)
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,22 @@ class SessionRequest:
     identity: Path             # the user's job-access private key
     shells: list[str] = field(default_factory=list)
     session_key: str = ""      # a public key to let into this session instead of ``identity``'s
+    known_hosts: Path | None = None   # the job's own known_hosts file (keys recorded earlier)
 
 
 @dataclass
 class OpenSession:
     sock: socket.socket        # carries the raw SSH stream from here on
-    host_key: str              # the session sshd's public host key, authenticated
+    host_key: str              # the sshd's public host key(s), one "<type> <base64>" a line
     user: str                  # the login name the session runs as
+    note: str = ""             # where the host keys came from, kept beside them in known_hosts
 
 
 def open_session(endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
     if endpoint.transport == "starter":
         from .starter import open_session as open_starter_session
         return open_starter_session(endpoint, request)
+    if endpoint.transport == "ec2":
+        from .ec2 import open_session as open_ec2_session
+        return open_ec2_session(endpoint, request)
     raise ProxyError(f"job {endpoint.job}: no transport named {endpoint.transport!r}")

@@ -1,0 +1,31 @@
+"""Per-job identity links: the private key ssh should offer for one job host.
+
+ssh reads ``IdentityFile`` only after the ProxyCommand has connected, so the generated config
+can name ``<state>/identities/%n`` and the proxy points that name at the key this job needs
+(an EC2 job's key pair file) just before it hands ssh the socket. Jobs that need no key of
+their own get no link, so a stale one never makes ssh offer the wrong key.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from starter import paths
+
+
+def identities_dir() -> Path:
+    return paths.state_dir() / "identities"
+
+
+def point(host: str, key_file: str, target: Path | None = None) -> Path:
+    """Make the job's identity name a link to ``key_file``, or remove it when there is none."""
+    link = target or identities_dir() / host
+    if not key_file:
+        link.unlink(missing_ok=True)
+        return link
+    link.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    temp.unlink(missing_ok=True)
+    os.symlink(os.path.abspath(key_file), temp)
+    os.replace(temp, link)
+    return link

@@ -1,0 +1,183 @@
+"""EC2 grid-universe jobs: from the job ad to the instance's sshd, through boto3.
+
+HTCondor runs such a job as an EC2 instance and names it in the ad; the schedd resolver
+fetches the ad (projecting ``EC2_ATTRIBUTES``) and hands EC2 jobs here. boto3 is imported
+inside the functions that call EC2, so no other connect path pays for it.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from starter.jobid import JobId
+
+from .. import cloudinit
+from ..errors import ProxyError
+from . import JobEndpoint
+
+EC2_ATTRIBUTES = ("GridResource", "GridJobId", "EC2InstanceName", "EC2KeyPairFile",
+                  "EC2AccessKeyId", "EC2SecretAccessKey", "Iwd")
+TRANSPORT = "ec2"
+DEFAULT_USER = "ec2-user"     # Amazon Linux's; Debian images use "admin", Ubuntu's "ubuntu"
+SSH_PORT = 22
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+")
+_USER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+_API_TIMEOUTS = {"connect_timeout": 10, "read_timeout": 30, "retries": {"max_attempts": 2}}
+
+
+def is_ec2_job(ad: Mapping[str, Any]) -> bool:
+    """Whether HTCondor runs this job as an EC2 instance (grid universe, ``ec2`` resource)."""
+    return str(ad.get("GridResource") or "").startswith("ec2 ")
+
+
+def resolve_ec2_job(ad: Mapping[str, Any], job: JobId,
+                    settings: Mapping[str, Any] | None = None) -> JobEndpoint:
+    """Where the job's instance listens for ssh, with the key to log in and its host keys.
+
+    ``settings`` is config.toml's content (its ``[ec2]`` table picks the login user).
+    """
+    service_url = _service_url(ad, job)
+    instance_id = _instance_id(ad, job)
+    key_file = key_pair_file(ad, job)
+    client = _ec2_client(ad, service_url, job)
+    instance = _describe(client, instance_id, job)
+    state = instance.get("State", {}).get("Name", "unknown")
+    if state != "running":
+        raise ProxyError(f"job {job}: its EC2 instance {instance_id} is {state}, not running")
+    host = instance.get("PublicDnsName") or instance.get("PublicIpAddress")
+    if not host:
+        raise ProxyError(f"job {job}: EC2 instance {instance_id} has no public DNS name or "
+                         "public IP address to reach it at")
+    return JobEndpoint(job=job, user=login_user(settings or {}, job, instance.get("ImageId")),
+                       transport=TRANSPORT, address=f"{host}:{SSH_PORT}", starter_key="",
+                       key_file=str(key_file), instance=instance_id,
+                       host_keys=tuple(_console_host_keys(client, instance_id, job)))
+
+
+def login_user(settings: Mapping[str, Any], job: JobId, image_id: str | None) -> str:
+    """The account the image lets in: per job, else per AMI, else the default, from [ec2]."""
+    ec2 = settings.get("ec2") or {}
+    user = ((ec2.get("users_by_job") or {}).get(str(job))
+            or (ec2.get("users_by_ami") or {}).get(image_id or "")
+            or ec2.get("user") or DEFAULT_USER)
+    if not isinstance(user, str) or not _USER_NAME.fullmatch(user):
+        raise ProxyError(f"config.toml [ec2]: {user!r} is not a login name")
+    return user
+
+
+def key_pair_file(ad: Mapping[str, Any], job: JobId) -> Path:
+    """The job's EC2KeyPairFile, refused (like ssh would) when others may read it."""
+    path = _ad_path(ad, "EC2KeyPairFile")
+    if path is None:
+        raise ProxyError(f"job {job} has no EC2KeyPairFile: submit it with ec2_keypair_file = "
+                         "<file> to get a key to log in with")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ProxyError(f"job {job}: its key pair file {path} is missing") from None
+    except OSError as err:
+        raise ProxyError(f"job {job}: cannot use its key pair file {path}: {err.strerror}") from None
+    if mode & 0o077:
+        raise ProxyError(f"job {job}: refusing its key pair file {path}: it is readable by "
+                         f"others (mode {mode & 0o777:04o}); run: chmod 600 {path}")
+    if not os.access(path, os.R_OK):
+        raise ProxyError(f"job {job}: cannot read its key pair file {path}")
+    return path
+
+
+def region_from_url(service_url: str) -> str | None:
+    """The region a service host names as ``ec2.<region>.<domain>`` (how HTCondor signs)."""
+    labels = (urlsplit(service_url).hostname or "").split(".")
+    if len(labels) >= 3 and labels[0] == "ec2" and _REGION.fullmatch(labels[1]):
+        return labels[1]
+    return None
+
+
+def _service_url(ad: Mapping[str, Any], job: JobId) -> str:
+    kind, _, url = str(ad.get("GridResource") or "").partition(" ")
+    url = url.strip()
+    if kind != "ec2" or not url.startswith(("http://", "https://")):
+        raise ProxyError(f"job {job}: GridResource {ad.get('GridResource')!r} is not "
+                         "'ec2 <service URL>'")
+    return url
+
+
+def _instance_id(ad: Mapping[str, Any], job: JobId) -> str:
+    """EC2InstanceName, else the last field of GridJobId (``ec2 <url> <token> i-...``)."""
+    grid_fields = str(ad.get("GridJobId") or "").split()
+    candidates = [str(ad.get("EC2InstanceName") or ""), grid_fields[-1] if len(grid_fields) >= 4 else ""]
+    for candidate in candidates:
+        if candidate.startswith("i-"):
+            return candidate
+    raise ProxyError(f"job {job} has no EC2 instance yet (HTCondor has not started one)")
+
+
+def _ad_path(ad: Mapping[str, Any], attribute: str) -> Path | None:
+    value = ad.get(attribute)
+    if not value:
+        return None
+    path = Path(str(value))
+    return path if path.is_absolute() else Path(str(ad.get("Iwd") or ".")) / path
+
+
+def _credentials(ad: Mapping[str, Any], job: JobId) -> dict[str, str]:
+    """Keys from the job's credential files; none means boto3's own chain."""
+    files = {"aws_access_key_id": _ad_path(ad, "EC2AccessKeyId"),
+             "aws_secret_access_key": _ad_path(ad, "EC2SecretAccessKey")}
+    if not any(files.values()):
+        return {}
+    if not all(files.values()):
+        raise ProxyError(f"job {job} names only one of EC2AccessKeyId and EC2SecretAccessKey")
+    found = {}
+    for name, path in files.items():
+        try:
+            found[name] = path.read_text().strip()
+        except OSError as err:
+            raise ProxyError(f"job {job}: cannot read its EC2 credential file {path}: "
+                             f"{err.strerror}") from None
+        if not found[name]:
+            raise ProxyError(f"job {job}: its EC2 credential file {path} is empty")
+    return found
+
+
+def _ec2_client(ad: Mapping[str, Any], service_url: str, job: JobId) -> Any:
+    import boto3
+    from botocore.config import Config
+    session = boto3.session.Session(**_credentials(ad, job))
+    region = region_from_url(service_url) or session.region_name
+    if not region:
+        raise ProxyError(f"job {job}: no AWS region: {service_url} does not name one and boto3 "
+                         "has none configured (AWS_DEFAULT_REGION or a profile's region)")
+    return session.client("ec2", endpoint_url=service_url, region_name=region,
+                           config=Config(**_API_TIMEOUTS))
+
+
+def _describe(client: Any, instance_id: str, job: JobId) -> dict:
+    reservations = _call(client, "describe_instances", job, InstanceIds=[instance_id])
+    for reservation in reservations.get("Reservations", []):
+        for instance in reservation.get("Instances", []):
+            if instance.get("InstanceId") == instance_id:
+                return instance
+    raise ProxyError(f"job {job}: EC2 does not know its instance {instance_id}")
+
+
+def _console_host_keys(client: Any, instance_id: str, job: JobId) -> list[str]:
+    output = _call(client, "get_console_output", job, InstanceId=instance_id).get("Output") or ""
+    return cloudinit.host_keys(output)
+
+
+def _call(client: Any, operation: str, job: JobId, **params: Any) -> dict:
+    """One EC2 API call; its failures become one line (never the credentials)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    try:
+        return getattr(client, operation)(**params)
+    except ClientError as err:
+        error = err.response.get("Error", {})
+        raise ProxyError(f"job {job}: EC2 {operation} failed: {error.get('Code', '?')}: "
+                         f"{error.get('Message', '')}") from None
+    except BotoCoreError as err:
+        raise ProxyError(f"job {job}: EC2 {operation} failed: {err}") from None
