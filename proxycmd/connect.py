@@ -40,7 +40,7 @@ def connect_endpoint(host: str, endpoint: JobEndpoint, user: str | None = None, 
     identity = identity or paths.user_key_path()
     known_hosts = knownhosts.job_file(host, known_hosts)
     session = open_session(endpoint, SessionRequest(endpoint.user, identity, shells or [],
-                                                    known_hosts))
+                                                    known_hosts=known_hosts))
     knownhosts.pin(host, session.host_key, known_hosts, session.note)
     identities.point(host, endpoint.key_file, job_identity)
     if not relay and handoff.stdout_takes_fd():

@@ -187,9 +187,11 @@ def test_ssh_G_shows_every_option_for_a_job_host(shared: Workbench, job: Job) ->
     runtime = shared.env["XDG_RUNTIME_DIR"]
     assert options["user"] == [os.environ.get("USER") or subprocess.getoutput("id -un")]
     assert options["proxycommand"][0].startswith(f"{os.path.abspath(sys.executable)} -m condor_job_proxy")
-    assert f"--known-hosts {state}/known_hosts/%n %n %r" in options["proxycommand"][0]
+    assert f"--known-hosts {state}/known_hosts/%n " in options["proxycommand"][0]
+    assert f"--job-identity {state}/identities/%n %n %r" in options["proxycommand"][0]
     assert options["proxyusefdpass"] == ["yes"]
-    assert options["identityfile"] == [str(include / "id_ed25519")]
+    # The job's own identity link (EC2 key pairs) first, then your job-access key.
+    assert options["identityfile"] == [f"{state}/identities/%n", str(include / "id_ed25519")]
     assert options["identitiesonly"] == ["yes"]
     assert options["userknownhostsfile"] == [f"{state}/known_hosts/{job.host}"]
     assert options["stricthostkeychecking"] == ["true"]
