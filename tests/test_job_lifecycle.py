@@ -122,9 +122,9 @@ def test_suspend_signal_to_the_starter_suspends_like_htcondor(bench: Workbench, 
 
 def test_removing_a_job_ends_its_sessions_and_escapees(bench: Workbench) -> None:
     job = bench.start_job("sleep", "600", starter_args=("--grace", "2"))
-    # The session starts a daemon in a new session that ignores SIGHUP and SIGTERM.
-    escape = "setsid sh -c 'trap \"\" HUP TERM; echo $$ > daemon.pid; while :; do sleep 1; done' " \
-             "</dev/null >/dev/null 2>&1 & " + COUNTER
+    # The session double-forks a daemon into a new session that ignores SIGHUP and SIGTERM.
+    escape = "(setsid sh -c 'trap \"\" HUP TERM; echo $$ > daemon.pid; while :; do sleep 1; done' " \
+             "</dev/null >/dev/null 2>&1 &); " + COUNTER
     session = open_session(bench, job, escape)
     cwd = job_dir(bench, job)
     assert wait_until(lambda: _read_int(cwd / "counter") > 3 and _read_int(cwd / "daemon.pid"))
