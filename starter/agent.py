@@ -49,27 +49,29 @@ def run_job(options: JobOptions) -> int:
     private = Path(tempfile.mkdtemp(prefix=leftovers.STARTER_PREFIX))
     try:
         (private / STARTER_PID_FILE).write_text(f"{os.getpid()}\n")
+        job_env = dict(os.environ)
+        _name_the_nameless(host, private)
         identity, host_key = _generate_keys(private)
         listener = _listen(options.listen_host, options.listen_port)
         try:
-            job_proc = _launch(options.command)
+            job_proc = _launch(options.command, job_env)
         except OSError as err:
             listener.close()
             raise StarterError(f"cannot run {options.command[0]}: {err.strerror}") from None
-        return _supervise(options, host, identity, host_key, listener, job_proc, private)
+        return _supervise(options, host, identity, host_key, listener, job_proc, private, job_env)
     finally:
         shutil.rmtree(private, ignore_errors=True)
 
 
 def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdentity,
                host_key: tuple[bytes, str], listener: socket.socket,
-               job_proc: subprocess.Popen, private: Path) -> int:
+               job_proc: subprocess.Popen, private: Path, job_env: dict[str, str]) -> int:
     early: list[int] = []   # signals that arrive before the lifecycle takes over
     for signum in (*REMOVE_SIGNALS, signal.SIGTSTP, signal.SIGCONT):
         signal.signal(signum, lambda num, _frame: early.append(num))
     publisher = options.publisher
     record = _initial_record(options.command, job_proc.pid, identity.public)
-    context = JobContext(job="", cwd=record["cwd"], environment=dict(os.environ),
+    context = JobContext(job="", cwd=record["cwd"], environment=job_env,
                          host_key_private=host_key[0], host_key_public=host_key[1], host=host,
                          pids=lambda: processes.job_pids(job_proc.pid))
     server = SessionServer(listener, context, record["owner"], identity,
@@ -103,14 +105,36 @@ def _initial_record(command: list[str], pid: int, starter_key: str) -> dict:
     }
 
 
-def _launch(command: list[str]) -> subprocess.Popen:
+def _name_the_nameless(host: sshd.SshdHost, private: Path) -> None:
+    """Give the starter's own helpers (ssh-keygen) a passwd entry if the job user has none.
+
+    OpenSSH's tools refuse to run for a uid without one ("No user exists for uid N");
+    libnss-wrapper supplies one without root. Only the starter's helpers get it (through
+    its environment, set after the job's was saved); sessions get their own in each session.
+    """
+    try:
+        pwd.getpwuid(os.getuid())
+        return
+    except KeyError:
+        pass
+    if not host.nss_wrapper:
+        raise StarterError(f"uid {os.getuid()} has no passwd entry, which ssh-keygen and sshd need; "
+                           "install libnss-wrapper (Debian: apt-get install libnss-wrapper) "
+                           "or give the job's user an account")
+    (private / "passwd").write_text(host.passwd_line + "\n")
+    (private / "group").write_text(host.group_line + "\n")
+    os.environ.update(LD_PRELOAD=host.nss_wrapper, NSS_WRAPPER_PASSWD=str(private / "passwd"),
+                      NSS_WRAPPER_GROUP=str(private / "group"))
+
+
+def _launch(command: list[str], env: dict[str, str]) -> subprocess.Popen:
     """Start the job in the current directory with the current environment.
 
     The job is killed if the starter dies (even by SIGKILL): it must not run unsupervised.
     """
     if not shutil.which(command[0]):
         raise FileNotFoundError(2, "command not found")
-    return subprocess.Popen([*processes.die_with_parent(), *command])
+    return subprocess.Popen([*processes.die_with_parent(), *command], env=env)
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -3,15 +3,19 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import Job, Workbench, session_leftovers, wait_until
+import accounts
+from conftest import Job, Workbench, session_leftovers, wait_for_job_line, wait_until
 
 # A session that counts, so we can see whether it runs; its shell's pid goes to a file first.
 COUNTER = "echo $$ > shell.pid; i=0; while :; do i=$((i+1)); echo $i > counter; sleep 0.05; done"
@@ -78,6 +82,15 @@ def _read_int(path: Path) -> int:
         return int(path.read_text().strip() or 0)
     except (OSError, ValueError):
         return 0
+
+
+def test_job_pids_lists_the_main_process_first_then_its_children(bench: Workbench) -> None:
+    job = bench.start_job("sh", "-c", "sleep 600 & wait")
+    main = record(bench, job)["pids"][0]
+    result = bench.ssh(job.host, "echo $_CONDOR_JOB_PIDS")
+    pids = [int(pid) for pid in result.stdout.split()]
+    assert pids[0] == main and len(pids) == 2, result
+    assert Path(f"/proc/{pids[1]}/cmdline").read_bytes() == b"sleep\x00600\x00"
 
 
 def test_suspending_a_job_stops_its_sessions(bench: Workbench, job: Job) -> None:
@@ -288,3 +301,79 @@ def test_next_starter_sweeps_up_after_a_killed_starter(bench: Workbench, job: Jo
     assert not alive(shell)
     assert not session_leftovers(bench)
     assert len(list((bench.root / "tmp").glob("cjp-starter-*"))) == 1   # the second's own
+
+
+# Jobs under other accounts: root only (the tests create accounts and switch users).
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="creating test accounts needs root")
+NO_PASSWD_UID = 47_311   # a uid with no passwd entry (checked in the test)
+
+
+@pytest.fixture
+def scratch(bench: Workbench):
+    """Make directories every account can reach (pytest's tmp_path is root's alone)."""
+    made: list[Path] = []
+
+    def make(kind: str, mode: int) -> Path:
+        path = Path(tempfile.mkdtemp(prefix=f"cjp-lifecycle-{kind}-"))
+        os.chmod(path, mode)
+        made.append(path)
+        return path
+    yield make
+    bench.stop()
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def start_elsewhere(bench: Workbench, scratch, argv: list[str], uid: int,
+                    env: dict) -> tuple[str, dict, Path]:
+    """Start a job with argv (which switches to ``uid``), letting in the bench user's key.
+
+    Returns its host name, and the environment and ssh config the bench user connects with
+    (those of the bench, but for the queue: a shared one).
+    """
+    shared, keys, workdir = scratch("queue", 0o1777), scratch("keys", 0o755), scratch("cwd", 0o700)
+    (keys / "owner.pub").write_bytes(bench.proxy("pubkey", check=True).stdout)
+    os.chown(workdir, uid, uid)
+    err_file = bench.root / f"elsewhere{len(bench.jobs)}.err"
+    with open(err_file, "wb") as err:
+        process = subprocess.Popen(
+            [*argv, "env", "-i", f"PATH={accounts.VENV}/bin:/usr/bin:/bin", f"HOME={workdir}",
+             f"CONDOR_JOB_PROXY_QUEUE={shared}", f"TMPDIR={workdir}", *(f"{k}={v}" for k, v in env.items()),
+             "condor-job-starter", "run", "--authorized-keys-file", str(keys / "owner.pub"),
+             "--", "sleep", "600"], cwd=workdir, stdin=subprocess.DEVNULL, stderr=err)
+    job_id = wait_for_job_line(process, err_file, timeout=30)
+    bench.jobs.append(Job(job_id, f"job-{job_id}", process, err_file))
+    generated = bench.root / "config" / "condor-job-proxy" / "ssh_config"
+    ssh_config = bench.root / "ssh_config_shared_queue"
+    ssh_config.write_text(generated.read_text().replace(str(bench.root / "queue"), str(shared)))
+    return f"job-{job_id}", {**bench.env, "CONDOR_JOB_PROXY_QUEUE": str(shared)}, ssh_config
+
+
+@as_root
+def test_login_shell_nologin_refuses_ssh_access(bench: Workbench, scratch) -> None:
+    accounts.ensure_venv()
+    user = accounts.account("nologin", shell="/usr/sbin/nologin")
+    uid = pwd.getpwnam(user.name).pw_uid
+    host, env, _ = start_elsewhere(bench, scratch, ["setpriv", f"--reuid={uid}", f"--regid={uid}",
+                                           "--init-groups"], uid, {"USER": user.name})
+    result = subprocess.run([sys.executable, "-m", "condor_job_proxy", "connect", host, user.name],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 255
+    assert result.stderr == (f"condor-job-proxy: job {host[4:]}: ssh access to this job is disabled "
+                             "by its user's login shell (/usr/sbin/nologin)\n")
+
+
+@as_root
+def test_job_user_without_passwd_entry_gets_a_session(bench: Workbench, scratch) -> None:
+    with pytest.raises(KeyError):
+        pwd.getpwuid(NO_PASSWD_UID)
+    accounts.ensure_venv()
+    uid = NO_PASSWD_UID
+    host, env, ssh_config = start_elsewhere(bench, scratch, ["setpriv", f"--reuid={uid}", f"--regid={uid}",
+                                                    "--clear-groups"], uid, {})
+    result = subprocess.run(["ssh", "-F", str(ssh_config), "-o", "BatchMode=yes",
+                             "-l", f"uid{uid}", host, "id -u; echo $HOME; pwd"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split()
+    assert lines[0] == str(uid) and lines[1] == lines[2]
