@@ -99,7 +99,7 @@ class JobLifecycle:
 
     def _suspend(self) -> None:
         self.record["state_before_suspend"] = self.record["state"]
-        self.server.stop_taking_sessions(Refusal.NOT_RUNNING, f"job {self.job} is suspended")
+        self.server.stop_taking_sessions(Refusal.NOT_RUNNING, "the job is suspended")
         self.record["state"] = SUSPENDED
         self._stop_all()
         self._publish()
@@ -120,8 +120,8 @@ class JobLifecycle:
         self._publish()
 
     def _exited(self) -> tuple[str, str]:
-        return (Refusal.JOB_EXITED, f"job {self.job} has exited (status "
-                f"{self.record.get('exit_status')}); its open sessions finish, no new ones start")
+        return (Refusal.JOB_EXITED, f"exit status {self.record.get('exit_status')}; "
+                "its open sessions may finish, no new ones start")
 
     def _stop_all(self) -> None:
         """SIGSTOP every job process, again until a scan finds none still running."""
@@ -134,7 +134,7 @@ class JobLifecycle:
 
     def _end(self, reason: str | None, job_signal: int) -> bool:
         """End the job and every session: polite signals, the grace period, then SIGKILL."""
-        self.server.stop_taking_sessions(Refusal.NOT_RUNNING, f"job {self.job} is ending")
+        self.server.stop_taking_sessions(Refusal.NOT_RUNNING, "the job is ending")
         _close_listener(self.server)
         if reason:
             print(f"condor-job-starter: job {self.job} {reason}", file=sys.stderr, flush=True)

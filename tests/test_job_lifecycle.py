@@ -105,7 +105,9 @@ def test_suspending_a_job_stops_its_sessions(bench: Workbench, job: Job) -> None
     time.sleep(1)
     assert _read_int(counter) == before
     refused = bench.ssh(job.host, "true")
-    assert refused.returncode == 255 and f"job {job.id} is suspended" in refused.stderr.decode()
+    assert refused.returncode == 255
+    assert refused.stderr.decode().splitlines()[0] == \
+        f"condor-job-proxy: job {job.id}: the job is suspended"
     control(bench, "resume", job)
     session.stdin.close()
 
@@ -173,8 +175,9 @@ def test_job_exit_waits_for_the_last_session(bench: Workbench) -> None:
     assert "exited (1 sessions open)" in table
     refused = bench.ssh(job.host, "true")
     assert refused.returncode == 255
-    assert f"job {job.id}: job has exited: job {job.id} has exited (status 3)" in \
-        refused.stderr.decode()
+    assert refused.stderr.decode().splitlines()[0] == (
+        f"condor-job-proxy: job {job.id}: job has exited: exit status 3; its open sessions may "
+        "finish, no new ones start")
     assert job.process.poll() is None   # the starter (the slot) stays while the session is open
     session.stdin.write(b"still works\n")
     session.stdin.close()
@@ -237,6 +240,14 @@ def test_cpu_limit_counts_sessions_and_removes_the_job(bench: Workbench) -> None
     assert job.wait(30) == 128 + signal.SIGTERM
     final = record(bench, job)
     assert final["state"] == "removed" and "CPU time" in final["reason"]
+
+
+def test_orphans_of_a_session_are_reaped(bench: Workbench, job: Job) -> None:
+    """A process that outlives its parent re-parents to the starter, which collects it."""
+    result = bench.ssh(job.host, "(sleep 0.5 & echo $! > orphan.pid) ; echo started")
+    assert result.stdout == b"started\n"
+    orphan = _read_int(job_dir(bench, job) / "orphan.pid")
+    assert wait_until(lambda: orphan not in tree(job.process.pid))   # not even as a zombie
 
 
 def test_client_killed_mid_session_leaves_nothing(bench: Workbench, job: Job) -> None:
