@@ -56,6 +56,7 @@ class JobLifecycle:
         self.private_dir = private_dir
         self._requests: queue.SimpleQueue = queue.SimpleQueue()   # safe to put from a handler
         self._published: dict = {}
+        self._seen: set[tuple[int, int]] = set()   # (pid, start) of every job process ever seen
 
     def install(self) -> None:
         """Route signals and session changes to the main loop; watch the job's exit."""
@@ -144,7 +145,7 @@ class JobLifecycle:
             time.sleep(0.05)
         # Until nothing is left: a session that was mid-handshake may start its sshd meanwhile.
         while self._processes(living=True) or self.server.session_count():
-            for info in self._processes(living=True):
+            for info in self._processes(living=True, helpers=True):
                 _signal(info.pid, signal.SIGKILL)
             time.sleep(0.02)
         self.job_proc.wait()
@@ -175,6 +176,8 @@ class JobLifecycle:
     def _account(self) -> bool:
         """Refresh pids and usage in the record; remove the job if it is over a limit."""
         infos = self._processes(living=True)
+        alive = {(p.pid, p.start_ticks) for p in infos}
+        self._seen &= alive   # forget the dead, whose pids may come back as anything
         self._reap_orphans()
         main = self.job_proc.pid
         self.record["pids"] = ([main] if any(p.pid == main for p in infos) else []) + \
@@ -201,17 +204,24 @@ class JobLifecycle:
             return f"removed: CPU time {cpu:.1f} s is over the limit of {self.limits.cpu_seconds:g} s"
         return None
 
-    def _processes(self, living: bool = False) -> list[processes.ProcInfo]:
-        """The job's processes: every descendant of the starter but its own helpers."""
+    def _processes(self, living: bool = False, helpers: bool = False) -> list[processes.ProcInfo]:
+        """The job's processes: every descendant of the starter but its own helpers.
+
+        A helper is a child of the starter named like one that was never seen as a job
+        process (a job process that re-parents to us and then execs ssh-keygen stays one).
+        """
         snapshot = processes.snapshot()
         me = os.getpid()
         found = []
         for pid in processes.descendants(me, snapshot):
             info = snapshot.get(pid)
-            if info is None or (info.parent == me and info.name in _HELPERS):
+            if info is None or (living and info.state in "ZX"):
                 continue
-            if not (living and info.state in "ZX"):
-                found.append(info)
+            if not helpers and info.parent == me and info.name in _HELPERS and \
+                    (info.pid, info.start_ticks) not in self._seen:
+                continue
+            self._seen.add((info.pid, info.start_ticks))
+            found.append(info)
         return found
 
     def _reap_orphans(self) -> None:
@@ -219,7 +229,7 @@ class JobLifecycle:
         me, known = os.getpid(), {self.job_proc.pid} | self.server.session_pids()
         for info in processes.snapshot().values():
             if info.parent == me and info.state == "Z" and info.pid not in known and \
-                    info.name not in _HELPERS:
+                    (info.name not in _HELPERS or (info.pid, info.start_ticks) in self._seen):
                 processes.reap(info.pid)
 
     def _publish(self) -> None:

@@ -139,7 +139,8 @@ def test_removing_a_job_ends_its_sessions_and_escapees(bench: Workbench) -> None
     job = bench.start_job("sleep", "600", starter_args=("--grace", "2"))
     # The session double-forks a daemon into a new session that ignores SIGHUP and SIGTERM.
     escape = "(setsid sh -c 'trap \"\" HUP TERM; echo $$ > daemon.pid; while :; do sleep 1; done' " \
-             "</dev/null >/dev/null 2>&1 &); " + COUNTER
+             "</dev/null >/dev/null 2>&1 &); " \
+             "ln -s /bin/sleep ssh-keygen; (./ssh-keygen 1000 & echo $! > fake.pid); " + COUNTER
     session = open_session(bench, job, escape)
     cwd = job_dir(bench, job)
     assert wait_until(lambda: _read_int(cwd / "counter") > 3 and _read_int(cwd / "daemon.pid"))
@@ -151,6 +152,7 @@ def test_removing_a_job_ends_its_sessions_and_escapees(bench: Workbench) -> None
     assert session.wait(20) != 0
     assert job.wait() == 128 + signal.SIGTERM
     assert not alive(daemon) and not alive(_read_int(cwd / "shell.pid"))
+    assert not alive(_read_int(cwd / "fake.pid"))   # named like the starter's own helper
     assert not session_leftovers(bench)
     final = record(bench, job)
     assert final["state"] == "removed" and final["pids"] == [] and final["sessions"] == 0
