@@ -15,13 +15,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import processes, sshd
+from . import leftovers, processes, sshd
+from .lifecycle import REMOVE_SIGNALS, JobLifecycle, Limits
 from .publish import Publisher, read_key_files
-from .queue import COMPLETED, RUNNING
+from .queue import RUNNING
 from .server import SessionServer, StarterIdentity
-from .session import JobContext
-
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+from .session import STARTER_PID_FILE, JobContext
 
 
 class StarterError(Exception):
@@ -37,6 +36,7 @@ class JobOptions:
     listen_port: int = 0
     port_range: tuple[int, int] | None = None   # (first, last): the first free one is used
     max_sessions: int = 64
+    limits: Limits = field(default_factory=Limits)
 
 
 def run_job(options: JobOptions) -> int:
@@ -44,28 +44,36 @@ def run_job(options: JobOptions) -> int:
     host = sshd.probe()
     if os.geteuid() == 0:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)   # sshd's privilege-separation dir
-    private = Path(tempfile.mkdtemp(prefix="cjp-starter-"))
+    for name in leftovers.sweep():
+        print(f"condor-job-starter: removed {name}, left behind by a starter that was killed",
+              file=sys.stderr)
+    processes.become_subreaper()
+    private = Path(tempfile.mkdtemp(prefix=leftovers.STARTER_PREFIX))
     try:
+        (private / STARTER_PID_FILE).write_text(f"{os.getpid()}\n")
+        job_env = dict(os.environ)
+        _name_the_nameless(host, private)
         identity, host_key = _generate_keys(private)
         listener = _listen(options.listen_host, options.listen_port, options.port_range)
         try:
-            job_proc = _launch(options.command)
+            job_proc = _launch(options.command, job_env)
         except OSError as err:
             listener.close()
             raise StarterError(f"cannot run {options.command[0]}: {err.strerror}") from None
-        return _supervise(options, host, identity, host_key, listener, job_proc)
+        return _supervise(options, host, identity, host_key, listener, job_proc, private, job_env)
     finally:
         shutil.rmtree(private, ignore_errors=True)
 
 
 def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdentity,
                host_key: tuple[bytes, str], listener: socket.socket,
-               job_proc: subprocess.Popen) -> int:
-    for signum in FORWARDED_SIGNALS:
-        signal.signal(signum, lambda num, _frame: job_proc.send_signal(num))
+               job_proc: subprocess.Popen, private: Path, job_env: dict[str, str]) -> int:
+    early: list[int] = []   # signals that arrive before the lifecycle takes over
+    for signum in (*REMOVE_SIGNALS, signal.SIGTSTP, signal.SIGCONT):
+        signal.signal(signum, lambda num, _frame: early.append(num))
     publisher = options.publisher
     record = _initial_record(options.command, job_proc.pid, identity.public)
-    context = JobContext(job="", cwd=record["cwd"], environment=dict(os.environ),
+    context = JobContext(job="", cwd=record["cwd"], environment=job_env,
                          host_key_private=host_key[0], host_key_public=host_key[1], host=host,
                          pids=lambda: processes.job_pids(job_proc.pid))
     server = SessionServer(listener, context, record["owner"], identity,
@@ -75,14 +83,14 @@ def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdenti
     record["starter_address"] = server.address
     job = publisher.submit(record)
     context.job = str(job)
+    lifecycle = JobLifecycle(job, job_proc, server, publisher, record, options.limits,
+                             private)
+    lifecycle.install()
+    for signum in early:
+        signal.raise_signal(signum)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"job {job} running: ssh {job.host()}", file=sys.stderr, flush=True)
-    returncode = job_proc.wait()
-    status = returncode if returncode >= 0 else 128 - returncode
-    listener.close()
-    record.update(state=COMPLETED, exit_status=status, end_time=time.time(), pids=[])
-    publisher.update(job, record)
-    return status
+    return lifecycle.run()
 
 
 def _initial_record(command: list[str], pid: int, starter_key: str) -> dict:
@@ -93,14 +101,42 @@ def _initial_record(command: list[str], pid: int, starter_key: str) -> dict:
         owner = os.environ.get("USER") or f"uid{uid}"
     return {
         "owner": owner, "owner_uid": uid, "pids": [pid], "cwd": os.getcwd(), "state": RUNNING,
+        "sessions": 0, "memory_kb": 0, "cpu_seconds": 0.0,
         "command": command, "start_time": time.time(), "starter_pid": os.getpid(),
         "starter_key": starter_key, "host": socket.gethostname(),
     }
 
 
-def _launch(command: list[str]) -> subprocess.Popen:
-    """Start the job in the current directory with the current environment."""
-    return subprocess.Popen(command)
+def _name_the_nameless(host: sshd.SshdHost, private: Path) -> None:
+    """Give the starter's own helpers (ssh-keygen) a passwd entry if the job user has none.
+
+    OpenSSH's tools refuse to run for a uid without one ("No user exists for uid N");
+    libnss-wrapper supplies one without root. Only the starter's helpers get it (through
+    its environment, set after the job's was saved); sessions get their own in each session.
+    """
+    try:
+        pwd.getpwuid(os.getuid())
+        return
+    except KeyError:
+        pass
+    if not host.nss_wrapper:
+        raise StarterError(f"uid {os.getuid()} has no passwd entry, which ssh-keygen and sshd need; "
+                           "install libnss-wrapper (Debian: apt-get install libnss-wrapper) "
+                           "or give the job's user an account")
+    (private / "passwd").write_text(host.passwd_line + "\n")
+    (private / "group").write_text(host.group_line + "\n")
+    os.environ.update(LD_PRELOAD=host.nss_wrapper, NSS_WRAPPER_PASSWD=str(private / "passwd"),
+                      NSS_WRAPPER_GROUP=str(private / "group"))
+
+
+def _launch(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """Start the job in the current directory with the current environment.
+
+    The job is killed if the starter dies (even by SIGKILL): it must not run unsupervised.
+    """
+    if not shutil.which(command[0]):
+        raise FileNotFoundError(2, "command not found")
+    return subprocess.Popen([*processes.die_with_parent(), *command], env=env)
 
 
 def _listen(host: str, port: int, port_range: tuple[int, int] | None = None) -> socket.socket:

@@ -11,7 +11,10 @@ from . import paths
 from .agent import JobOptions, StarterError, run_job
 from .chirp import ChirpError
 from .jobad import JobAdError
+from .lifecycle import Limits
 from .publish import LocalPublisher, Publisher
+
+_QUEUE_HELP = f"Local queue directory (default: ${paths.QUEUE_ENV}, config, or the state dir)."
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,8 +23,7 @@ def cli() -> None:
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
-@click.option("--queue", "queue", metavar="DIR",
-              help=f"Local queue directory (default: ${paths.QUEUE_ENV}, config, or the state dir).")
+@click.option("--queue", "queue", metavar="DIR", help=_QUEUE_HELP)
 @click.option("--authorized-keys-file", "keys_files", multiple=True, metavar="FILE",
               type=click.Path(dir_okay=False, path_type=Path),
               help="More public keys allowed into the job (e.g. the owner's); repeatable.")
@@ -37,11 +39,19 @@ def cli() -> None:
 @click.option("--super-users-keys", type=click.Path(dir_okay=False, path_type=Path),
               metavar="FILE", help="HTCondor: keys allowed into any job (default: "
               "$CONDOR_JOB_PROXY_SUPER_USERS_KEYS or /etc/condor-job-proxy/super_users_keys).")
-@click.option("--max-sessions", default=64, show_default=True, help="Concurrent sessions allowed.")
+@click.option("--max-sessions", default=64, show_default=True,
+              type=click.IntRange(min=1), help="Concurrent sessions allowed.")
+@click.option("--memory-limit", type=click.FloatRange(min=0, min_open=True), metavar="MB",
+              help="Remove the job when the resident memory of it and its sessions exceeds MB.")
+@click.option("--cpu-limit", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Remove the job when the CPU time of it and its sessions exceeds SECONDS.")
+@click.option("--grace", default=5.0, show_default=True, type=click.FloatRange(min=0),
+              metavar="SECONDS", help="On removal, time between SIGTERM/SIGHUP and SIGKILL.")
 @click.argument("command", nargs=-1, required=True)
 def run(queue: str | None, keys_files: tuple[Path, ...], htcondor: bool | None,
         listen: str | None, port: int, port_range: str | None, super_users_keys: Path | None,
-        max_sessions: int, command: tuple[str, ...]) -> None:
+        max_sessions: int, memory_limit: float | None, cpu_limit: float | None, grace: float,
+        command: tuple[str, ...]) -> None:
     """Run COMMAND as a job you can ssh into: condor-job-starter run -- CMD ARGS..."""
     try:
         if htcondor is None:
@@ -51,7 +61,8 @@ def run(queue: str | None, keys_files: tuple[Path, ...], htcondor: bool | None,
         options = JobOptions(command=list(command), publisher=publisher,
                              authorized_keys_files=list(keys_files),
                              listen_host=listen or default_listen, listen_port=port,
-                             port_range=_port_range(port_range), max_sessions=max_sessions)
+                             port_range=_port_range(port_range), max_sessions=max_sessions,
+                             limits=Limits(memory_limit, cpu_limit, grace))
         status = run_job(options)
     except (StarterError, ChirpError, JobAdError, ValueError, OSError) as err:
         click.echo(f"condor-job-starter: {err}", err=True)
@@ -82,6 +93,31 @@ def _port_range(text: str | None) -> tuple[int, int] | None:
     if not 0 < bounds[0] <= bounds[1] < 65536:
         raise ValueError(f"invalid port range {text!r}: expected 1 <= FIRST <= LAST <= 65535")
     return bounds
+
+
+def _control(action: str, help_text: str) -> None:
+    @cli.command(name={"remove": "rm"}.get(action, action), help=help_text)
+    @click.option("--queue", "queue", metavar="DIR", help=_QUEUE_HELP)
+    @click.option("--wait", "wait_seconds", default=30.0, show_default=True, metavar="SECONDS",
+                  help="How long to wait for the job's record to show the change (0: not at all).")
+    @click.argument("job_id", metavar="JOB")
+    def command(queue: str | None, wait_seconds: float, job_id: str) -> None:
+        from .control import ControlError, act
+        from .jobid import parse_job_id
+        from .queue import LocalQueue
+        try:
+            job = parse_job_id(job_id)
+            record = act(LocalQueue(paths.queue_dir(queue)), job, action, wait_seconds)
+        except (ControlError, ValueError) as err:
+            click.echo(f"condor-job-starter: {err}", err=True)
+            sys.exit(1)
+        click.echo(f"job {job} {record.get('state')}" if wait_seconds else
+                   f"job {job}: {action} requested")
+
+
+_control("remove", "Remove JOB: end it and every session (SIGTERM/SIGHUP, then SIGKILL).")
+_control("suspend", "Suspend JOB and every session process (SIGSTOP).")
+_control("resume", "Resume a suspended JOB and its sessions (SIGCONT).")
 
 
 def main() -> None:

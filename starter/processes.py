@@ -1,33 +1,92 @@
-"""The job's processes, read from /proc: what _CONDOR_JOB_PIDS and the queue record list."""
+"""The job's processes, read from /proc: what _CONDOR_JOB_PIDS, accounting and signals act on.
+
+The starter makes itself a child subreaper, so a process that daemonizes (double fork,
+setsid) out of the job or a session re-parents to the starter instead of init: every job
+and session process, however it was started, stays a descendant of the starter.
+"""
 from __future__ import annotations
 
+import ctypes
 import os
+import shutil
+from dataclasses import dataclass
+
+_PR_SET_CHILD_SUBREAPER = 36
+_PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _parent_map() -> dict[int, int]:
-    parents = {}
+@dataclass(frozen=True)
+class ProcInfo:
+    pid: int
+    parent: int
+    state: str          # R, S, D, T (stopped), t, Z (zombie), ...
+    name: str           # the kernel's comm: at most 15 characters
+    cpu_seconds: float  # user + system time of this process
+    rss_kb: int
+    start_ticks: int    # when it started, in clock ticks since boot: tells a reused pid apart
+
+
+def become_subreaper() -> None:
+    """Make orphaned descendants re-parent to this process (Linux >= 3.4)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+def die_with_parent() -> list[str]:
+    """An argv prefix that kills the process when its parent (the starter) dies, even by -9."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+
+
+def snapshot() -> dict[int, ProcInfo]:
+    """Every process on the machine, as far as /proc lets us read it."""
+    found = {}
     for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as file:
-                stat = file.read()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses: the fields follow the last ')'.
-        fields = stat[stat.rfind(b")") + 2:].split()
-        parents[int(name)] = int(fields[1])
-    return parents
+        if name.isdigit():
+            info = read(int(name))
+            if info:
+                found[info.pid] = info
+    return found
 
 
-def job_pids(main_pid: int) -> list[int]:
-    """The main pid first, then every live descendant, in pid order."""
+def read(pid: int) -> ProcInfo | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            stat = file.read()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: the fields follow the last ')'.
+    close = stat.rfind(b")")
+    name = stat[stat.find(b"(") + 1:close].decode(errors="replace")
+    fields = stat[close + 2:].split()
+    return ProcInfo(pid=pid, parent=int(fields[1]), state=fields[0].decode(), name=name,
+                    cpu_seconds=(int(fields[11]) + int(fields[12])) / _TICKS,
+                    rss_kb=int(fields[21]) * _PAGE_KB, start_ticks=int(fields[19]))
+
+
+def descendants(root: int, procs: dict[int, ProcInfo]) -> list[int]:
+    """Every descendant of ``root`` (not root itself), in pid order."""
     children: dict[int, list[int]] = {}
-    for pid, parent in _parent_map().items():
-        children.setdefault(parent, []).append(pid)
-    found, stack = [], list(children.get(main_pid, []))
+    for info in procs.values():
+        children.setdefault(info.parent, []).append(info.pid)
+    found, stack = [], list(children.get(root, []))
     while stack:
         pid = stack.pop()
         found.append(pid)
         stack.extend(children.get(pid, []))
-    return [main_pid, *sorted(found)]
+    return sorted(found)
+
+
+def job_pids(main_pid: int) -> list[int]:
+    """The main pid first, then every live descendant, in pid order."""
+    return [main_pid, *descendants(main_pid, snapshot())]
+
+
+def reap(pid: int) -> bool:
+    """Collect a zombie child so it does not linger; False if it was not ours to collect."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except ChildProcessError:
+        return False

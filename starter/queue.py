@@ -17,7 +17,11 @@ from pathlib import Path
 from .jobid import JobId, parse_job_id
 
 RUNNING = "running"
+SUSPENDED = "suspended"
+EXITED = "exited"          # the job's main process ended; sessions are still open
 COMPLETED = "completed"
+REMOVED = "removed"
+LIVE_STATES = (RUNNING, SUSPENDED, EXITED)   # the starter is still there and answers
 _SUFFIX = ".json"
 
 

@@ -36,13 +36,14 @@ class Refused(Exception):
 class SessionServer:
     def __init__(self, listener: socket.socket, context: JobContext, user: str,
                  identity: StarterIdentity, authorized: Callable[[], set[str]],
-                 max_sessions: int = 64) -> None:
+                 max_sessions: int = 64, on_change: Callable[[], None] = lambda: None) -> None:
         self.listener = listener
         self.context = context
         self.user = user
         self.identity = identity
         self.authorized = authorized
         self.max_sessions = max_sessions
+        self.on_change = on_change   # told when a session starts or ends (accounting, lifecycle)
         self.refusal: tuple[str, str] | None = None   # set when the job stops taking sessions
         self._sessions: set[Session] = set()
         self._lock = threading.Lock()
@@ -63,6 +64,16 @@ class SessionServer:
     def session_count(self) -> int:
         with self._lock:
             return len(self._sessions)
+
+    def session_pids(self) -> set[int]:
+        with self._lock:
+            return {s.process.pid for s in self._sessions if s.process}
+
+    def stop_taking_sessions(self, code: str, message: str) -> bool:
+        """Refuse new sessions from now on; True if none is open (nor can open any more)."""
+        with self._lock:
+            self.refusal = (code, message)
+            return not self._sessions
 
     def _serve(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -86,6 +97,7 @@ class SessionServer:
             return
         finally:
             conn.close()   # sshd has its own copy; ours would keep the connection open
+        self.on_change()
         log = session.wait()
         if log:
             print(f"condor-job-starter: session of job {self.context.job} ended badly:\n{log}",
@@ -140,6 +152,8 @@ class SessionServer:
     def _open_session(self, client_key: str, shells: object) -> Session:
         shells = [s for s in shells if isinstance(s, str)][:16] if isinstance(shells, list) else []
         with self._lock:
+            if self.refusal:   # checked again: the job may have stopped taking sessions meanwhile
+                raise Refused(*self.refusal)
             if len(self._sessions) >= self.max_sessions:
                 raise Refused(Refusal.TOO_MANY_SESSIONS, f"job {self.context.job} already has "
                               f"{self.max_sessions} sessions open (the limit)")
@@ -151,6 +165,7 @@ class SessionServer:
         session.remove()
         with self._lock:
             self._sessions.discard(session)
+        self.on_change()
 
 
 def _session_key(hello: dict) -> str | None:

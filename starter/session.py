@@ -1,6 +1,7 @@
 """One ssh session: a fresh 0700 directory and an ``sshd -i`` whose stdin/stdout is the socket.
 
-The directory holds the session's host key, an authorized_keys with exactly the key that
+The directory holds the pids of the starter and of sshd (so that a later starter can tell a
+stale directory from a live one), the session's host key, an authorized_keys with exactly the key that
 authenticated, the sshd config and the setup script sshd runs as ForceCommand (sshd scrubs
 the environment, so the script restores the job's). It is removed when sshd exits.
 """
@@ -17,9 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .processes import die_with_parent
 from .sshd import SshdHost
 
 SESSION_PREFIX = "cjp-session-"
+STARTER_PID_FILE = "starter.pid"
+SSHD_PID_FILE = "sshd.pid"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SSHD_CONFIG = """\
 # sshd for one condor-job-proxy session; started as `sshd -i` by the job's starter.
@@ -78,10 +82,11 @@ class Session:
                        NSS_WRAPPER_PASSWD=str(self.directory / "passwd"),
                        NSS_WRAPPER_GROUP=str(self.directory / "group"))
         self.process = subprocess.Popen(
-            [host.sshd, "-i", "-f", str(self.directory / "sshd_config"),
+            [*die_with_parent(), host.sshd, "-i", "-f", str(self.directory / "sshd_config"),
              "-E", str(self.directory / "sshd.log")],
             stdin=conn.fileno(), stdout=conn.fileno(), stderr=subprocess.DEVNULL,
             env=env, close_fds=True, start_new_session=True)
+        _write(self.directory / SSHD_PID_FILE, f"{self.process.pid}\n".encode(), 0o600)
 
     def wait(self) -> str:
         """Wait for sshd to end; return what it logged if it failed."""
@@ -99,6 +104,7 @@ class Session:
 
     def _write_files(self, client_key: str, shells: list[str]) -> None:
         d = self.directory
+        _write(d / STARTER_PID_FILE, f"{os.getpid()}\n".encode(), 0o600)
         _write(d / "host_key", self.context.host_key_private, 0o600)
         _write(d / "authorized_keys", (client_key + "\n").encode(), 0o600)
         _write(d / "sshd_config", _SSHD_CONFIG.format(dir=d).encode(), 0o600)

@@ -46,14 +46,16 @@ class Account:
                 *(f"{k}={v}" for k, v in base.items()), *argv]
 
 
-def account(role: str) -> Account:
+def account(role: str, shell: str = "/bin/bash") -> Account:
     """Create the account cjp-<role> if needed, with a fresh home (no config from an earlier run)."""
     name = f"cjp-{role}{SUFFIX}"
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True)
+        subprocess.run(["useradd", "-m", "-s", shell, name], check=True)
         entry = pwd.getpwnam(name)
+    if entry.pw_shell != shell:
+        subprocess.run(["usermod", "-s", shell, name], check=True)
     home = Path(entry.pw_dir)
     for leftover in (".ssh", ".config", ".local"):
         shutil.rmtree(home / leftover, ignore_errors=True)

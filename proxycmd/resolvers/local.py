@@ -5,7 +5,7 @@ import os
 
 from starter import paths
 from starter.jobid import JobId
-from starter.queue import RUNNING, LocalQueue, UntrustedRecord
+from starter.queue import EXITED, LIVE_STATES, LocalQueue, UntrustedRecord
 
 from ..errors import JobNotFound, JobNotRunning, ProxyError
 from . import JobEndpoint, JobSummary
@@ -25,7 +25,7 @@ class LocalResolver:
         if record is None:
             raise JobNotFound(f"job {job} is not in the queue ({self.queue.directory})")
         state = record.get("state")
-        if state != RUNNING:
+        if state not in LIVE_STATES:   # a suspended or exited job's starter says why it refuses
             status = record.get("exit_status")
             detail = f" (exit status {status})" if status is not None else ""
             raise JobNotRunning(f"job {job} is not running: it has {state}{detail}", str(state))
@@ -51,7 +51,11 @@ class LocalResolver:
 
 def _state(record: dict) -> str:
     state = record.get("state", "?")
-    return "lost" if state == RUNNING and not _alive(record.get("starter_pid")) else state
+    if state in LIVE_STATES and not _alive(record.get("starter_pid")):
+        return "lost"
+    if state == EXITED:
+        return f"exited ({record.get('sessions', '?')} sessions open)"
+    return state
 
 
 def _alive(pid: object) -> bool:

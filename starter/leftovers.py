@@ -1,0 +1,122 @@
+"""Sweeping up after a starter that was killed (-9) before it could clean up.
+
+A starter keeps its private directory (``cjp-starter-*``, holding its signing key) and one
+directory per session (``cjp-session-*``) under TMPDIR. Each holds the pid of the process
+that owns it; the private directory also lists the job's processes (pid and start time),
+refreshed as they change. The next starter of the same user sharing that TMPDIR removes
+the directories whose owner is gone and kills the processes the dead starter left running.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+from . import processes
+from .session import SESSION_PREFIX, SSHD_PID_FILE, STARTER_PID_FILE
+
+STARTER_PREFIX = "cjp-starter-"
+PROCESSES_FILE = "processes"
+_UNFINISHED_SECONDS = 60   # a directory with no pid file yet, older than this, was abandoned
+
+
+def write_processes(directory: Path, infos: list[processes.ProcInfo]) -> None:
+    """Record the job's processes (atomically) for whoever sweeps up after a dead starter."""
+    temp = directory / f".{PROCESSES_FILE}.tmp"
+    temp.write_text("".join(f"{p.pid} {p.start_ticks}\n" for p in infos))
+    os.replace(temp, directory / PROCESSES_FILE)
+
+
+def sweep(tmpdir: str | None = None) -> list[str]:
+    """Remove this user's stale starter and session directories; return what was removed."""
+    base = Path(tmpdir or tempfile.gettempdir())
+    removed = []
+    try:
+        entries = list(base.iterdir())
+    except OSError:
+        return []
+    for path in entries:
+        if path.name.startswith(STARTER_PREFIX) and _mine(path) and _stale_starter(path):
+            _kill_listed(path / PROCESSES_FILE)
+        elif not (path.name.startswith(SESSION_PREFIX) and _mine(path) and _stale_session(path)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path.name)
+    return removed
+
+
+def _mine(path: Path) -> bool:
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return info.st_uid == os.getuid() and path.is_dir() and not path.is_symlink()
+
+
+def _stale_starter(path: Path) -> bool:
+    pid = _read_pid(path / STARTER_PID_FILE)
+    if pid is None:
+        return _older_than(path, _UNFINISHED_SECONDS)
+    return not _runs(pid, "starter")
+
+
+def _stale_session(path: Path) -> bool:
+    sshd = _read_pid(path / SSHD_PID_FILE)
+    if sshd is not None:
+        return not _runs(sshd, str(path))   # sshd's command line names its session directory
+    starter = _read_pid(path / STARTER_PID_FILE)
+    if starter is None:
+        return _older_than(path, _UNFINISHED_SECONDS)
+    return not _runs(starter, "starter")
+
+
+def _kill_listed(listing: Path) -> None:
+    """SIGKILL the listed processes that still run as the same process (pid and start time)."""
+    try:
+        lines = listing.read_text().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        try:
+            pid, start = map(int, line.split())
+        except ValueError:
+            continue
+        info = processes.read(pid)
+        if info and info.start_ticks == start and _owned(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _owned(pid: int) -> bool:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid == os.getuid()
+    except OSError:
+        return False
+
+
+def _runs(pid: int, marker: str) -> bool:
+    """Whether ``pid`` is alive and its command line mentions ``marker`` (not a reused pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return marker.encode() in cmdline
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:
+        return False
