@@ -290,7 +290,7 @@ def test_remove_on_interrupt_removes_the_job_on_ctrl_c(tool: Tool, bench: Workbe
     assert result == 1
     assert job.wait(15) == 128 + signal.SIGTERM   # the starter passed the removal to the job
     record = json.loads((bench.root / "queue" / f"{job.id}.json").read_text())
-    assert record["state"] == "completed"
+    assert record["state"] == "removed"
     assert not tool.leftovers()
 
 
