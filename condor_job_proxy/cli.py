@@ -62,8 +62,22 @@ def connect(obj: dict, host: str, user: str | None, relay: bool, identity: Path 
             known_hosts: Path | None) -> None:
     """ProxyCommand: connect HOST [USER] (ssh_config: connect %n %r)."""
     from proxycmd.connect import connect as connect_job
-    connect_job(host, user, relay=relay, queue=obj["queue"], identity=identity,
-                known_hosts=known_hosts)
+    from proxycmd.errors import UserMismatch
+    try:
+        connect_job(host, user, relay=relay, queue=obj["queue"], identity=identity,
+                    known_hosts=known_hosts)
+    except UserMismatch:
+        _refresh_quietly(obj["queue"])   # the next `ssh job-N.P` then logs in as the job's user
+        raise
+
+
+def _refresh_quietly(queue: str | None) -> None:
+    from proxycmd.resolvers import default_resolver
+    from sshconfig import install
+    try:
+        install.include_change(default_resolver(queue), queue).apply()
+    except (ProxyError, OSError, ValueError):
+        pass   # the one-line error already says how to log in; refresh is a convenience
 
 
 @cli.command()
@@ -121,10 +135,13 @@ def config() -> None:
 @config.command("refresh")
 @click.pass_obj
 def config_refresh(obj: dict) -> None:
-    """Rewrite the include from the current job list."""
+    """Rewrite the include from the current job list; forget files of jobs that left."""
+    from proxycmd import jobfiles
     from proxycmd.resolvers import default_resolver
     from sshconfig import install
-    install.include_change(default_resolver(obj["queue"]), obj["queue"]).apply()
+    resolver = default_resolver(obj["queue"])
+    install.include_change(resolver, obj["queue"]).apply()
+    jobfiles.prune({job.job for job in resolver.list_jobs() if job.state == "running"})
 
 
 @config.command("show")
@@ -173,6 +190,16 @@ def submit_snippet() -> None:
         "# Your public job-access key: only this key (and the pool's queue super users) gets in.",
         f"+{OWNER_KEY_ATTR} = {quote(public_key())}",
     ]))
+
+@cli.command()
+@click.argument("job")
+@click.pass_obj
+def doctor(obj: dict, job: str) -> None:
+    """Say how JOB (32.0 or job-32.0) would be reached, and check the basics."""
+    from condor_job_proxy import doctor as checks
+    for line in checks.report(job, obj["queue"]):
+        click.echo(line)
+
 
 def _summary_json(job: object) -> dict:
     data = dict(vars(job))

@@ -10,7 +10,7 @@ from starter import paths
 from starter.jobid import BadJobId, parse_host
 
 from . import handoff, knownhosts
-from .errors import ProxyError
+from .errors import ProxyError, UserMismatch
 from .resolvers import default_resolver
 from .transports import SessionRequest, open_session
 
@@ -24,11 +24,13 @@ def connect(host: str, user: str | None = None, *, relay: bool = False,
     except BadJobId as err:
         raise ProxyError(str(err)) from None
     endpoint = default_resolver(queue).resolve(job)
-    if user and user != endpoint.user:
-        raise ProxyError(f"job {job} runs as user {endpoint.user!r}, not {user!r}: use "
-                         f"ssh {endpoint.user}@{host} (or run: condor-job-proxy config refresh)")
+    if user and endpoint.user and user != endpoint.user:
+        raise UserMismatch(f"job {job} runs as user {endpoint.user!r}, not {user!r}: use "
+                           f"ssh {endpoint.user}@{host} (or run: condor-job-proxy config refresh)",
+                           endpoint.user)
     identity = identity or paths.user_key_path()
-    session = open_session(endpoint, SessionRequest(endpoint.user, identity, shells or []))
+    session = open_session(endpoint, SessionRequest(endpoint.user, identity, shells or [],
+                                                    host=host, ssh_user=user))
     knownhosts.pin(host, session.host_key, known_hosts)
     if not relay and handoff.stdout_takes_fd():
         handoff.pass_fd(session.sock)

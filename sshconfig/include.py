@@ -20,6 +20,7 @@ class IncludeSettings:
     identity: Path
     known_hosts_dir: Path
     prefix: str = DEFAULT_HOST_PREFIX
+    job_files_dir: Path | None = None   # <dir>/%n/ssh_key: keys the pool's ssh-to-job issued
 
 
 def render(jobs: list[JobSummary], settings: IncludeSettings) -> str:
@@ -51,6 +52,7 @@ def _wildcard_block(settings: IncludeSettings) -> list[str]:
         "    ProxyUseFdpass yes",
         "    # Your job-access key; offer no other key (an extra one only slows login).",
         f"    IdentityFile {_quote(settings.identity)}",
+        *_session_identity(settings),
         "    IdentitiesOnly yes",
         "    # Each job's host key is pinned per job by the proxy, after the starter signed it.",
         f"    UserKnownHostsFile {_quote(known_hosts)}",
@@ -64,6 +66,14 @@ def _wildcard_block(settings: IncludeSettings) -> list[str]:
         "    ConnectTimeout 30",
         "",
     ]
+
+
+def _session_identity(settings: IncludeSettings) -> list[str]:
+    if settings.job_files_dir is None:
+        return []
+    return ["    # Jobs reached through the pool's own condor_ssh_to_job: the session key it issued,",
+            "    # written by the proxy before ssh reads it (absent for other jobs: not offered).",
+            f"    IdentityFile {_quote(Path(f'{settings.job_files_dir}/%n/ssh_key'))}"]
 
 
 def _quote(path: Path) -> str:

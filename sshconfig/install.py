@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxycmd import knownhosts
+from proxycmd import jobfiles, knownhosts
 from proxycmd.resolvers import Resolver
 from starter import paths
 
@@ -50,7 +50,8 @@ def proxy_command(queue: str | None = None) -> list[str]:
 def include_change(resolver: Resolver, queue: str | None = None) -> Change:
     settings = include.IncludeSettings(proxy_command=proxy_command(queue),
                                        identity=paths.user_key_path(),
-                                       known_hosts_dir=knownhosts.known_hosts_dir())
+                                       known_hosts_dir=knownhosts.known_hosts_dir(),
+                                       job_files_dir=jobfiles.jobs_dir())
     path = include_file()
     return Change(path, managed.read(path), include.render(resolver.list_jobs(), settings))
 

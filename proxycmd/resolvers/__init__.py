@@ -21,6 +21,8 @@ class JobEndpoint:
     transport: str        # which proxycmd.transports module speaks to it
     address: str          # host:port of the job's starter
     starter_key: str      # the starter's published public key
+    schedd: str | None = None   # HTCondor: the schedd holding the job (None: the local one)
+    pool: str | None = None     # HTCondor: the pool's collector (None: the configured one)
 
 
 @dataclass(frozen=True)

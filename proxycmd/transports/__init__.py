@@ -18,6 +18,8 @@ class SessionRequest:
     user: str                  # the login name ssh will use (%r)
     identity: Path             # the user's job-access private key
     shells: list[str] = field(default_factory=list)
+    host: str = ""             # the job host name as ssh has it (%n)
+    ssh_user: str | None = None   # the login name ssh was started with (%r), if given
 
 
 @dataclass
@@ -31,4 +33,7 @@ def open_session(endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
     if endpoint.transport == "starter":
         from .starter import open_session as open_starter_session
         return open_starter_session(endpoint, request)
+    if endpoint.transport == "htcondor-native":
+        from .htcondor_native import open_session as open_native_session
+        return open_native_session(endpoint, request)
     raise ProxyError(f"job {endpoint.job}: no transport named {endpoint.transport!r}")
