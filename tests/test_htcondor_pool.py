@@ -110,13 +110,6 @@ def test_ssh_to_unknown_job_names_the_schedd(pool: Pool) -> None:
     assert line == "condor-job-proxy: job 99.0 is not in the queue of the local schedd"
 
 
-def test_job_without_our_starter_points_at_the_submit_snippet(pool: Pool) -> None:
-    pool.add_job(6)
-    line = _one_line_failure(pool.proxy("connect", "job-6", _me()))
-    assert "job 6.0 does not run condor-job-proxy's starter" in line
-    assert "condor-job-proxy submit-snippet" in line
-
-
 def test_ec2_grid_job_is_recognised_from_its_ad(pool: Pool) -> None:
     pool.add_job(8, JobUniverse=9, GridResource="ec2 https://ec2.us-east-1.amazonaws.com/",
                  GridJobId="ec2 https://ec2.us-east-1.amazonaws.com/ i-0123456789abcdef0")
