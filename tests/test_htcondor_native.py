@@ -64,6 +64,7 @@ def test_ssh_runs_a_command_in_the_job(native: Pool, job: Path) -> None:
     cwd, marker, pids = result.stdout.decode().splitlines()
     assert cwd == str(job) and marker == "only-in-the-job/a b"
     assert pids == str(native.job_ad(32)["StandinJobPid"])
+    assert result.stderr == b""   # no warnings: the job-access key is refused quietly
 
 
 def test_remote_exit_status_comes_back(native: Pool, job: Path) -> None:
