@@ -66,8 +66,22 @@ def connect(obj: dict, host: str, user: str | None, relay: bool, identity: Path 
             known_hosts: Path | None, host_prefix: str | None, job_identity: Path | None) -> None:
     """ProxyCommand: connect HOST [USER] (ssh_config: connect %n %r)."""
     from proxycmd.connect import connect as connect_job
-    connect_job(host, user, relay=relay, queue=obj["queue"], identity=identity,
-                known_hosts=known_hosts, job_identity=job_identity, prefix=host_prefix)
+    from proxycmd.errors import UserMismatch
+    try:
+        connect_job(host, user, relay=relay, queue=obj["queue"], identity=identity,
+                    known_hosts=known_hosts, job_identity=job_identity, prefix=host_prefix)
+    except UserMismatch:
+        _refresh_quietly(obj["queue"])   # the next `ssh job-N.P` then logs in as the job's user
+        raise
+
+
+def _refresh_quietly(queue: str | None) -> None:
+    from proxycmd.resolvers import default_resolver
+    from sshconfig import install
+    try:
+        install.include_change(default_resolver(queue), queue).apply()
+    except (ProxyError, OSError, ValueError):
+        pass   # the one-line error already says how to log in; refresh is a convenience
 
 
 @cli.command()
@@ -132,16 +146,20 @@ def config() -> None:
 @click.option("--dry-run", is_flag=True, help="Show the changes as a unified diff.")
 @click.pass_obj
 def config_refresh(obj: dict, host: str | None, dry_run: bool) -> None:
-    """Rewrite the include from the current job list."""
+    """Rewrite the include from the current job list; forget files of jobs that left."""
+    from proxycmd import jobfiles
     from proxycmd.resolvers import default_resolver
     from sshconfig import install
     if host is not None and install.includes_host(host):
         return
-    change = install.include_change(default_resolver(obj["queue"]), obj["queue"], dry_run)
+    resolver = default_resolver(obj["queue"])
+    jobs = resolver.list_jobs()
+    change = install.include_change(resolver, obj["queue"], dry_run, jobs=jobs)
     if dry_run:
         click.echo(change.diff(), nl=False)
-    else:
-        change.apply()
+        return
+    change.apply()
+    jobfiles.prune({job.job for job in jobs if job.state == "running"})
 
 
 @config.command("show")
@@ -200,6 +218,16 @@ def submit_snippet() -> None:
         "# Your public job-access key: only this key (and the pool's queue super users) gets in.",
         f"+{OWNER_KEY_ATTR} = {quote(public_key())}",
     ]))
+
+@cli.command()
+@click.argument("job")
+@click.pass_obj
+def doctor(obj: dict, job: str) -> None:
+    """Say how JOB (32.0 or job-32.0) would be reached, and check the basics."""
+    from condor_job_proxy import doctor as checks
+    for line in checks.report(job, obj["queue"]):
+        click.echo(line)
+
 
 def _summary_json(job: object) -> dict:
     data = dict(vars(job))

@@ -10,7 +10,7 @@ from starter import paths
 from starter.jobid import DEFAULT_HOST_PREFIX, BadJobId, parse_host
 
 from . import handoff, identities, knownhosts
-from .errors import ProxyError
+from .errors import ProxyError, UserMismatch
 from .resolvers import JobEndpoint, default_resolver
 from .transports import SessionRequest, open_session
 
@@ -34,13 +34,15 @@ def connect_endpoint(host: str, endpoint: JobEndpoint, user: str | None = None, 
                      known_hosts: Path | None = None, job_identity: Path | None = None,
                      shells: list[str] | None = None) -> None:
     """From a resolved job on: session, pinned host keys, the job's identity link, handoff."""
-    if user and user != endpoint.user:
-        raise ProxyError(f"job {endpoint.job} runs as user {endpoint.user!r}, not {user!r}: use "
-                         f"ssh {endpoint.user}@{host} (or run: condor-job-proxy config refresh)")
+    if user and endpoint.user and user != endpoint.user:
+        raise UserMismatch(f"job {endpoint.job} runs as user {endpoint.user!r}, not {user!r}: "
+                           f"use ssh {endpoint.user}@{host} (or run: condor-job-proxy config "
+                           "refresh)", endpoint.user)
     identity = identity or paths.user_key_path()
     known_hosts = knownhosts.job_file(host, known_hosts)
     session = open_session(endpoint, SessionRequest(endpoint.user, identity, shells or [],
-                                                    known_hosts=known_hosts))
+                                                    known_hosts=known_hosts, host=host,
+                                                    ssh_user=user))
     knownhosts.pin(host, session.host_key, known_hosts, session.note)
     identities.point(host, endpoint.key_file, job_identity)
     if not relay and handoff.stdout_takes_fd():

@@ -33,3 +33,11 @@ class JobNotRunning(ProxyError):
 class NotAuthorized(ProxyError):
     """The starter refused the key: neither the job's owner's nor a queue super user's."""
     kind = "not_authorized"
+
+
+class UserMismatch(ProxyError):
+    """ssh asked for a login name the job does not run as; ``user`` is the one it runs as."""
+
+    def __init__(self, message: str, user: str) -> None:
+        super().__init__(message)
+        self.user = user

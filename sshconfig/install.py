@@ -6,8 +6,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxycmd import identities, knownhosts
-from proxycmd.resolvers import Resolver
+from proxycmd import identities, jobfiles, knownhosts
+from proxycmd.resolvers import JobSummary, Resolver
 from starter import paths
 
 from . import control, include, managed, settings
@@ -53,17 +53,22 @@ def proxy_command(queue: str | None = None) -> list[str]:
     return argv
 
 
-def include_change(resolver: Resolver, queue: str | None = None, dry_run: bool = False) -> Change:
-    """The include as it should be now; a dry run creates no directory for the sockets either."""
+def include_change(resolver: Resolver, queue: str | None = None, dry_run: bool = False,
+                   jobs: list[JobSummary] | None = None) -> Change:
+    """The include as it should be now; a dry run creates no directory for the sockets either.
+
+    ``jobs`` spares a second query when the caller has listed them already.
+    """
     chosen = settings.load()
     include_settings = include.IncludeSettings(
         proxy_command=proxy_command(queue), identity=paths.user_key_path(),
         known_hosts_dir=knownhosts.known_hosts_dir(), prefix=chosen.host_prefix,
-        identities_dir=identities.identities_dir(),
+        identities_dir=identities.identities_dir(), job_files_dir=jobfiles.jobs_dir(),
         control_dir=control.control_dir(create=not dry_run) if chosen.control_master else None,
         control_persist=chosen.control_persist)
     path = include_file()
-    return Change(path, managed.read(path), include.render(resolver.list_jobs(), include_settings))
+    jobs = resolver.list_jobs() if jobs is None else jobs
+    return Change(path, managed.read(path), include.render(jobs, include_settings))
 
 
 def includes_host(host: str) -> bool:

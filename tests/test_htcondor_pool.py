@@ -110,13 +110,6 @@ def test_ssh_to_unknown_job_names_the_schedd(pool: Pool) -> None:
     assert line == "condor-job-proxy: job 99.0 is not in the queue of the local schedd"
 
 
-def test_job_without_our_starter_points_at_the_submit_snippet(pool: Pool) -> None:
-    pool.add_job(6)
-    line = _one_line_failure(pool.proxy("connect", "job-6", _me()))
-    assert "job 6.0 does not run condor-job-proxy's starter" in line
-    assert "condor-job-proxy submit-snippet" in line
-
-
 def test_ec2_grid_job_is_recognised_from_its_ad(pool: Pool) -> None:
     pool.add_job(8, JobUniverse=9, GridResource="ec2 https://ec2.us-east-1.amazonaws.com/",
                  GridJobId="ec2 https://ec2.us-east-1.amazonaws.com/ i-0123456789abcdef0")
@@ -444,3 +437,25 @@ def test_wrapper_outside_a_job_says_what_is_missing(pool: Pool) -> None:
     assert result.returncode == 1
     assert result.stderr.decode().strip() == ("condor-job-starter: no job ad: $_CONDOR_JOB_AD is "
                                               "not set (is this running as an HTCondor job?)")
+
+
+@pytest.mark.skipif(not _real_pool_answers(), reason="no HTCondor pool answers condor_q here")
+def test_native_contract_with_a_real_pool(tmp_path: Path) -> None:
+    """One of my running jobs that runs no starter of ours, reached through the real
+    condor_ssh_to_job and our grabber with the generated config (skipped without such a job)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "XDG_STATE_HOME": str(tmp_path / "state")}
+    env.pop("CONDOR_JOB_PROXY_QUEUE", None)
+    (tmp_path / "config" / "condor-job-proxy").mkdir(parents=True)
+    (tmp_path / "config" / "condor-job-proxy" / "config.toml").write_text('resolver = "htcondor"\n')
+    proxy = lambda *a: subprocess.run([sys.executable, "-m", "condor_job_proxy", *a], env=env,  # noqa: E731
+                                      capture_output=True, text=True, timeout=120)
+    assert proxy("setup", "--yes", "--ssh-config", str(tmp_path / "ssh_config")).returncode == 0
+    jobs = json.loads(proxy("jobs", "--json").stdout)
+    native = [j["job"] for j in jobs if "transport: htcondor-native" in proxy("doctor", j["job"]).stdout]
+    if not native:
+        pytest.skip("none of my running jobs goes through the pool's own ssh-to-job")
+    result = subprocess.run(["ssh", "-F", str(tmp_path / "ssh_config"), "-o", "BatchMode=yes",
+                             f"job-{native[0]}", "echo", "$_CONDOR_JOB_PIDS"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip(), result.stderr

@@ -24,6 +24,8 @@ class JobEndpoint:
     key_file: str = ""    # a private key ssh must log in with (EC2: the job's key pair file)
     host_keys: tuple[str, ...] = ()   # "<type> <base64>" keys published out of band (EC2 console)
     instance: str = ""    # the cloud instance the job runs as (EC2 instance id)
+    schedd: str | None = None   # HTCondor: the schedd holding the job (None: the local one)
+    pool: str | None = None     # HTCondor: the pool's collector (None: the configured one)
 
 
 @dataclass(frozen=True)

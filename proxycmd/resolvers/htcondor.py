@@ -6,6 +6,7 @@ that runs without our starter. The bindings are imported here only, never on the
 """
 from __future__ import annotations
 
+import dataclasses
 import getpass
 from typing import Callable
 
@@ -44,15 +45,20 @@ class HTCondorResolver:
     def resolve(self, job: JobId) -> JobEndpoint:
         if job.node is not None:
             raise ProxyError(f"job {job}: nodes of parallel-universe jobs are not supported yet")
-        return endpoint_for(job, self.job_ad(job))
+        name, ad = self.find_job(job)
+        return dataclasses.replace(endpoint_for(job, ad), schedd=name, pool=self.pool)
 
     def job_ad(self, job: JobId) -> dict:
         """The job's ad from the first schedd that has it (schedds in configured order)."""
+        return self.find_job(job)[1]
+
+    def find_job(self, job: JobId) -> tuple[str | None, dict]:
+        """(the schedd's name, the job's ad) from the first schedd that has the job."""
         constraint = f"ClusterId == {job.cluster} && ProcId == {job.proc}"
         for name in self.schedd_names:
             ads = self._query(name, constraint)
             if ads:
-                return ads[0]
+                return name, ads[0]
         where = ", ".join(self._label(name) for name in self.schedd_names)
         raise JobNotFound(f"job {job} is not in the queue of {where}")
 
@@ -140,8 +146,21 @@ def _ec2_endpoint(job: JobId, ad) -> JobEndpoint:
 
 
 def _native_endpoint(job: JobId, ad) -> JobEndpoint:
-    raise ProxyError(f"job {job} does not run condor-job-proxy's starter: submit it with the "
-                     "lines that `condor-job-proxy submit-snippet` prints")
+    """Through the pool's own ssh-to-job; the login user is known once the pool has told us."""
+    from .. import jobfiles
+    return JobEndpoint(job=job, user=jobfiles.remembered_user(job), transport="htcondor-native",
+                       address="", starter_key="")
+
+
+def transport_choice(ad) -> tuple[str, str]:
+    """Which transport a job's ad leads to, and the attributes that decided it (for doctor)."""
+    if _runs_our_starter(ad):
+        seen = [name for name in (OWNER_KEY_ATTR, ADDRESS_ATTR) if _text(ad, name)]
+        return "starter", f"the job ad has {' and '.join(seen)}: the job runs our starter"
+    if _is_ec2(ad):
+        return "ec2", f"the job ad has GridResource = {_text(ad, 'GridResource')!r}"
+    return "htcondor-native", (f"the job ad has no {OWNER_KEY_ATTR} or {ADDRESS_ATTR} and is no "
+                               "EC2 grid job: the pool's own condor_ssh_to_job")
 
 
 ENDPOINT_KINDS: list[tuple[Callable[[object], bool], Callable[[JobId, object], JobEndpoint]]] = [
@@ -152,7 +171,15 @@ ENDPOINT_KINDS: list[tuple[Callable[[object], bool], Callable[[JobId, object], J
 
 
 def _login_user(ad) -> str:
-    return _text(ad, USER_ATTR) or _text(ad, "Owner") or "?"
+    """Published by our starter, else learnt from the pool's ssh-to-job, else the owner."""
+    if _text(ad, USER_ATTR):
+        return _text(ad, USER_ATTR)
+    from .. import jobfiles
+    try:
+        learnt = jobfiles.remembered_user(JobId(int(ad.get("ClusterId")), int(ad.get("ProcId"))))
+    except (TypeError, ValueError):
+        learnt = ""
+    return learnt or _text(ad, "Owner") or "?"
 
 
 def _text(ad, name: str) -> str:

@@ -20,6 +20,8 @@ class SessionRequest:
     shells: list[str] = field(default_factory=list)
     session_key: str = ""      # a public key to let into this session instead of ``identity``'s
     known_hosts: Path | None = None   # the job's own known_hosts file (keys recorded earlier)
+    host: str = ""             # the job host name as ssh has it (%n)
+    ssh_user: str | None = None   # the login name ssh was started with (%r), if given
 
 
 @dataclass
@@ -37,4 +39,7 @@ def open_session(endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
     if endpoint.transport == "ec2":
         from .ec2 import open_session as open_ec2_session
         return open_ec2_session(endpoint, request)
+    if endpoint.transport == "htcondor-native":
+        from .htcondor_native import open_session as open_native_session
+        return open_native_session(endpoint, request)
     raise ProxyError(f"job {endpoint.job}: no transport named {endpoint.transport!r}")

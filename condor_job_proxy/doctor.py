@@ -1,0 +1,85 @@
+"""``condor-job-proxy doctor JOB``: which resolver and transport a job would use, and why.
+
+Reads the same job ad the ProxyCommand would (one query, the same projection) and reports the
+attributes that decided the transport, then checks what a connection needs on this machine.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from proxycmd.errors import ProxyError
+from starter import paths
+from starter.jobid import BadJobId, JobId, parse_host, parse_job_id
+
+
+def report(text: str, queue: str | None) -> list[str]:
+    job = _job(text)
+    from proxycmd.resolvers import default_resolver
+    resolver = default_resolver(queue)
+    lines, transport = _describe(job, resolver)
+    return lines + _checks(transport)
+
+
+def _job(text: str) -> JobId:
+    try:
+        return parse_host(text) if not text[:1].isdigit() else parse_job_id(text)
+    except BadJobId as err:
+        raise ProxyError(str(err)) from None
+
+
+def _describe(job: JobId, resolver) -> tuple[list[str], str]:
+    from proxycmd.resolvers.local import LocalResolver
+    if isinstance(resolver, LocalResolver):
+        lines = [f"job {job}: resolver local (queue {resolver.queue.directory})",
+                 "transport: starter (local queue records always name our starter)"]
+        return lines + [_state(lambda: resolver.resolve(job))], "starter"
+    from proxycmd.resolvers import htcondor
+    where = ", ".join(resolver._label(name) for name in resolver.schedd_names)
+    lines = [f"job {job}: resolver htcondor ({where})"]
+    try:
+        schedd, ad = resolver.find_job(job)
+    except ProxyError as err:
+        return lines + [f"state: {err}"], ""
+    seen = " ".join(f"{name}={ad.get(name)!r}" for name in htcondor.PROJECTION if name in ad
+                    and name not in ("Cmd", "Arguments", "Args"))
+    transport, why = htcondor.transport_choice(ad)
+    lines += [f"job ad from {resolver._label(schedd)}: {seen}", f"transport: {transport} ({why})",
+              _state(lambda: htcondor.require_running(job, ad))]
+    return lines, transport
+
+
+def _state(check) -> str:
+    try:
+        check()
+    except ProxyError as err:
+        return f"state: not reachable now: {err}"
+    return "state: running"
+
+
+def _checks(transport: str) -> list[str]:
+    from sshconfig import install, managed
+    key = paths.user_key_path()
+    include = install.include_file()
+    included = str(include) in managed.read(managed.user_ssh_config())
+    checks = [("ssh", _version(["ssh", "-V"])),
+              ("job-access key", str(key) if key.exists() else "missing (run: condor-job-proxy setup)"),
+              ("generated include", str(include) if include.exists() else "missing (run: setup)"),
+              ("Include in ~/.ssh/config", "yes" if included else "no (run: condor-job-proxy setup)")]
+    if transport in ("starter", ""):
+        checks.append(("sshd (for jobs on this machine)", _version(["sshd", "-V"], "/usr/sbin/sshd")))
+    if transport == "htcondor-native":
+        tool = paths.settings().get("htcondor_native", {}).get("tool")
+        checks.append(("condor_ssh_to_job", tool or shutil.which("condor_ssh_to_job") or
+                       "missing: install HTCondor's client tools or set htcondor_native.tool"))
+    return [f"check {name}: {result}" for name, result in checks]
+
+
+def _version(argv: list[str], fallback: str | None = None) -> str:
+    program = shutil.which(argv[0]) or fallback
+    if not program or not os.access(program, os.X_OK):
+        return f"missing: {argv[0]} not found"
+    out = subprocess.run([program, *argv[1:]], capture_output=True, text=True)
+    first = (out.stderr or out.stdout).strip().splitlines()
+    return f"{program}: {first[0] if first else 'no version output'}"
