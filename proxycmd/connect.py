@@ -44,7 +44,7 @@ def connect_endpoint(host: str, endpoint: JobEndpoint, user: str | None = None, 
                                                     known_hosts=known_hosts, host=host,
                                                     ssh_user=user))
     knownhosts.pin(host, session.host_key, known_hosts, session.note)
-    identities.point(host, endpoint.key_file, job_identity)
+    identities.point(host, endpoint.key_file or session.key_file or str(identity), job_identity)
     if not relay and handoff.stdout_takes_fd():
         handoff.pass_fd(session.sock)
     else:

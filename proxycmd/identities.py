@@ -1,9 +1,11 @@
 """Per-job identity links: the private key ssh should offer for one job host.
 
 ssh reads ``IdentityFile`` only after the ProxyCommand has connected, so the generated config
-can name ``<state>/identities/%n`` and the proxy points that name at the key this job needs
-(an EC2 job's key pair file) just before it hands ssh the socket. Jobs that need no key of
-their own get no link, so a stale one never makes ssh offer the wrong key.
+can name ``<state>/identities/%n`` and the proxy points that name at the key this session
+needs just before it hands ssh the socket: an EC2 job's key pair file, the session key a
+pool's own ssh-to-job issued, or else your job-access key. The link always exists once the
+proxy has run, so ssh never warns about a missing identity, and it is re-pointed on every
+connect, so a stale one never makes ssh offer the wrong key.
 """
 from __future__ import annotations
 
@@ -18,11 +20,8 @@ def identities_dir() -> Path:
 
 
 def point(host: str, key_file: str, target: Path | None = None) -> Path:
-    """Make the job's identity name a link to ``key_file``, or remove it when there is none."""
+    """Make the job's identity name a link to ``key_file``."""
     link = target or identities_dir() / host
-    if not key_file:
-        link.unlink(missing_ok=True)
-        return link
     link.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     temp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
     temp.unlink(missing_ok=True)

@@ -30,7 +30,6 @@ class IncludeSettings:
     prefix: str = DEFAULT_HOST_PREFIX
     control_dir: Path | None = None     # None: no shared connections
     control_persist: str = "no"
-    job_files_dir: Path | None = None   # <dir>/%n/ssh_key: keys the pool's ssh-to-job issued
 
 
 def render(jobs: list[JobSummary], settings: IncludeSettings) -> str:
@@ -74,12 +73,11 @@ def _wildcard_block(settings: IncludeSettings) -> list[str]:
         f"    ProxyCommand {command} %n %r",
         "    # The proxy hands ssh the connected socket and exits: no relay in the data path.",
         "    ProxyUseFdpass yes",
-        *(["    # A key this job needs (an EC2 job's key pair file), linked here by the proxy;",
-            "    # ssh reads it after the proxy has connected. Most jobs have none.",
+        *(["    # The key this session needs, linked here by the proxy before ssh reads it: an EC2",
+            "    # job's key pair file, a pool's ssh-to-job session key, else your job-access key.",
             f"    IdentityFile {_word(job_identity)}"] if job_identity else []),
         "    # Your job-access key; another key offered first could end the login.",
         f"    IdentityFile {_word(_percent(settings.identity))}",
-        *_session_identity(settings),
         "    IdentitiesOnly yes",
         "    # Each job's session host key, written there by the proxy after the starter signed it;",
         "    # checked strictly, and never mixed into your own known_hosts.",
@@ -111,14 +109,6 @@ def _control_lines(settings: IncludeSettings) -> list[str]:
             f"    ControlPath {_word(control.control_path(_percent(settings.control_dir)))}",
             f"    # The shared connection {persist}.",
             f"    ControlPersist {settings.control_persist}"]
-
-
-def _session_identity(settings: IncludeSettings) -> list[str]:
-    if settings.job_files_dir is None:
-        return []
-    return ["    # Jobs reached through the pool's own condor_ssh_to_job: the session key it issued,",
-            "    # written by the proxy before ssh reads it (absent for other jobs: not offered).",
-            f"    IdentityFile {_word(_percent(settings.job_files_dir) + '/%n/ssh_key')}"]
 
 
 def _percent(path: object) -> str:

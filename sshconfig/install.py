@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxycmd import identities, jobfiles, knownhosts
+from proxycmd import identities, knownhosts
 from proxycmd.resolvers import JobSummary, Resolver
 from starter import paths
 
@@ -63,7 +63,7 @@ def include_change(resolver: Resolver, queue: str | None = None, dry_run: bool =
     include_settings = include.IncludeSettings(
         proxy_command=proxy_command(queue), identity=paths.user_key_path(),
         known_hosts_dir=knownhosts.known_hosts_dir(), prefix=chosen.host_prefix,
-        identities_dir=identities.identities_dir(), job_files_dir=jobfiles.jobs_dir(),
+        identities_dir=identities.identities_dir(),
         control_dir=control.control_dir(create=not dry_run) if chosen.control_master else None,
         control_persist=chosen.control_persist)
     path = include_file()

@@ -244,10 +244,11 @@ def test_local_job_connect_path_does_not_import_boto3(bench: Workbench, job: Job
     assert not [name for name in imported if name.split(".")[0] in ("boto3", "botocore")]
 
 
-def test_local_job_connect_removes_a_stale_identity_link(bench: Workbench, job: Job) -> None:
-    stale = bench.root / "state" / "condor-job-proxy" / "identities" / job.host
-    stale.parent.mkdir(parents=True)
-    stale.symlink_to(bench.root / "old-ec2-key.pem")
+def test_local_job_connect_repoints_a_stale_identity_link(bench: Workbench, job: Job) -> None:
+    link = bench.root / "state" / "condor-job-proxy" / "identities" / job.host
+    link.parent.mkdir(parents=True)
+    link.symlink_to(bench.root / "old-ec2-key.pem")
     result = bench.ssh(job.host, "echo ok")
     assert result.stdout == b"ok\n", result.stderr
-    assert not stale.is_symlink()
+    assert result.stderr == b""   # no "no such identity" warning either
+    assert os.readlink(link) == str(bench.root / "config" / "condor-job-proxy" / "id_ed25519")

@@ -160,7 +160,7 @@ def test_wrong_login_name_fails_before_ssh_and_is_remembered(native: Pool, job: 
     remembered = native.root / "state" / "condor-job-proxy" / "jobs" / "job-32.0" / "user"
     assert remembered.read_text() == f"{_me()}\n"
     include = native.proxy("config", "show").stdout.decode()
-    assert "Host job-32.0\n" in include and f"User {_me()}\n" in include
+    assert "Host job-32.0 job-32\n" in include and f"User {_me()}\n" in include
     again = ssh(native, "job-32.0", "id -un", config=config)
     assert again.returncode == 0, again.stderr
     assert again.stdout.decode().strip() == _me()

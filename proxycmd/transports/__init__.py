@@ -30,6 +30,7 @@ class OpenSession:
     host_key: str              # the sshd's public host key(s), one "<type> <base64>" a line
     user: str                  # the login name the session runs as
     note: str = ""             # where the host keys came from, kept beside them in known_hosts
+    key_file: str = ""         # a private key this session needs (the pool's session key)
 
 
 def open_session(endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:

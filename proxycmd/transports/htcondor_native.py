@@ -69,8 +69,8 @@ def _accept(endpoint: JobEndpoint, request: SessionRequest, handed: tuple) -> Op
         raise UserMismatch(f"job {endpoint.job} runs as user {user!r}, not {request.ssh_user!r}: "
                            f"use ssh {user}@{request.host or endpoint.job.host()} (remembered for "
                            f"the next ssh after config refresh)", user)
-    jobfiles.install_session_key(request.host or endpoint.job.host(), str(info["key"]))
-    return OpenSession(sock, str(info["host_key"]), user)
+    key_file = jobfiles.install_session_key(request.host or endpoint.job.host(), str(info["key"]))
+    return OpenSession(sock, str(info["host_key"]), user, key_file=str(key_file))
 
 
 def tool_argv(endpoint: JobEndpoint, request: SessionRequest, settings: dict,
