@@ -241,6 +241,8 @@ class SessionDirectory:
 def _session(request: Request, endpoint: JobEndpoint, directory: Path,
              interrupts: _Interrupts) -> int:
     """Authenticate, pin the host key, offer the connection to ssh and run ssh once."""
+    if endpoint.transport == "ec2":
+        return _ec2_session(request, endpoint, directory, interrupts)
     from starter import paths
     identity, session_key = _keys(request, directory)
     opened = open_session(endpoint, SessionRequest(endpoint.user, paths.user_key_path(),
@@ -255,6 +257,20 @@ def _session(request: Request, endpoint: JobEndpoint, directory: Path,
         _debug(request, f"{argv[0]} was killed by signal {-status}")
         return SETUP_FAILED   # HTCondor: ssh killed by a signal -> 1
     return status
+
+
+def _ec2_session(request: Request, endpoint: JobEndpoint, directory: Path,
+                 interrupts: _Interrupts) -> int:
+    """EC2 jobs, as HTCondor documents: ssh straight to the instance with the job's key pair.
+
+    -ssh, -shells, -keygen-options and -X do not apply; ``-l USER`` belongs in the remote
+    command. Unlike HTCondor we pin the instance's host keys (console, else first use).
+    """
+    from .transports.ec2 import ec2_ssh_argv
+    argv = ec2_ssh_argv(endpoint, request.command, directory / "known_hosts", request.job.host())
+    _debug(request, "running: " + shlex.join(argv))
+    status = interrupts.run(argv)
+    return SETUP_FAILED if status < 0 else status
 
 
 class _Offer:

@@ -1,12 +1,13 @@
 """A user reaches an EC2 grid-universe job with plain OpenSSH, against a local EC2 endpoint.
 
 moto's server is the EC2 API (boto3 speaks HTTP to it); a real sshd in its own network
-namespace is the instance, reached by the public DNS name moto reports. Until the schedd
-resolver exists, ssh's ProxyCommand is tests/ec2_proxycommand.py: it reads the job ad from a
-file instead of the schedd and runs the product's EC2 path from there (see its docstring).
+namespace is the instance, reached by the public DNS name moto reports. The
+job's ad comes from the stand-in schedd (tests/htcondor_standin), so `ssh job-40.0` runs the
+product's whole path: the HTCondor resolver, the EC2 resolver (boto3), the direct transport.
 """
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from accounts import account
-from conftest import Job, Workbench
+from conftest import ROOT, Job, Workbench
 from ec2lab import HERE, SERVICE_URL, Lab, start_lab
 from proxycmd.resolvers import JobSummary
 from sshconfig.include import IncludeSettings, render
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces ne
 JOB = JobId(40, 0)
 HOST = JOB.host()
 SAMPLES = HERE / "data" / "cloud-init"
+STANDIN = HERE / "htcondor_standin"
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +56,21 @@ class Ec2Job:
     @property
     def env(self) -> dict[str, str]:
         return {"XDG_CONFIG_HOME": str(self.root / "config"),
-                "XDG_STATE_HOME": str(self.root / "state")}
+                "XDG_STATE_HOME": str(self.root / "state"),
+                "HTCONDOR_STANDIN_POOL": str(self.root / "pool.json"),
+                # The stand-in bindings first: the schedd that serves job 40.0's ad.
+                "PYTHONPATH": f"{STANDIN}:{ROOT}"}
 
     @property
     def known_hosts(self) -> Path:
         return self.root / "state" / "condor-job-proxy" / "known_hosts" / HOST
 
     def write_ad(self, **changes: object) -> None:
+        """Put the job's ad in the stand-in schedd's queue, as HTCondor shows it running."""
         self.ad.update(changes)
-        (self.root / "ad.json").write_text(json.dumps(self.ad))
+        (self.root / "pool.json").write_text(json.dumps({
+            "collector": "cm.test", "local_schedd": "ap.test",
+            "schedds": {"ap.test": {"address": "<192.0.2.9:9618>", "jobs": [self.ad]}}}))
 
     def ssh(self, *args: str, tool: str = "ssh") -> subprocess.CompletedProcess:
         return self.lab.client(tool, "-F", str(self.ssh_config), "-o", "BatchMode=yes", *args,
@@ -75,17 +83,18 @@ def ec2_job(lab: Lab, tmp_path: Path) -> Ec2Job:
     key_file = tmp_path / "job40.pem"
     instance = lab.launch(key_file)
     token = "7c8dc2a9-0ab3-4c3b-9a3b-40e0c0ffee00"
-    ad = {"GridResource": f"ec2 {SERVICE_URL}",
+    ad = {"ClusterId": JOB.cluster, "ProcId": JOB.proc, "Owner": getpass.getuser(),
+          "JobStatus": 2, "JobUniverse": 9, "Cmd": "EC2_instance", "GridResource": f"ec2 {SERVICE_URL}",
           "GridJobId": f"ec2 {SERVICE_URL} {token} {instance['InstanceId']}",
           "EC2InstanceName": instance["InstanceId"], "EC2KeyPairFile": str(key_file),
           "EC2RemoteVirtualMachineName": instance["PublicDnsName"], "Iwd": str(tmp_path)}
     config_dir = tmp_path / "config" / "condor-job-proxy"
     config_dir.mkdir(parents=True)
     (config_dir / "config.toml").write_text(
-        f'[ec2.users_by_ami]\n"{instance["ImageId"]}" = "{lab.login}"\n')
+        f'resolver = "htcondor"\n[ec2.users_by_ami]\n"{instance["ImageId"]}" = "{lab.login}"\n')
     state = tmp_path / "state" / "condor-job-proxy"
     settings = IncludeSettings(
-        proxy_command=[sys.executable, str(HERE / "ec2_proxycommand.py"), str(tmp_path / "ad.json")],
+        proxy_command=[sys.executable, "-m", "condor_job_proxy"],
         identity=config_dir / "id_ed25519", known_hosts_dir=state / "known_hosts",
         identities_dir=state / "identities")
     running = JobSummary(JOB, owner="root", user=lab.login, state="running", start_time=0,
@@ -213,25 +222,13 @@ def test_credentials_come_from_the_jobs_files(ec2_job: Ec2Job, lab: Lab) -> None
     assert "Unable to locate credentials" in result.stderr.decode()
 
 
-def test_condor_ssh_to_job_argv_runs_ssh_straight_to_the_instance(ec2_job: Ec2Job,
-                                                                   lab: Lab) -> None:
-    """What the wrapper runs for `condor_ssh_to_job 40.0 -l USER whoami` (HTCondor's way)."""
+def test_condor_ssh_to_job_runs_ssh_straight_to_the_instance(ec2_job: Ec2Job, lab: Lab) -> None:
+    """`condor_ssh_to_job 40.0 -l USER whoami`, HTCondor's documented way for EC2 jobs."""
     lab.set_console(ec2_job.instance["InstanceId"], cloud_init_console(lab.host_keys))
-    build = ("import json,sys\nfrom pathlib import Path\n"
-             "from proxycmd.resolvers.ec2 import resolve_ec2_job\n"
-             "from proxycmd.transports.ec2 import ec2_ssh_argv\n"
-             "from starter.jobid import JobId\n"
-             "ad=json.load(open(sys.argv[1]))\n"
-             "endpoint=resolve_ec2_job(ad, JobId(40, 0))\n"
-             "print(json.dumps(ec2_ssh_argv(endpoint, sys.argv[3:], Path(sys.argv[2]), 'job-40.0')))\n")
-    known_hosts = ec2_job.root / "cstj_known_hosts"
-    made = lab.client(sys.executable, "-c", build, str(ec2_job.root / "ad.json"),
-                      str(known_hosts), "-l", lab.login, "whoami", env=ec2_job.env)
-    assert made.returncode == 0, made.stderr
-    argv = json.loads(made.stdout)
-    assert argv[0] == "ssh" and ec2_job.instance["PublicDnsName"] in argv
-    result = lab.client(argv[0], "-o", "BatchMode=yes", *argv[1:], env=ec2_job.env)
-    assert result.stdout.decode() == f"{lab.login}\n", result.stderr
+    result = lab.client(sys.executable, "-m", "condor_job_proxy.ssh_to_job", "40.0",
+                        "-l", lab.login, "whoami", env=ec2_job.env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode() == f"{lab.login}\n"
 
 
 def test_local_job_connect_path_does_not_import_boto3(bench: Workbench, job: Job) -> None:

@@ -112,9 +112,10 @@ def test_ssh_to_unknown_job_names_the_schedd(pool: Pool) -> None:
 
 def test_ec2_grid_job_is_recognised_from_its_ad(pool: Pool) -> None:
     pool.add_job(8, JobUniverse=9, GridResource="ec2 https://ec2.us-east-1.amazonaws.com/",
-                 GridJobId="ec2 https://ec2.us-east-1.amazonaws.com/ i-0123456789abcdef0")
+                 GridJobId="ec2 https://ec2.us-east-1.amazonaws.com/ 7c8dc2a9-0ab3 "
+                           "i-0123456789abcdef0")
     line = _one_line_failure(pool.proxy("connect", "job-8.0", _me()))
-    assert "job 8.0 is an EC2 grid job" in line
+    assert "job 8.0 has no EC2KeyPairFile" in line   # routed to the EC2 path
 
 
 def test_starter_that_has_not_published_yet_asks_to_retry(pool: Pool) -> None:

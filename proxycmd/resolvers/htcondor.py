@@ -16,10 +16,11 @@ from starter.jobid import JobId
 
 from ..errors import JobNotFound, JobNotRunning, ProxyError
 from . import JobEndpoint, JobSummary
+from .ec2 import EC2_ATTRIBUTES, is_ec2_job, resolve_ec2_job
 
-PROJECTION = ["ClusterId", "ProcId", "Owner", "JobStatus", "HoldReason", "JobCurrentStartDate",
-              "EnteredCurrentStatus", "Cmd", "Arguments", "Args", "GridResource",
-              OWNER_KEY_ATTR, ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR]
+PROJECTION = sorted({"ClusterId", "ProcId", "Owner", "JobStatus", "HoldReason",
+                     "JobCurrentStartDate", "EnteredCurrentStatus", "Cmd", "Arguments", "Args",
+                     OWNER_KEY_ATTR, ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR, *EC2_ATTRIBUTES})
 RUNNING = 2
 # JobStatus -> (state name for JobNotRunning, how the one-line error says it)
 _NOT_RUNNING = {
@@ -137,12 +138,9 @@ def _starter_endpoint(job: JobId, ad) -> JobEndpoint:
                        starter_key=key)
 
 
-def _is_ec2(ad) -> bool:
-    return _text(ad, "GridResource").lower().startswith("ec2 ")
-
-
 def _ec2_endpoint(job: JobId, ad) -> JobEndpoint:
-    raise ProxyError(f"job {job} is an EC2 grid job; connecting to EC2 jobs is not supported yet")
+    from starter import paths
+    return resolve_ec2_job(ad, job, paths.settings())
 
 
 def _native_endpoint(job: JobId, ad) -> JobEndpoint:
@@ -157,7 +155,7 @@ def transport_choice(ad) -> tuple[str, str]:
     if _runs_our_starter(ad):
         seen = [name for name in (OWNER_KEY_ATTR, ADDRESS_ATTR) if _text(ad, name)]
         return "starter", f"the job ad has {' and '.join(seen)}: the job runs our starter"
-    if _is_ec2(ad):
+    if is_ec2_job(ad):
         return "ec2", f"the job ad has GridResource = {_text(ad, 'GridResource')!r}"
     return "htcondor-native", (f"the job ad has no {OWNER_KEY_ATTR} or {ADDRESS_ATTR} and is no "
                                "EC2 grid job: the pool's own condor_ssh_to_job")
@@ -165,7 +163,7 @@ def transport_choice(ad) -> tuple[str, str]:
 
 ENDPOINT_KINDS: list[tuple[Callable[[object], bool], Callable[[JobId, object], JobEndpoint]]] = [
     (_runs_our_starter, _starter_endpoint),
-    (_is_ec2, _ec2_endpoint),
+    (is_ec2_job, _ec2_endpoint),
     (lambda ad: True, _native_endpoint),
 ]
 
