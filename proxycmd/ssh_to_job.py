@@ -27,6 +27,7 @@ from pathlib import Path
 
 from starter.jobid import JobId
 
+from . import htcondor_tool as htcondor_tool_module
 from . import knownhosts
 from .errors import JobNotFound, JobNotRunning, NotAuthorized, ProxyError
 from .resolvers import JobEndpoint, Resolver
@@ -38,7 +39,6 @@ RETRY_SECONDS_ENV = "CONDOR_SSH_TO_JOB_RETRY_SECONDS"
 # Set when we hand the command line to HTCondor's own tool, so it can never come back to us.
 HANDED_OVER_ENV = "CONDOR_JOB_PROXY_HANDED_OVER"
 TOOL = "condor_ssh_to_job"
-_OUR_MARK = b"condor_job_proxy"
 _INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
@@ -395,27 +395,8 @@ def _hand_over(request: Request) -> None:
 
 
 def htcondor_tool() -> str | None:
-    """Another condor_ssh_to_job on PATH that is not this one (compared by real path and content)."""
-    if os.environ.get(HANDED_OVER_ENV):
-        return None
-    ours = os.path.realpath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    for directory in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = os.path.join(directory or ".", TOOL)
-        if not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
-            continue
-        if os.path.realpath(candidate) != ours and not _is_ours(candidate):
-            return candidate
-    return None
-
-
-def _is_ours(path: str) -> bool:
-    """Our console script or a shim for it names our package; HTCondor's binary does not."""
-    try:
-        with open(path, "rb") as file:
-            head = file.read(4096)
-    except OSError:
-        return False
-    return not head.startswith(b"\x7fELF") and _OUR_MARK in head
+    """HTCondor's own tool on PATH; none once we were handed over to (no loops)."""
+    return None if os.environ.get(HANDED_OVER_ENV) else htcondor_tool_module.find()
 
 
 def _debug(request: Request, message: str) -> None:

@@ -387,7 +387,12 @@ def test_job_not_ours_goes_to_htcondors_own_tool(tool: Tool, bench: Workbench, j
     stand_in.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {record}\n"
                         "echo 'Unable to fetch job ad; is it still in the queue?' >&2\nexit 1\n")
     stand_in.chmod(0o755)
-    env = {"PATH": f"{tool.env['PATH']}:{condor_bin}"}
+    shims = bench.root / "pyenv-shims"   # a version manager's shim for our own console script
+    shims.mkdir()
+    (shims / "condor_ssh_to_job").write_text('#!/usr/bin/env bash\nexec "$PYENV_ROOT/libexec/pyenv" '
+                                             'exec "condor_ssh_to_job" "$@"\n')
+    (shims / "condor_ssh_to_job").chmod(0o755)
+    env = {"PATH": f"{tool.env['PATH']}:{shims}:{condor_bin}"}
     result = tool.run("-debug", "-auto-retry", "99.0", "echo", "a b", env=env)
     assert result.returncode == 1
     assert record.read_text().splitlines() == ["-debug", "-auto-retry", "99.0", "echo", "a b"]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from starter import paths
 
-from .. import jobfiles
+from .. import htcondor_tool, jobfiles
 from ..errors import ProxyError, UserMismatch
 from ..resolvers import JobEndpoint
 from . import OpenSession, SessionRequest
@@ -75,7 +75,7 @@ def _accept(endpoint: JobEndpoint, request: SessionRequest, handed: tuple) -> Op
 
 def tool_argv(endpoint: JobEndpoint, request: SessionRequest, settings: dict,
               handoff: Path) -> list[str]:
-    tool = settings.get("tool") or shutil.which("condor_ssh_to_job")
+    tool = settings.get("tool") or htcondor_tool.find()
     if not tool:
         raise ProxyError("HTCondor's condor_ssh_to_job is not on PATH (needed for job "
                          f"{endpoint.job}, which does not run condor-job-proxy's starter)")
