@@ -51,6 +51,9 @@ class Bench:
                         XDG_RUNTIME_DIR=str(root / "run"),
                         CONDOR_JOB_PROXY_QUEUE=str(root / "queue"), TMPDIR=str(root / "tmp"),
                         PYTHONPATH=str(ROOT))
+        # An installed package has its bytecode compiled; without it every start would compile
+        # this checkout's modules again (__pycache__ is ignored by git).
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         (root / "tmp").mkdir()
         (root / "run").mkdir(mode=0o700)
         self.ssh_config = root / "ssh_config"
@@ -182,17 +185,39 @@ def connect_times(bench: Bench, runs: int) -> dict[str, list[float]]:
 
 
 def throughput(bench: Bench, size: int, runs: int) -> dict[str, list[float]]:
-    """MB/s moving ``size`` bytes up (`cat >/dev/null` remotely) and down, per way of connecting."""
+    """MB/s moving ``size`` bytes up (`cat >/dev/null` remotely) and down, per way of connecting;
+    each transfer's time less the median time of `true` over the same way (set-up is not
+    throughput: that is the connect measurement's business)."""
     variants = {"floor": bench.ssh_floor(), "fdpass": bench.ssh_ours(), "relay": bench.ssh_relay()}
     rates: dict[str, list[float]] = {f"{n}_{way}": [] for n in variants for way in ("up", "down")}
+    setup = {name: [] for name in variants}
     for _ in range(runs):
         for name, argv in variants.items():
             ssh = shlex.join(argv)
-            up = bench.timed([], shell=f"head -c {size} /dev/zero | {ssh} 'cat >/dev/null'")
-            down = bench.timed([], shell=f"{ssh} 'head -c {size} /dev/zero' >/dev/null")
-            rates[f"{name}_up"].append(size / up / 1e6)
-            rates[f"{name}_down"].append(size / down / 1e6)
+            setup[name].append(bench.timed(argv + ["true"]))
+            rates[f"{name}_up"].append(
+                bench.timed([], shell=f"head -c {size} /dev/zero | {ssh} 'cat >/dev/null'"))
+            rates[f"{name}_down"].append(
+                bench.timed([], shell=f"{ssh} 'head -c {size} /dev/zero' >/dev/null"))
+    for key, times in rates.items():
+        overhead = med(setup[key.rsplit("_", 1)[0]])
+        rates[key] = [size / max(t - overhead, 1e-3) / 1e6 for t in times]
     return rates
+
+
+def login_shell_cost(runs: int) -> float:
+    """What the account's shell start-up files cost an ssh command (bash reads ~/.bashrc when
+    run by sshd): paid once by the floor and by every session, so it weighs on every ratio."""
+    shell = os.environ.get("SHELL") or "/bin/sh"
+    env = {**os.environ, "SSH_CLIENT": "127.0.0.1 1 22", "SHLVL": "0"}
+    times = []
+    a, b = socket.socketpair()
+    with a, b:
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run([shell, "-c", "true"], stdin=b, env=env, capture_output=True)
+            times.append(time.perf_counter() - start)
+    return med(times)
 
 
 def concurrent(bench: Bench, clients: int, rounds: int) -> tuple[int, list[float]]:
@@ -358,6 +383,7 @@ def measure(bench: Bench, runs: int, size: int, transfer_runs: int) -> dict:
     refresh = refresh_10k(bench, 10_000, 3)
     proxy_rss, _ = proxy_alone(bench)
     modules, importtime_ms, imports = import_overhead(bench, runs * 2)
+    shell_rc = login_shell_cost(5)
 
     floor = med(connects["floor"])
     cold = med(connects["cold"])
@@ -384,6 +410,7 @@ def measure(bench: Bench, runs: int, size: int, transfer_runs: int) -> dict:
         "import_bare_ms": med(imports["bare"]) * 1000,
         "importtime_self_sum_ms": importtime_ms,
         "connect_path_modules": modules,
+        "login_shell_rc_s": shell_rc,
         "noise": {name: spread(values) for name, values in
                   {**connects, **rates, **imports, "refresh_10k": refresh}.items()},
     }
@@ -422,6 +449,7 @@ def print_table(out: dict) -> None:
         ("connect-path imports over bare start (ms)", out["import_overhead_ms"], None,
          "import_overhead_ms"),
         ("  (-X importtime self-time sum, ms)", out["importtime_self_sum_ms"], None, ""),
+        ("login shell start-up files, per command (s)", out["login_shell_rc_s"], None, ""),
         ("proxy peak RSS (MiB)", out["proxy_peak_rss_kib"] / 1024, None, ""),
         ("starter idle RSS / peak after bench (MiB)",
          f"{out['starter_idle_rss_kib'] / 1024:.1f}/{out['starter_hwm_after_kib'] / 1024:.1f}",
