@@ -45,13 +45,20 @@ def open_session(endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
 def _connect(endpoint: JobEndpoint) -> socket.socket:
     host, _, port = endpoint.address.rpartition(":")
     try:
-        sock = socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS)
+        sock = socket.create_connection((_host_for_lookup(host.strip("[]")), int(port)),
+                                        timeout=CONNECT_SECONDS)
     except (OSError, ValueError) as err:
         reason = getattr(err, "strerror", None) or err
         raise ProxyError(f"cannot reach the starter of job {endpoint.job} at "
                          f"{endpoint.address}: {reason}") from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+def _host_for_lookup(host: str) -> str | bytes:
+    """getaddrinfo IDNA-encodes every str it gets, importing the unicode tables (~3 ms) even
+    for ``127.0.0.1``; an ASCII name or address goes as bytes and means the same."""
+    return host.encode() if host.isascii() else host
 
 
 def _handshake(channel: Channel, endpoint: JobEndpoint, request: SessionRequest,
