@@ -221,13 +221,16 @@ def login_shell_cost(runs: int) -> float:
     return med(times)
 
 
-def concurrent(bench: Bench, clients: int, rounds: int) -> tuple[int, list[float]]:
-    """``clients`` cold connects started together; how many succeed, and each one's time."""
+def concurrent(bench: Bench, clients: int, rounds: int,
+               argv: list[str] | None = None) -> tuple[int, list[float]]:
+    """``clients`` cold connects started together; how many succeed, and the median time of
+    each round (our connects unless ``argv`` names another ssh command line)."""
+    argv = argv or bench.ssh_ours()
     times = []
 
     def one(_: int) -> tuple[bool, float]:
         start = time.perf_counter()
-        result = subprocess.run(bench.ssh_ours() + ["true"], env=bench.env,
+        result = subprocess.run(argv + ["true"], env=bench.env,
                                 stdin=subprocess.DEVNULL, capture_output=True)
         return result.returncode == 0, time.perf_counter() - start
 
@@ -386,7 +389,9 @@ def main() -> None:
 def measure(bench: Bench, runs: int, size: int, transfer_runs: int) -> dict:
     connects = connect_times(bench, runs)
     rates = throughput(bench, size, transfer_runs)
-    ok, concurrent_medians = concurrent(bench, 32, 2 if runs < 10 else 3)
+    rounds = 2 if runs < 10 else 3
+    ok, concurrent_medians = concurrent(bench, 32, rounds)
+    _, floor_concurrent = concurrent(bench, 32, rounds, bench.ssh_floor())
     refresh = refresh_10k(bench, 10_000, 3)
     proxy_rss, _ = proxy_alone(bench)
     modules, importtime_ms, imports = import_overhead(bench, runs * 2)
@@ -411,6 +416,8 @@ def measure(bench: Bench, runs: int, size: int, transfer_runs: int) -> dict:
         "concurrent32_ok": ok,
         "concurrent32_median_s": med(concurrent_medians),
         "concurrent32_ratio": med(concurrent_medians) / cold,
+        "concurrent32_floor_median_s": med(floor_concurrent),
+        "concurrent32_floor_ratio": med(floor_concurrent) / floor,
         "refresh_10k_s": med(refresh),
         "proxy_peak_rss_kib": proxy_rss,
         "import_overhead_ms": (med(imports["connect_imports"]) - med(imports["bare"])) * 1000,
@@ -451,6 +458,8 @@ def print_table(out: dict) -> None:
         ("32 concurrent connects: succeeded", out["concurrent32_ok"], None, "concurrent32_ok"),
         ("32 concurrent connects: median (s)", out["concurrent32_median_s"], None,
          "concurrent32_ratio"),
+        ("32 concurrent floor connects: median (s)", out["concurrent32_floor_median_s"], None,
+         ""),
         ("config refresh, 10,000 jobs (s)", out["refresh_10k_s"], noise["refresh_10k"],
          "refresh_10k_s"),
         ("connect-path imports over bare start (ms)", out["import_overhead_ms"], None,
@@ -473,6 +482,8 @@ def print_table(out: dict) -> None:
             verdict = (f"{out[key]:.2f} {'<=' if at_most else '>='} {limit} "
                        f"{'ok' if held else 'MISSED'}")
         print(f"{label:<44} {shown:>10} {noisy_text:>6}  {verdict}")
+    print(f"(32 concurrent floor connects take {out['concurrent32_floor_ratio']:.1f}x a single "
+          "floor connect: the scale of what 2 cores allow)")
     machine = out["machine"]
     print(f"\n{machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}, "
           f"{machine['ssh']}; load average {machine['loadavg_before'][0]:.2f} before, "
