@@ -8,17 +8,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
 APP = "condor-job-proxy"
 QUEUE_ENV = "CONDOR_JOB_PROXY_QUEUE"
 
 
 def config_dir() -> Path:
+    import platformdirs   # here, not at the top: a ProxyCommand given every path never needs it
     return Path(platformdirs.user_config_dir(APP))
 
 
 def state_dir() -> Path:
+    import platformdirs
     return Path(platformdirs.user_state_dir(APP))
 
 
