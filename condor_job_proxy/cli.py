@@ -65,23 +65,9 @@ def cli(ctx: click.Context, queue: str | None, debug: bool) -> None:
 def connect(obj: dict, host: str, user: str | None, relay: bool, identity: Path | None,
             known_hosts: Path | None, host_prefix: str | None, job_identity: Path | None) -> None:
     """ProxyCommand: connect HOST [USER] (ssh_config: connect %n %r)."""
-    from proxycmd.connect import connect as connect_job
-    from proxycmd.errors import UserMismatch
-    try:
-        connect_job(host, user, relay=relay, queue=obj["queue"], identity=identity,
-                    known_hosts=known_hosts, job_identity=job_identity, prefix=host_prefix)
-    except UserMismatch:
-        _refresh_quietly(obj["queue"])   # the next `ssh job-N.P` then logs in as the job's user
-        raise
-
-
-def _refresh_quietly(queue: str | None) -> None:
-    from proxycmd.resolvers import default_resolver
-    from sshconfig import install
-    try:
-        install.include_change(default_resolver(queue), queue).apply()
-    except (ProxyError, OSError, ValueError):
-        pass   # the one-line error already says how to log in; refresh is a convenience
+    from .launch import connect_and_remember
+    connect_and_remember(host, user, obj["queue"], relay=relay, identity=identity,
+                         known_hosts=known_hosts, job_identity=job_identity, prefix=host_prefix)
 
 
 @cli.command()

@@ -11,7 +11,9 @@ from __future__ import annotations
 import sys
 
 FAILED = 255
-_VALUE_OPTIONS = {"--identity": "identity", "--known-hosts": "known_hosts"}
+_VALUE_OPTIONS = {"--identity": "identity", "--known-hosts": "known_hosts",
+                  "--job-identity": "job_identity", "--host-prefix": "prefix"}
+_PATH_OPTIONS = ("identity", "known_hosts", "job_identity")
 
 
 def main() -> None:
@@ -25,10 +27,11 @@ def main() -> None:
 
 
 def parse_connect(argv: list[str]) -> dict | None:
-    """``[--queue DIR] [--debug] connect [--relay] [--identity K] [--known-hosts F] HOST [USER]``
-    as keyword arguments for ``run_connect``, or None for anything click should handle."""
+    """``[--queue DIR] [--debug] connect [--relay] [--identity K] [--known-hosts F]
+    [--job-identity J] [--host-prefix P] HOST [USER]`` as keyword arguments for
+    ``run_connect``, or None for anything click should handle."""
     request: dict = {"queue": None, "debug": False, "relay": False, "identity": None,
-                     "known_hosts": None}
+                     "known_hosts": None, "job_identity": None, "prefix": None}
     args = iter(argv)
     for arg in args:
         if arg == "connect":
@@ -65,15 +68,10 @@ def parse_connect(argv: list[str]) -> dict | None:
 
 def run_connect(request: dict) -> int:
     """Run the ProxyCommand; a failure is one line on stderr and 255 (a traceback with --debug)."""
-    from pathlib import Path
-
-    from proxycmd.connect import connect
     from proxycmd.errors import ProxyError
-    debug = request["debug"]
+    debug = request.pop("debug")
     try:
-        connect(request["host"], request["user"], relay=request["relay"], queue=request["queue"],
-                identity=Path(request["identity"]) if request["identity"] else None,
-                known_hosts=Path(request["known_hosts"]) if request["known_hosts"] else None)
+        connect_and_remember(**request)
         return 0
     except KeyboardInterrupt:
         return FAILED
@@ -87,3 +85,25 @@ def run_connect(request: dict) -> int:
         message = f"internal error: {type(err).__name__}: {err}"
     print(f"condor-job-proxy: {message}", file=sys.stderr)
     return FAILED
+
+
+def connect_and_remember(host: str, user: str | None, queue: str | None, **options) -> None:
+    """The ProxyCommand's work; when ssh used the wrong login name, the include is refreshed
+    so that the next ``ssh job-N.P`` logs in as the job's user."""
+    from pathlib import Path
+
+    from proxycmd.connect import connect
+    from proxycmd.errors import ProxyError, UserMismatch
+    for name in _PATH_OPTIONS:
+        if options.get(name):
+            options[name] = Path(options[name])
+    try:
+        connect(host, user, queue=queue, **options)
+    except UserMismatch:
+        from proxycmd.resolvers import default_resolver
+        from sshconfig import install
+        try:
+            install.include_change(default_resolver(queue), queue).apply()
+        except (ProxyError, OSError, ValueError):
+            pass   # the one-line error already says how to log in; refresh is a convenience
+        raise
