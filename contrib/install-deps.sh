@@ -9,6 +9,7 @@ missing=()
 command -v ssh >/dev/null || missing+=(openssh-client)
 command -v rsync >/dev/null || missing+=(rsync)
 command -v pgrep >/dev/null || missing+=(procps)
+command -v ip >/dev/null || missing+=(iproute2)                         # network namespaces in tests
 dpkg -s libnss-wrapper >/dev/null 2>&1 || missing+=(libnss-wrapper)      # ptys for unprivileged sshd
 /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)  # test accounts' venv
 command -v xauth >/dev/null || missing+=(xauth)                           # ssh -X into a job

@@ -2,7 +2,7 @@
 # Quick start on a fresh machine: install, set up ssh, start a job, ssh into it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash contrib/install-deps.sh
+bash contrib/install-deps.sh '[test]'   # the package with its test extra: the second command runs the tests
 condor-job-proxy setup --yes
 
 log=$(mktemp -t condor-job-starter.XXXXXX)
