@@ -22,3 +22,5 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 python -m pip install -q --disable-pip-version-check -e ".${1:-}"
+# pyenv finds new console scripts only after a rehash (its pip shim does that; python -m pip not).
+if command -v pyenv >/dev/null; then pyenv rehash; fi
