@@ -53,7 +53,7 @@ def _refresh_match(include_file: Path, command: list[str], prefix: str) -> list[
     shell inside single quotes, so host names holding a quote or a backslash never match.
     The Match is closed with `Match all`, or ssh would skip the Include whenever exec fails.
     """
-    pattern = f"^Host ([^ ]+ )*%n( |$)"
+    pattern = "^Host ([^ ]+ )*%n( |$)"
     check = f"grep -qsE '{pattern}' {shlex.quote(_config_text(include_file))}"
     refresh = " ".join(shlex.quote(_config_text(arg)) for arg in
                        [*command, "config", "refresh", "--if-missing"]) + " '%n'"

@@ -83,6 +83,10 @@ class Bench:
                     if line.strip().startswith("ProxyCommand "))
         return line.strip()[len("ProxyCommand "):].replace(" connect ", " connect --relay ", 1)
 
+    def _include_option(self, name: str) -> str:
+        return next(line.split(None, 1)[1] for line in self.include.splitlines()
+                    if line.strip().startswith(name + " ")).strip()
+
     def _setup_floor(self) -> None:
         floor = self.root / "floor"
         floor.mkdir(mode=0o700)
@@ -112,7 +116,9 @@ class Bench:
         return result
 
     def ssh_ours(self, *extra: str) -> list[str]:
-        return ["ssh", "-F", str(self.ssh_config), "-o", "BatchMode=yes", *extra, self.host]
+        """Our ssh; no shared connection unless ``extra`` asks (ssh takes an option's first value)."""
+        return ["ssh", "-F", str(self.ssh_config), "-o", "BatchMode=yes", *extra,
+                "-o", "ControlMaster=no", "-o", "ControlPath=none", self.host]
 
     def ssh_relay(self) -> list[str]:
         return self.ssh_ours("-o", "ProxyUseFdpass=no", "-o", f"ProxyCommand={self.relay_command}")
@@ -123,7 +129,9 @@ class Bench:
 
     def ssh_floor(self, defaults: bool = False) -> list[str]:
         config = self.floor / ("sshd_config_defaults" if defaults else "sshd_config")
-        return ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes",
+        # The same client cipher choice as the generated include, so a ratio measures only us.
+        ciphers = [] if defaults else ["-o", f"Ciphers={self._include_option('Ciphers')}"]
+        return ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", *ciphers,
                 "-o", f"ProxyCommand={SSHD} -i -f {config}",
                 "-o", f"IdentityFile={self.floor / 'id'}", "-o", "IdentitiesOnly=yes",
                 "-o", f"UserKnownHostsFile={self.floor / 'known_hosts'}",

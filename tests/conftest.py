@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -141,3 +142,18 @@ def require(*programs: str) -> None:
     missing = [p for p in programs if not shutil.which(p) and not Path(p).exists()]
     if missing:
         pytest.fail(f"missing programs {missing}: run .ci/run or apt-get install openssh-server rsync")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def can_connect(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False

@@ -14,12 +14,11 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Job, Workbench, sshd_children, wait_for_job_line, wait_until
+from conftest import can_connect, free_port, ROOT, Job, Workbench, sshd_children, wait_for_job_line, wait_until
 
 # ---------------------------------------------------------------- editing ~/.ssh/config
 
@@ -250,7 +249,7 @@ def _vscode_script(port: int) -> bytes:
 @pytest.mark.parametrize("forward", ["-D", "-L"])
 def test_vscode_remote_ssh_reaches_its_server_in_the_job(shared: Workbench, job: Job,
                                                         forward: str) -> None:
-    local, remote = _free_port(), _free_port()
+    local, remote = free_port(), free_port()
     flag = [forward, str(local)] if forward == "-D" else [forward, f"{local}:127.0.0.1:{remote}"]
     vscode = subprocess.Popen(["ssh", "-F", str(shared.ssh_config), "-o", "BatchMode=yes",
                                "-T", *flag, "-o", "ConnectTimeout=15", job.host, "bash"],
@@ -259,7 +258,7 @@ def test_vscode_remote_ssh_reaches_its_server_in_the_job(shared: Workbench, job:
         vscode.stdin.write(_vscode_script(remote))
         vscode.stdin.flush()
         assert vscode.stdout.readline() == f"listeningOn=={remote}==\n".encode()
-        assert wait_until(lambda: _can_connect(local), timeout=10)
+        assert wait_until(lambda: can_connect(local), timeout=10)
         assert wait_until(lambda: _can_connect_in_job(shared, job, remote), timeout=10)
         if forward == "-D":
             reply = _socks5_get(local, "127.0.0.1", remote)
@@ -469,17 +468,3 @@ def _digest(path: Path) -> str:
         while chunk := file.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _can_connect(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False

@@ -6,7 +6,6 @@ import os
 import socket
 import struct
 import subprocess
-import sys
 
 import pytest
 

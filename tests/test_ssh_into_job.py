@@ -5,12 +5,11 @@ import hashlib
 import os
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import Job, Workbench, session_leftovers, sshd_children, wait_until
+from conftest import can_connect, free_port, Job, Workbench, session_leftovers, sshd_children, wait_until
 
 
 def test_ssh_runs_in_job_cwd_with_job_environment(bench: Workbench, job: Job) -> None:
@@ -73,7 +72,7 @@ def test_rsync_to_and_from_job(bench: Workbench, job: Job) -> None:
 
 
 def test_local_forward_reaches_server_started_in_job(bench: Workbench, job: Job) -> None:
-    port = _free_port()
+    port = free_port()
     script = ("import socket\n"
               "s=socket.create_server(('127.0.0.1',0)); print(s.getsockname()[1], flush=True)\n"
               "while True:\n"
@@ -89,7 +88,7 @@ def test_local_forward_reaches_server_started_in_job(bench: Workbench, job: Job)
                                     "-L", f"127.0.0.1:{port}:127.0.0.1:{remote_port}", job.host],
                                    env=bench.env)
         try:
-            assert wait_until(lambda: _can_connect(port), timeout=10)
+            assert wait_until(lambda: can_connect(port), timeout=10)
             with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
                 assert _read_all(conn) == b"hello from the job"
         finally:
@@ -144,20 +143,6 @@ def test_completed_job_is_refused_with_its_exit_status(bench: Workbench) -> None
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _can_connect(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 def _read_all(conn: socket.socket) -> bytes:
