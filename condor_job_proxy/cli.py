@@ -76,14 +76,14 @@ def connect(obj: dict, host: str, user: str | None, relay: bool, identity: Path 
 @click.pass_obj
 def jobs(obj: dict, as_json: bool, names: bool) -> None:
     """List jobs, like a small condor_q."""
-    from proxycmd.resolvers import default_resolver
+    from proxycmd.resolvers import REACHABLE_STATES, default_resolver
     found = default_resolver(obj["queue"]).list_jobs()
     if as_json:
         click.echo(json.dumps([_summary_json(job) for job in found], indent=2))
     elif names:
         from sshconfig import settings
         prefix = settings.load().host_prefix
-        click.echo("".join(f"{job.job.host(prefix)}\n" for job in found if job.state == "running"),
+        click.echo("".join(f"{job.job.host(prefix)}\n" for job in found if job.state in REACHABLE_STATES),
                    nl=False)
     else:
         click.echo(f"{'ID':<10} {'OWNER':<14} {'STATE':<10} {'AGE':>11}  CMD")
@@ -134,7 +134,7 @@ def config() -> None:
 def config_refresh(obj: dict, host: str | None, dry_run: bool) -> None:
     """Rewrite the include from the current job list; forget files of jobs that left."""
     from proxycmd import jobfiles
-    from proxycmd.resolvers import default_resolver
+    from proxycmd.resolvers import REACHABLE_STATES, default_resolver
     from sshconfig import install
     if host is not None and install.includes_host(host):
         return
@@ -145,7 +145,7 @@ def config_refresh(obj: dict, host: str | None, dry_run: bool) -> None:
         click.echo(change.diff(), nl=False)
         return
     change.apply()
-    jobfiles.prune({job.job for job in jobs if job.state == "running"})
+    jobfiles.prune({job.job for job in jobs if job.state in REACHABLE_STATES})
 
 
 @config.command("show")

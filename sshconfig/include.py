@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxycmd.resolvers import JobSummary
+from proxycmd.resolvers import REACHABLE_STATES, JobSummary
 from starter.jobid import DEFAULT_HOST_PREFIX
 
 from . import control
@@ -35,7 +35,7 @@ class IncludeSettings:
 def render(jobs: list[JobSummary], settings: IncludeSettings) -> str:
     lines = [HEADER]
     for job in sorted(jobs, key=lambda j: j.job):
-        if job.state == "running":
+        if job.state in REACHABLE_STATES:
             lines += _job_block(job, settings.prefix)
     lines += _wildcard_block(settings)
     return "\n".join(lines)

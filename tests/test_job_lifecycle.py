@@ -112,6 +112,15 @@ def test_suspending_a_job_stops_its_sessions(bench: Workbench, job: Job) -> None
     session.stdin.close()
 
 
+def test_suspended_job_keeps_its_host_block_and_name(bench: Workbench, job: Job) -> None:
+    assert control(bench, "suspend", job).returncode == 0
+    bench.proxy("config", "refresh", check=True)
+    include = bench.proxy("config", "show", check=True).stdout.decode()
+    assert f"Host {job.host} " in include          # its User mapping is still there on resume
+    assert bench.proxy("jobs", "--names", check=True).stdout.decode() == f"{job.host}\n"
+    control(bench, "resume", job)
+
+
 def test_resuming_a_job_continues_its_sessions(bench: Workbench, job: Job) -> None:
     session, counter = counting_session(bench, job)
     assert control(bench, "suspend", job).returncode == 0

@@ -28,6 +28,10 @@ class JobEndpoint:
     pool: str | None = None     # HTCondor: the pool's collector (None: the configured one)
 
 
+# Jobs that keep their Host block and name: a suspended one takes sessions again on resume.
+REACHABLE_STATES = ("running", "suspended")
+
+
 @dataclass(frozen=True)
 class JobSummary:
     """One line of a job listing (and one Host block of the generated config)."""
