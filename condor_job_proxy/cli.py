@@ -9,10 +9,14 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from proxycmd.errors import ProxyError
+
+if TYPE_CHECKING:
+    from proxycmd.resolvers import JobSummary
 
 FAILED = 255
 
@@ -215,8 +219,8 @@ def doctor(obj: dict, job: str) -> None:
         click.echo(line)
 
 
-def _summary_json(job: object) -> dict:
-    data = dict(vars(job))
+def _summary_json(job: JobSummary) -> dict:
+    data = job._asdict()
     data["job"] = str(data["job"])
     return data
 

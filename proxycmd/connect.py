@@ -40,7 +40,7 @@ def connect_endpoint(host: str, endpoint: JobEndpoint, user: str | None = None, 
                            "refresh)", endpoint.user)
     identity = identity or paths.user_key_path()
     known_hosts = knownhosts.job_file(host, known_hosts)
-    session = open_session(endpoint, SessionRequest(endpoint.user, identity, shells or [],
+    session = open_session(endpoint, SessionRequest(endpoint.user, identity, tuple(shells or ()),
                                                     known_hosts=known_hosts, host=host,
                                                     ssh_user=user))
     knownhosts.pin(host, session.host_key, known_hosts, session.note)

@@ -246,7 +246,7 @@ def _session(request: Request, endpoint: JobEndpoint, directory: Path,
     from starter import paths
     identity, session_key = _keys(request, directory)
     opened = open_session(endpoint, SessionRequest(endpoint.user, paths.user_key_path(),
-                                                   request.shells, session_key))
+                                                   tuple(request.shells), session_key))
     _debug(request, f"job {request.job}: session open, login user {opened.user}")
     knownhosts.pin(request.job.host(), opened.host_key, directory / "known_hosts")
     with _Offer(opened.sock, directory / "fdpass"):

@@ -32,6 +32,9 @@ REMOVE_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _HELPERS = ("ssh-keygen",)   # the starter's own short-lived children (signing), not job processes
 _TICK = 2.0                  # how often accounting is refreshed while nothing happens
 _SUSPENDED_TICK = 0.25       # while suspended, catch processes started meanwhile, quickly
+# A session's start or end is accounted for this much later: not while its ssh is connecting
+# (the /proc scans would compete for the 2 cores), and once for a burst of sessions.
+_SESSIONS_SETTLE = 0.25
 _JOB_EXITED = "job-exited"
 _SESSIONS_CHANGED = "sessions"
 
@@ -57,6 +60,7 @@ class JobLifecycle:
         self._requests: queue.SimpleQueue = queue.SimpleQueue()   # safe to put from a handler
         self._published: dict = {}
         self._seen: set[tuple[int, int]] = set()   # (pid, start) of every job process ever seen
+        self._sessions_due: float | None = None   # when a session change is to be accounted for
 
     def install(self) -> None:
         """Route signals and session changes to the main loop; watch the job's exit."""
@@ -69,10 +73,16 @@ class JobLifecycle:
         """Serve requests until the job and its last session are gone; the job's exit status."""
         while True:
             tick = _SUSPENDED_TICK if self.record["state"] == SUSPENDED else _TICK
+            if self._sessions_due is not None:
+                tick = max(0.0, min(tick, self._sessions_due - time.monotonic()))
             try:
                 request = self._requests.get(timeout=tick)
             except queue.Empty:
                 request = None
+            if request == _SESSIONS_CHANGED:
+                self._sessions_due = self._sessions_due or time.monotonic() + _SESSIONS_SETTLE
+                continue
+            self._sessions_due = None   # every request and tick accounts, sessions included
             if self._handle(request):
                 return self.record["exit_status"]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import secrets
 from pathlib import Path
 
 from .jobid import JobId, parse_job_id
@@ -118,7 +117,7 @@ class LocalQueue:
         return self.directory / f"{job}{_SUFFIX}"
 
     def _write_temp(self, record: dict) -> Path:
-        temp = self.directory / f".{os.getpid()}-{secrets.token_hex(6)}.tmp"
+        temp = self.directory / f".{os.getpid()}-{os.urandom(6).hex()}.tmp"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         with os.fdopen(fd, "w") as file:
             os.fchmod(file.fileno(), 0o644)   # whatever the umask, owners of other jobs must read it

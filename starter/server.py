@@ -114,12 +114,14 @@ class SessionServer:
         self._authorize(hello, client_key)
         channel.send("challenge", nonce=secrets.token_hex(NONCE_BYTES))
         signed = channel.transcript.signed_data("client")   # what the client signs: up to here
+        job_pids = self.context.pids()   # read-only /proc scan, done while the client signs
         auth = channel.receive("auth")
         try:
             sshsig.verify(client_key, signed, text_field(auth, "sig"))
         except sshsig.SignatureError:
             raise Refused(Refusal.BAD_SIGNATURE, "the client's signature does not verify") from None
-        session = self._open_session(_session_key(hello) or client_key, hello.get("shells"))
+        session = self._open_session(_session_key(hello) or client_key, hello.get("shells"),
+                                     job_pids)
         try:
             channel.send("accept", host_key=self.context.host_key_public, user=self.user)
             channel.send("sig", sig=sshsig.sign(self.identity.private_file,
@@ -149,7 +151,7 @@ class SessionServer:
         if not host.sshd:
             raise Refused(Refusal.NO_SSHD, "the job's machine has no sshd (install openssh-server)")
 
-    def _open_session(self, client_key: str, shells: object) -> Session:
+    def _open_session(self, client_key: str, shells: object, job_pids: list[int]) -> Session:
         shells = [s for s in shells if isinstance(s, str)][:16] if isinstance(shells, list) else []
         with self._lock:
             if self.refusal:   # checked again: the job may have stopped taking sessions meanwhile
@@ -157,7 +159,7 @@ class SessionServer:
             if len(self._sessions) >= self.max_sessions:
                 raise Refused(Refusal.TOO_MANY_SESSIONS, f"job {self.context.job} already has "
                               f"{self.max_sessions} sessions open (the limit)")
-            session = Session(self.context, client_key, shells)
+            session = Session(self.context, client_key, shells, job_pids)
             self._sessions.add(session)
         return session
 

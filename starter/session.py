@@ -63,8 +63,11 @@ class JobContext:
 
 
 class Session:
-    def __init__(self, context: JobContext, client_key: str, shells: list[str]) -> None:
+    def __init__(self, context: JobContext, client_key: str, shells: list[str],
+                 job_pids: list[int]) -> None:
+        """``job_pids`` become the session's _CONDOR_JOB_PIDS (the job's main pid first)."""
         self.context = context
+        self.job_pids = job_pids
         self.directory = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX))
         try:
             self._write_files(client_key, shells)
@@ -117,7 +120,7 @@ class Session:
 
     def _environment_script(self) -> str:
         env = dict(self.context.environment)
-        env["_CONDOR_JOB_PIDS"] = " ".join(map(str, self.context.pids()))
+        env["_CONDOR_JOB_PIDS"] = " ".join(map(str, self.job_pids))
         return "".join(f"export {name}={shlex.quote(value)}\n"
                        for name, value in env.items() if _NAME.fullmatch(name))
 

@@ -98,7 +98,7 @@ def ec2_job(lab: Lab, tmp_path: Path) -> Ec2Job:
         identity=config_dir / "id_ed25519", known_hosts_dir=state / "known_hosts",
         identities_dir=state / "identities")
     running = JobSummary(JOB, owner="root", user=lab.login, state="running", start_time=0,
-                         command=[])   # what `config refresh` writes for a running job
+                         command=())   # what `config refresh` writes for a running job
     ssh_config = tmp_path / "ssh_config"
     ssh_config.write_text(render([running], settings))
     job = Ec2Job(lab, tmp_path, instance, key_file, ad, ssh_config)

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from starter.jobid import JobId
 from starter.paths import QUEUE_ENV
 
 
-@dataclass(frozen=True)
-class JobEndpoint:
-    """How to reach one running job."""
+class JobEndpoint(NamedTuple):
+    """How to reach one running job (a named tuple: ``dataclasses`` is slow to import on the
+    ProxyCommand's path)."""
     job: JobId
     user: str             # the login name sessions run as
     transport: str        # which proxycmd.transports module speaks to it
@@ -32,15 +31,14 @@ class JobEndpoint:
 REACHABLE_STATES = ("running", "suspended")
 
 
-@dataclass(frozen=True)
-class JobSummary:
+class JobSummary(NamedTuple):
     """One line of a job listing (and one Host block of the generated config)."""
     job: JobId
     owner: str
     user: str
     state: str
     start_time: float
-    command: list[str]
+    command: tuple[str, ...]
     address: str = ""
 
 

@@ -6,7 +6,6 @@ that runs without our starter. The bindings are imported here only, never on the
 """
 from __future__ import annotations
 
-import dataclasses
 import getpass
 from typing import Callable
 
@@ -47,7 +46,7 @@ class HTCondorResolver:
         if job.node is not None:
             raise ProxyError(f"job {job}: nodes of parallel-universe jobs are not supported yet")
         name, ad = self.find_job(job)
-        return dataclasses.replace(endpoint_for(job, ad), schedd=name, pool=self.pool)
+        return endpoint_for(job, ad)._replace(schedd=name, pool=self.pool)
 
     def job_ad(self, job: JobId) -> dict:
         """The job's ad from the first schedd that has it (schedds in configured order)."""
@@ -120,7 +119,7 @@ def summary(ad) -> JobSummary:
                       state="running" if ad.get("JobStatus") == RUNNING else str(ad.get("JobStatus")),
                       start_time=float(ad.get("JobCurrentStartDate") or
                                        ad.get("EnteredCurrentStatus") or 0),
-                      command=[_text(ad, "Cmd"), *args.split()], address=_text(ad, ADDRESS_ATTR))
+                      command=(_text(ad, "Cmd"), *args.split()), address=_text(ad, ADDRESS_ATTR))
 
 
 def _runs_our_starter(ad) -> bool:

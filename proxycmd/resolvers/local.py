@@ -44,7 +44,7 @@ class LocalResolver:
     def list_jobs(self) -> list[JobSummary]:
         return [JobSummary(job=JobId(r["cluster"], r["proc"]), owner=r.get("owner", "?"),
                            user=r.get("owner", "?"), state=_state(r),
-                           start_time=r.get("start_time", 0.0), command=r.get("command", []),
+                           start_time=r.get("start_time", 0.0), command=tuple(r.get("command", ())),
                            address=r.get("starter_address", ""))
                 for r in self.queue.records()]
 

@@ -6,26 +6,24 @@ below dispatches on the endpoint's transport name.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import ProxyError
 from ..resolvers import JobEndpoint
 
 
-@dataclass(frozen=True)
-class SessionRequest:
+class SessionRequest(NamedTuple):
     user: str                  # the login name ssh will use (%r)
     identity: Path             # the user's job-access private key
-    shells: list[str] = field(default_factory=list)
+    shells: tuple[str, ...] = ()
     session_key: str = ""      # a public key to let into this session instead of ``identity``'s
     known_hosts: Path | None = None   # the job's own known_hosts file (keys recorded earlier)
     host: str = ""             # the job host name as ssh has it (%n)
     ssh_user: str | None = None   # the login name ssh was started with (%r), if given
 
 
-@dataclass
-class OpenSession:
+class OpenSession(NamedTuple):
     sock: socket.socket        # carries the raw SSH stream from here on
     host_key: str              # the sshd's public host key(s), one "<type> <base64>" a line
     user: str                  # the login name the session runs as
