@@ -14,6 +14,8 @@ from pathlib import Path
 from starter import paths
 from starter.jobid import BadJobId, JobId, parse_host
 
+from .privatefile import write_private
+
 SESSION_KEY = "ssh_key"
 USER_FILE = "user"
 
@@ -64,10 +66,4 @@ def prune(running: set[JobId]) -> None:
 
 
 def _write(directory: Path, name: str, text: str) -> Path:
-    target = directory / name
-    temp = directory / f".{name}.{os.getpid()}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(text)
-    os.replace(temp, target)
-    return target
+    return write_private(directory / name, text)

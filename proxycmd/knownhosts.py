@@ -5,10 +5,11 @@ other host, and a job that goes away takes its file's meaning with it.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from starter import paths
+
+from .privatefile import write_private
 
 
 def known_hosts_dir() -> Path:
@@ -27,14 +28,10 @@ def pin(host: str, host_key: str, target: Path | None = None, note: str = "") ->
     """
     target = job_file(host, target)
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        if note:
-            file.write(f"# {note}\n")
-        file.writelines(f"{host} {key}\n" for key in host_key.splitlines() if key.strip())
-    os.replace(temp, target)
-    return target
+    lines = [f"# {note}\n"] if note else []
+    lines += [f"{host} {key}\n" for key in host_key.splitlines() if key.strip()]
+    return write_private(target, "".join(lines))
+
 
 
 def read(path: Path) -> tuple[str, list[str]]:
