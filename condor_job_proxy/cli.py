@@ -48,9 +48,15 @@ def _fail(ctx: click.Context, message: str) -> None:
 @click.option("--queue", metavar="DIR", help="Local queue directory (default: "
               "$CONDOR_JOB_PROXY_QUEUE, config.toml, or the state dir).")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("--config-dir", metavar="DIR", help="Config directory (default: platformdirs'; "
+              "the generated ProxyCommand names the one it was made with).")
+@click.option("--state-dir", metavar="DIR", help="State directory (default: platformdirs').")
 @click.pass_context
-def cli(ctx: click.Context, queue: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, queue: str | None, debug: bool, config_dir: str | None,
+        state_dir: str | None) -> None:
     """ssh, scp, sftp and rsync into running jobs by name: ssh job-32.0"""
+    from starter import paths
+    paths.use_dirs(config_dir, state_dir)
     ctx.obj = {"queue": queue, "debug": debug}
 
 

@@ -14,6 +14,7 @@ FAILED = 255
 _VALUE_OPTIONS = {"--identity": "identity", "--known-hosts": "known_hosts",
                   "--job-identity": "job_identity", "--host-prefix": "prefix"}
 _PATH_OPTIONS = ("identity", "known_hosts", "job_identity")
+_GROUP_OPTIONS = {"--queue": "queue", "--config-dir": "config_dir", "--state-dir": "state_dir"}
 
 
 def main() -> None:
@@ -31,19 +32,18 @@ def parse_connect(argv: list[str]) -> dict | None:
     [--job-identity J] [--host-prefix P] HOST [USER]`` as keyword arguments for
     ``run_connect``, or None for anything click should handle."""
     request: dict = {"queue": None, "debug": False, "relay": False, "identity": None,
-                     "known_hosts": None, "job_identity": None, "prefix": None}
+                     "known_hosts": None, "job_identity": None, "prefix": None,
+                     "config_dir": None, "state_dir": None}
     args = iter(argv)
     for arg in args:
         if arg == "connect":
             break
         if arg == "--debug":
             request["debug"] = True
-        elif arg == "--queue":
-            request["queue"] = next(args, None)
-            if request["queue"] is None:
+        elif arg in _GROUP_OPTIONS:
+            request[_GROUP_OPTIONS[arg]] = next(args, None)
+            if request[_GROUP_OPTIONS[arg]] is None:
                 return None
-        elif arg.startswith("--queue="):
-            request["queue"] = arg[len("--queue="):]
         else:
             return None
     else:
@@ -69,7 +69,9 @@ def parse_connect(argv: list[str]) -> dict | None:
 def run_connect(request: dict) -> int:
     """Run the ProxyCommand; a failure is one line on stderr and 255 (a traceback with --debug)."""
     from proxycmd.errors import ProxyError
+    from starter import paths
     debug = request.pop("debug")
+    paths.use_dirs(request.pop("config_dir"), request.pop("state_dir"))
     try:
         connect_and_remember(**request)
         return 0

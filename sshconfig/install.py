@@ -42,11 +42,13 @@ def include_file() -> Path:
 
 
 def proxy_command(queue: str | None = None) -> list[str]:
-    """How ssh runs us: this interpreter by absolute path (no PATH shim), plus a non-default queue.
+    """How ssh runs us: this interpreter by absolute path (no PATH shim), our directories as
+    they are now (so the proxy needs no platformdirs), plus a non-default queue.
 
     Not resolved through symlinks: a venv's python is a link, and its target would lose the venv.
     """
-    argv = [os.path.abspath(sys.executable), "-m", "condor_job_proxy"]
+    argv = [os.path.abspath(sys.executable), "-m", "condor_job_proxy",
+            "--config-dir", str(paths.config_dir()), "--state-dir", str(paths.state_dir())]
     chosen = paths.queue_dir(queue)
     if chosen != paths.state_dir() / "queue":
         argv += ["--queue", str(chosen.resolve())]

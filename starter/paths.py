@@ -10,14 +10,30 @@ from pathlib import Path
 
 APP = "condor-job-proxy"
 QUEUE_ENV = "CONDOR_JOB_PROXY_QUEUE"
+_given: dict[str, Path] = {}
+
+
+def use_dirs(config: str | None = None, state: str | None = None) -> None:
+    """Take the config and state directories as given, not from platformdirs.
+
+    The generated ProxyCommand names the directories it was generated with, so the proxy finds
+    the same files whatever environment ssh runs it in, and never imports platformdirs.
+    """
+    for name, value in (("config", config), ("state", state)):
+        if value:
+            _given[name] = Path(value)
 
 
 def config_dir() -> Path:
+    if "config" in _given:
+        return _given["config"]
     import platformdirs   # here, not at the top: a ProxyCommand given every path never needs it
     return Path(platformdirs.user_config_dir(APP))
 
 
 def state_dir() -> Path:
+    if "state" in _given:
+        return _given["state"]
     import platformdirs
     return Path(platformdirs.user_state_dir(APP))
 

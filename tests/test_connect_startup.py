@@ -17,8 +17,8 @@ def _include_connect_argv(bench: Workbench, job: Job) -> list[str]:
     return [job.host if a == "%n" else getpass.getuser() if a == "%r" else a for a in argv]
 
 
-def test_proxycommand_hands_over_the_socket_without_importing_click(bench: Workbench,
-                                                                     job: Job) -> None:
+def test_proxycommand_hands_over_the_socket_without_click_or_platformdirs(bench: Workbench,
+                                                                          job: Job) -> None:
     argv = _include_connect_argv(bench, job)
     argv[1:1] = ["-X", "importtime"]
     ours, theirs = socket.socketpair()
@@ -32,6 +32,7 @@ def test_proxycommand_hands_over_the_socket_without_importing_click(bench: Workb
         assert conn.recv(64).startswith(b"SSH-2.0-")   # the job's sshd speaks first
     imported = {line.split("|")[-1].strip() for line in result.stderr.decode().splitlines()}
     assert "click" not in imported and "proxycmd.transports.starter" in imported
+    assert "platformdirs" not in imported   # the include names our directories
 
 
 def test_connect_help_is_the_command_line_help(bench: Workbench) -> None:
