@@ -196,7 +196,6 @@ class JobLifecycle:
         times = os.times()   # adds the processes that already ended and were reaped
         cpu = sum(p.cpu_seconds for p in infos) + times.children_user + times.children_system
         self.record["cpu_seconds"] = round(cpu, 2)
-        self.record["sessions"] = self.server.session_count()
         leftovers.write_processes(self.private_dir, infos)
         over = self._over_limit()
         if over:
@@ -243,6 +242,9 @@ class JobLifecycle:
                 processes.reap(info.pid)
 
     def _publish(self) -> None:
+        """Publish the record; the session count is always the live one (accounting of a session
+        change is deferred, but a state change published meanwhile must not show a stale count)."""
+        self.record["sessions"] = self.server.session_count()
         if self.record != self._published:
             self.publisher.update(self.job, self.record)
             self._published = dict(self.record)
