@@ -370,15 +370,15 @@ def _ssh_path(path: Path) -> str:
 
 
 def _remove_if_asked(request: Request) -> None:
-    """-remove-on-interrupt: take the job out of its queue (its starter ends it)."""
+    """-remove-on-interrupt: take the job out of its queue (the local one or the schedd's)."""
     if not request.remove_on_interrupt:
         return
-    from starter import control, paths
-    from starter.queue import LocalQueue
+    from .resolvers import default_resolver
     try:
-        control.act(LocalQueue(paths.queue_dir()), request.job, "remove")
+        resolver = default_resolver(schedd=request.schedd, pool=request.pool)
+        resolver.remove(request.job, f"{TOOL} -remove-on-interrupt was interrupted")
         _debug(request, f"removed job {request.job}")
-    except (control.ControlError, ValueError, OSError) as err:
+    except (ProxyError, ValueError, OSError) as err:
         print(f"Failed to remove job {request.job}: {err}", file=sys.stderr)
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -460,3 +461,20 @@ def test_native_contract_with_a_real_pool(tmp_path: Path) -> None:
                              f"job-{native[0]}", "echo", "$_CONDOR_JOB_PIDS"], env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip(), result.stderr
+
+
+def test_condor_ssh_to_job_remove_on_interrupt_removes_a_schedd_job(pool: Pool) -> None:
+    """Ctrl-C while `condor_ssh_to_job -auto-retry -remove-on-interrupt` waits: condor_rm."""
+    pool.add_job(12, JobStatus=1, CondorJobProxyOwnerKey=pool.public_key())   # idle: it waits
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "condor_job_proxy.ssh_to_job", "-auto-retry",
+         "-remove-on-interrupt", "-name", "ap.test", "12", "true"],
+        env={**pool.env, "CONDOR_SSH_TO_JOB_RETRY_SECONDS": "0.2"}, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert waiting.stderr.readline() == b"Waiting for job to start...\n"
+    waiting.send_signal(signal.SIGINT)
+    assert waiting.wait(30) == 1
+    job = next(ad for ad in json.loads(pool.file.read_text())["schedds"]["ap.test"]["jobs"]
+               if ad["ClusterId"] == 12)
+    assert job["JobStatus"] == 3
+    assert "-remove-on-interrupt" in job["RemoveReason"]

@@ -47,6 +47,9 @@ class Resolver(Protocol):
 
     def list_jobs(self) -> list[JobSummary]: ...
 
+    def remove(self, job: JobId, reason: str) -> None:
+        """Take the job out of its queue (condor_ssh_to_job -remove-on-interrupt)."""
+
 
 def default_resolver(queue: str | None = None, schedd: str | None = None,
                      pool: str | None = None) -> Resolver:

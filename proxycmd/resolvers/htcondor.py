@@ -62,6 +62,16 @@ class HTCondorResolver:
         where = ", ".join(self._label(name) for name in self.schedd_names)
         raise JobNotFound(f"job {job} is not in the queue of {where}")
 
+    def remove(self, job: JobId, reason: str) -> None:
+        """condor_rm through the schedd that holds the job."""
+        name, _ = self.find_job(job)
+        htcondor2 = self.htcondor2
+        try:
+            self._schedd(name).act(htcondor2.JobAction.Remove, f"{job.cluster}.{job.proc}",
+                                   reason=reason)
+        except htcondor2.HTCondorException as err:
+            raise ProxyError(f"cannot remove job {job} from {self._label(name)}: {err}") from None
+
     def list_jobs(self) -> list[JobSummary]:
         """This user's running jobs on every configured schedd."""
         constraint = f"Owner == {quote(getpass.getuser())} && JobStatus == {RUNNING}"

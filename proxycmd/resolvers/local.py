@@ -41,6 +41,14 @@ class LocalResolver:
         except KeyError as err:
             raise ProxyError(f"job {job}'s record lacks {err}") from None
 
+    def remove(self, job: JobId, reason: str) -> None:
+        """Signal the job's starter, which ends the job and its sessions (``reason`` is not kept)."""
+        from starter import control
+        try:
+            control.act(self.queue, job, "remove")
+        except control.ControlError as err:
+            raise ProxyError(str(err)) from None
+
     def list_jobs(self) -> list[JobSummary]:
         return [JobSummary(job=JobId(r["cluster"], r["proc"]), owner=r.get("owner", "?"),
                            user=r.get("owner", "?"), state=_state(r),

@@ -55,6 +55,18 @@ class Collector:
                        CondorVersion="$CondorVersion: 25.14.1 (stand-in) $")
 
 
+class JobAction(enum.IntEnum):
+    """The bindings' values; the stand-in acts on Remove only."""
+    Hold = 1
+    Release = 2
+    Remove = 3
+    RemoveX = 4
+    Vacate = 5
+    VacateFast = 6
+    Suspend = 8
+    Continue = 9
+
+
 class Schedd:
     def __init__(self, location: Optional[ClassAd] = None) -> None:
         if location is None:
@@ -79,6 +91,28 @@ class Schedd:
         if callback is None:
             return results
         return [r for r in map(callback, results) if r is not None]
+
+
+    def act(self, action: JobAction, job_spec: Union[List[str], str, int],
+            reason: str = None) -> ClassAd:
+        """Remove acts as condor_rm does on a running job: JobStatus 3 with the reason."""
+        if not isinstance(action, JobAction):
+            raise TypeError("action must be a JobAction")
+        if action != JobAction.Remove:
+            raise HTCondorException(f"stand-in schedd does not do {action.name}")
+        specs = [job_spec] if isinstance(job_spec, (str, int)) else list(job_spec)
+        wanted = {str(spec) if "." in str(spec) else f"{spec}.0" for spec in specs}
+        changed = 0
+        with _pool.editing() as state:
+            schedd = next((s for s in state["schedds"].values() if s["address"] == self._addr),
+                          None)
+            if schedd is None:
+                raise HTCondorException(f"Failed to connect to schedd at {self._addr}")
+            for ad in schedd["jobs"]:
+                if f"{ad['ClusterId']}.{ad['ProcId']}" in wanted:
+                    ad.update(JobStatus=3, RemoveReason=reason or "Python-initiated action")
+                    changed += 1
+        return ClassAd({"TotalSuccess": changed})
 
 
 def _project(ad: dict, projection: List[str]) -> ClassAd:
