@@ -28,42 +28,40 @@ def main() -> None:
 
 
 def parse_connect(argv: list[str]) -> dict | None:
-    """``[--queue DIR] [--debug] connect [--relay] [--identity K] [--known-hosts F]
-    [--job-identity J] [--host-prefix P] HOST [USER]`` as keyword arguments for
-    ``run_connect``, or None for anything click should handle."""
-    request: dict = {"queue": None, "debug": False, "relay": False, "identity": None,
-                     "known_hosts": None, "job_identity": None, "prefix": None,
-                     "config_dir": None, "state_dir": None}
+    """``[--queue DIR] [--config-dir D] [--state-dir D] [--debug] connect [--relay]
+    [--identity K] [--known-hosts F] [--job-identity J] [--host-prefix P] HOST [USER]`` as
+    keyword arguments for ``run_connect``, or None for anything click should handle."""
+    request: dict = {"debug": False, "relay": False,
+                     **dict.fromkeys([*_GROUP_OPTIONS.values(), *_VALUE_OPTIONS.values()])}
     args = iter(argv)
     for arg in args:
         if arg == "connect":
             break
-        if arg == "--debug":
-            request["debug"] = True
-        elif arg in _GROUP_OPTIONS:
-            request[_GROUP_OPTIONS[arg]] = next(args, None)
-            if request[_GROUP_OPTIONS[arg]] is None:
-                return None
-        else:
+        if not _take_option(arg, args, request, {"--debug": "debug"}, _GROUP_OPTIONS):
             return None
     else:
         return None
     positional = []
     for arg in args:
-        if arg == "--relay":
-            request["relay"] = True
-        elif arg in _VALUE_OPTIONS:
-            request[_VALUE_OPTIONS[arg]] = next(args, None)
-            if request[_VALUE_OPTIONS[arg]] is None:
-                return None
-        elif arg.startswith("-"):
-            return None
-        else:
+        if not arg.startswith("-"):
             positional.append(arg)
+        elif not _take_option(arg, args, request, {"--relay": "relay"}, _VALUE_OPTIONS):
+            return None
     if len(positional) not in (1, 2):
         return None
     request["host"], request["user"] = (positional + [None])[:2]
     return request
+
+
+def _take_option(arg: str, args, request: dict, flags: dict, valued: dict) -> bool:
+    """Record one known flag or option-with-value from ``args``; False for anything else."""
+    if arg in flags:
+        request[flags[arg]] = True
+        return True
+    if arg in valued:
+        request[valued[arg]] = next(args, None)
+        return request[valued[arg]] is not None
+    return False
 
 
 def run_connect(request: dict) -> int:
