@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import errno
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -72,7 +71,7 @@ def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdenti
     for signum in (*REMOVE_SIGNALS, signal.SIGTSTP, signal.SIGCONT):
         signal.signal(signum, lambda num, _frame: early.append(num))
     publisher = options.publisher
-    record = _initial_record(options.command, job_proc.pid, identity.public)
+    record = _initial_record(options.command, job_proc.pid, identity.public, host.user_name)
     context = JobContext(job="", cwd=record["cwd"], environment=job_env,
                          host_key_private=host_key[0], host_key_public=host_key[1], host=host,
                          pids=lambda: processes.job_pids(job_proc.pid))
@@ -93,14 +92,9 @@ def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdenti
     return lifecycle.run()
 
 
-def _initial_record(command: list[str], pid: int, starter_key: str) -> dict:
-    uid = os.getuid()
-    try:
-        owner = pwd.getpwuid(uid).pw_name
-    except KeyError:
-        owner = os.environ.get("USER") or f"uid{uid}"
+def _initial_record(command: list[str], pid: int, starter_key: str, owner: str) -> dict:
     return {
-        "owner": owner, "owner_uid": uid, "pids": [pid], "cwd": os.getcwd(), "state": RUNNING,
+        "owner": owner, "owner_uid": os.getuid(), "pids": [pid], "cwd": os.getcwd(), "state": RUNNING,
         "sessions": 0, "memory_kb": 0, "cpu_seconds": 0.0,
         "command": command, "start_time": time.time(), "starter_pid": os.getpid(),
         "starter_key": starter_key, "host": socket.gethostname(),
@@ -114,11 +108,8 @@ def _name_the_nameless(host: sshd.SshdHost, private: Path) -> None:
     libnss-wrapper supplies one without root. Only the starter's helpers get it (through
     its environment, set after the job's was saved); sessions get their own in each session.
     """
-    try:
-        pwd.getpwuid(os.getuid())
+    if host.has_passwd_entry:
         return
-    except KeyError:
-        pass
     if not host.nss_wrapper:
         raise StarterError(f"uid {os.getuid()} has no passwd entry, which ssh-keygen and sshd need; "
                            "install libnss-wrapper (Debian: apt-get install libnss-wrapper) "

@@ -32,6 +32,8 @@ class SshdHost:
     passwd_line: str             # the job user's passwd entry, as sshd will see it
     group_line: str
     login_shell: str
+    user_name: str               # the login name sessions run as (uid<N> without an entry)
+    has_passwd_entry: bool
 
     @property
     def login_disabled(self) -> bool:
@@ -57,6 +59,8 @@ def probe() -> SshdHost:
         passwd_line=f"{name}:x:{uid}:{gid}:{name}:{home}:{shell}",
         group_line=f"{_group_name(gid, name)}:x:{gid}:",
         login_shell=shell,
+        user_name=name,
+        has_passwd_entry=has_entry,
     )
 
 
