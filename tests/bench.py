@@ -36,6 +36,8 @@ sys.path.insert(0, str(ROOT))
 from starter.jobid import JobId          # noqa: E402 - this checkout's code, after the path
 from starter.queue import RUNNING, LocalQueue  # noqa: E402
 
+from jobstart import wait_for_job_line   # noqa: E402 - beside this file (tests/)
+
 PY = sys.executable
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 MIB = 1024 * 1024
@@ -163,16 +165,11 @@ class Bench:
                 self.starter.wait()
 
 
-def _wait_for_job(process: subprocess.Popen, err_file: Path, timeout: float = 15) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in err_file.read_text().splitlines():
-            if line.startswith("job ") and " running: ssh " in line:
-                return line.split()[1]
-        if process.poll() is not None:
-            break
-        time.sleep(0.02)
-    raise SystemExit(f"the starter did not start a job: {err_file.read_text()}")
+def _wait_for_job(process: subprocess.Popen, err_file: Path) -> str:
+    try:
+        return wait_for_job_line(process, err_file)
+    except AssertionError as err:
+        raise SystemExit(f"the starter did not start a job: {err}") from None
 
 
 # -- measurements ----------------------------------------------------------------------------

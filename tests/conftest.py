@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from jobstart import wait_for_job_line
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -32,19 +34,6 @@ class Job:
 
     def wait(self, timeout: float = 15) -> int:
         return self.process.wait(timeout)
-
-
-def wait_for_job_line(process: subprocess.Popen, stderr_file: Path, timeout: float = 15) -> str:
-    """The job id from the starter's `job N.0 running: ssh job-N.0` line."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in stderr_file.read_text().splitlines():
-            if line.startswith("job ") and " running: ssh " in line:
-                return line.split()[1]
-        if process.poll() is not None:
-            raise AssertionError(f"starter exited {process.returncode}: {stderr_file.read_text()}")
-        time.sleep(0.02)
-    raise AssertionError(f"starter did not report its job: {stderr_file.read_text()}")
 
 
 @dataclass

@@ -1,0 +1,19 @@
+"""Waiting for a starter to report its job; no pytest here, so the benchmark can use it too."""
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+
+def wait_for_job_line(process: subprocess.Popen, stderr_file: Path, timeout: float = 15) -> str:
+    """The job id from the starter's `job N.0 running: ssh job-N.0` line."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in stderr_file.read_text().splitlines():
+            if line.startswith("job ") and " running: ssh " in line:
+                return line.split()[1]
+        if process.poll() is not None:
+            raise AssertionError(f"starter exited {process.returncode}: {stderr_file.read_text()}")
+        time.sleep(0.02)
+    raise AssertionError(f"starter did not report its job: {stderr_file.read_text()}")
