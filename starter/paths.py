@@ -11,6 +11,7 @@ from pathlib import Path
 APP = "condor-job-proxy"
 QUEUE_ENV = "CONDOR_JOB_PROXY_QUEUE"
 _given: dict[str, Path] = {}
+_read: dict[Path, dict] = {}   # config.toml's content, by path
 
 
 def use_dirs(config: str | None = None, state: str | None = None) -> None:
@@ -48,8 +49,15 @@ def config_file() -> Path:
 
 
 def settings() -> dict:
-    """The optional config.toml; missing means all defaults."""
+    """The optional config.toml; missing means all defaults. Read once per process (the
+    resolver, the queue and the transports all ask on one connect)."""
     path = config_file()
+    if path not in _read:
+        _read[path] = _load(path)
+    return _read[path]
+
+
+def _load(path: Path) -> dict:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
