@@ -57,7 +57,7 @@ def cli(ctx: click.Context, queue: str | None, debug: bool, config_dir: str | No
     """ssh, scp, sftp and rsync into running jobs by name: ssh job-32.0"""
     from starter import paths
     paths.use_dirs(config_dir, state_dir)
-    ctx.obj = {"queue": queue, "debug": debug}
+    ctx.obj = {"queue": queue, "debug": debug, "config_dir": config_dir, "state_dir": state_dir}
 
 
 @cli.command()
@@ -78,6 +78,26 @@ def connect(obj: dict, host: str, user: str | None, relay: bool, identity: Path 
     from .launch import connect_and_remember
     connect_and_remember(host, user, obj["queue"], relay=relay, identity=identity,
                          known_hosts=known_hosts, job_identity=job_identity, prefix=host_prefix)
+
+
+@cli.command()
+@click.option("--socket", "socket_path", type=click.Path(path_type=Path), metavar="PATH",
+              help="Where to listen (default: the one the generated ssh config names).")
+@click.option("--stop", is_flag=True, help="Stop the daemon listening there, if one is.")
+@click.pass_obj
+def daemon(obj: dict, socket_path: Path | None, stop: bool) -> None:
+    """The connect daemon ssh's fast client asks (the first connect starts it)."""
+    from sshconfig import control, install, settings
+
+    from . import daemon as connect_daemon
+    socket_path = socket_path or control.daemon_socket(install.proxy_command(obj["queue"]))
+    if socket_path is None:
+        raise ProxyError("no private directory gives a short enough socket path for a daemon")
+    if stop:
+        connect_daemon.stop(socket_path)
+        return
+    options = {key: obj[key] for key in ("queue", "config_dir", "state_dir")}
+    connect_daemon.serve(socket_path, options, settings.load().connect_daemon_idle)
 
 
 @cli.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 FAILED = 255
+OTHER_TRANSPORT = -1   # connect_outcome: the job needs a transport the caller left out
 _VALUE_OPTIONS = {"--identity": "identity", "--known-hosts": "known_hosts",
                   "--job-identity": "job_identity", "--host-prefix": "prefix"}
 _PATH_OPTIONS = ("identity", "known_hosts", "job_identity")
@@ -65,16 +66,38 @@ def _take_option(arg: str, args, request: dict, flags: dict, valued: dict) -> bo
 
 
 def run_connect(request: dict) -> int:
-    """Run the ProxyCommand; a failure is one line on stderr and 255 (a traceback with --debug)."""
+    """Run the ProxyCommand; a failure is one line on stderr and 255 (a traceback with --debug).
+
+    Run by the fast client when no connect daemon answered, it starts one for the next ssh.
+    """
+    import os
+    daemon_socket = os.environ.pop("CONDOR_JOB_PROXY_START_DAEMON", None)
+    options = {key: request[key] for key in _GROUP_OPTIONS.values()}
+    status, line = connect_outcome(request)
+    if line:
+        print(line, file=sys.stderr)
+    if status == 0 and daemon_socket:
+        from .daemon import start_in_background
+        start_in_background(daemon_socket, options)
+    return status
+
+
+def connect_outcome(request: dict, deliver=None, transports: tuple[str, ...] | None = None,
+                    ) -> tuple[int, str]:
+    """(exit status, line for stderr) of one connect. ``deliver`` takes the connected socket
+    instead of ssh's stdout; ``transports`` limits which ones may be used (OTHER_TRANSPORT)."""
+    from proxycmd.connect import OtherTransport
     from proxycmd.errors import ProxyError
     from starter import paths
-    debug = request.pop("debug")
-    paths.use_dirs(request.pop("config_dir"), request.pop("state_dir"))
+    debug = request.pop("debug", False)
+    paths.use_dirs(request.pop("config_dir", None), request.pop("state_dir", None))
     try:
-        connect_and_remember(**request)
-        return 0
+        connect_and_remember(**request, deliver=deliver, transports=transports)
+        return 0, ""
+    except OtherTransport:
+        return OTHER_TRANSPORT, ""
     except KeyboardInterrupt:
-        return FAILED
+        return FAILED, ""
     except (ProxyError, OSError, ValueError) as err:
         if debug:
             raise
@@ -83,8 +106,7 @@ def run_connect(request: dict) -> int:
         if debug:
             raise
         message = f"internal error: {type(err).__name__}: {err}"
-    print(f"condor-job-proxy: {message}", file=sys.stderr)
-    return FAILED
+    return FAILED, f"condor-job-proxy: {message}"
 
 
 def connect_and_remember(host: str, user: str | None, queue: str | None, **options) -> None:

@@ -4,7 +4,9 @@ Kept free of click and of any backend's heavy imports; the CLI calls ``connect``
 """
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+from typing import Callable
 
 from starter import paths
 from starter.jobid import DEFAULT_HOST_PREFIX, BadJobId, parse_host
@@ -15,24 +17,35 @@ from .resolvers import JobEndpoint, default_resolver
 from .transports import SessionRequest, open_session
 
 
+class OtherTransport(Exception):
+    """The job needs a transport the caller did not allow (the connect daemon serves only some)."""
+
+
 def connect(host: str, user: str | None = None, *, relay: bool = False,
             queue: str | None = None, identity: Path | None = None,
             known_hosts: Path | None = None, job_identity: Path | None = None,
-            shells: list[str] | None = None, prefix: str | None = None) -> None:
-    """Resolve ``host``, open an authenticated session, pin its host key and hand it to ssh."""
+            shells: list[str] | None = None, prefix: str | None = None,
+            deliver: Callable[[socket.socket], None] | None = None,
+            transports: tuple[str, ...] | None = None) -> None:
+    """Resolve ``host``, open an authenticated session, pin its host key and hand it to ssh
+    (or to ``deliver``). A job whose transport is not in ``transports`` raises OtherTransport."""
     try:
         job = parse_host(host, prefix or DEFAULT_HOST_PREFIX)
     except BadJobId as err:
         raise ProxyError(str(err)) from None
     endpoint = default_resolver(queue).resolve(job)
+    if transports is not None and endpoint.transport not in transports:
+        raise OtherTransport(endpoint.transport)
     connect_endpoint(host, endpoint, user, relay=relay, identity=identity,
-                     known_hosts=known_hosts, job_identity=job_identity, shells=shells)
+                     known_hosts=known_hosts, job_identity=job_identity, shells=shells,
+                     deliver=deliver)
 
 
 def connect_endpoint(host: str, endpoint: JobEndpoint, user: str | None = None, *,
                      relay: bool = False, identity: Path | None = None,
                      known_hosts: Path | None = None, job_identity: Path | None = None,
-                     shells: list[str] | None = None) -> None:
+                     shells: list[str] | None = None,
+                     deliver: Callable[[socket.socket], None] | None = None) -> None:
     """From a resolved job on: session, pinned host keys, the job's identity link, handoff."""
     if user and endpoint.user and user != endpoint.user:
         raise UserMismatch(f"job {endpoint.job} runs as user {endpoint.user!r}, not {user!r}: "
@@ -45,7 +58,9 @@ def connect_endpoint(host: str, endpoint: JobEndpoint, user: str | None = None, 
                                                     ssh_user=user))
     knownhosts.pin(host, session.host_key, known_hosts, session.note)
     identities.point(host, endpoint.key_file or session.key_file or str(identity), job_identity)
-    if not relay and handoff.stdout_takes_fd():
+    if deliver is not None:
+        deliver(session.sock)
+    elif not relay and handoff.stdout_takes_fd():
         handoff.pass_fd(session.sock)
     else:
         handoff.relay(session.sock)

@@ -8,6 +8,7 @@ refresh creates; if neither is short enough, sharing is switched off rather than
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -31,6 +32,16 @@ def control_dir(create: bool = True) -> Path | None:
             _make_private(fallback)
         return fallback
     return None
+
+
+def daemon_socket(proxy_command: list[str], create: bool = True) -> Path | None:
+    """The connect daemon's socket for this proxy command (its interpreter, directories and
+    queue), in the same private directory; None when no directory gives a short enough path."""
+    directory = control_dir(create)
+    if directory is None:
+        return None
+    digest = hashlib.sha256("\0".join(proxy_command).encode(errors="surrogateescape"))
+    return directory / f"cjp-daemon-{digest.hexdigest()[:16]}.sock"
 
 
 def control_path(directory: str | Path) -> str:

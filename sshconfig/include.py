@@ -11,6 +11,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from proxycmd import quick
 from proxycmd.resolvers import REACHABLE_STATES, JobSummary
 from starter.jobid import DEFAULT_HOST_PREFIX
 
@@ -30,6 +31,7 @@ class IncludeSettings:
     prefix: str = DEFAULT_HOST_PREFIX
     control_dir: Path | None = None     # None: no shared connections
     control_persist: str = "no"
+    daemon_socket: Path | None = None   # None: ssh runs the full proxy command every time
 
 
 def render(jobs: list[JobSummary], settings: IncludeSettings) -> str:
@@ -65,11 +67,12 @@ def _wildcard_block(settings: IncludeSettings) -> list[str]:
         argv += ["--job-identity", job_identity]
     if settings.prefix != DEFAULT_HOST_PREFIX:
         argv += ["--host-prefix", settings.prefix]
-    command = " ".join(shlex.quote(arg) for arg in argv)
+    command = " ".join(shlex.quote(arg) for arg in [*_daemon_client(settings), *argv])
     return [
         f"Host {settings.prefix}*",
         "    # Finds the job, authenticates to its starter with your key and pins the session's",
         "    # host key in the job's own known_hosts file (absolute paths: no PATH or venv lookup).",
+        *_daemon_comment(settings),
         f"    ProxyCommand {command} %n %r",
         "    # The proxy hands ssh the connected socket and exits: no relay in the data path.",
         "    ProxyUseFdpass yes",
@@ -97,6 +100,23 @@ def _wildcard_block(settings: IncludeSettings) -> list[str]:
         "    ForwardAgent no",
         "",
     ]
+
+
+def _daemon_client(settings: IncludeSettings) -> list[str]:
+    """The fast client's argv before the full command, which it runs when no daemon serves."""
+    if settings.daemon_socket is None:
+        return []
+    client = Path(quick.__file__).resolve()
+    return [_percent(settings.proxy_command[0]), "-S", "-E", "-s", _percent(client),
+            _percent(settings.daemon_socket)]
+
+
+def _daemon_comment(settings: IncludeSettings) -> list[str]:
+    if settings.daemon_socket is None:
+        return ["    # Every connect runs the proxy itself (connect_daemon = false in config.toml)."]
+    return ["    # A tiny client asks your connect daemon to do that (it passes ssh the socket); with",
+            "    # no daemon running it runs the proxy itself, which starts one for the next ssh.",
+            "    # connect_daemon = false in config.toml turns this off."]
 
 
 def _control_lines(settings: IncludeSettings) -> list[str]:

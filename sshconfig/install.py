@@ -62,12 +62,15 @@ def include_change(resolver: Resolver, queue: str | None = None, dry_run: bool =
     ``jobs`` spares a second query when the caller has listed them already.
     """
     chosen = settings.load()
+    command = proxy_command(queue)
     include_settings = include.IncludeSettings(
-        proxy_command=proxy_command(queue), identity=paths.user_key_path(),
+        proxy_command=command, identity=paths.user_key_path(),
         known_hosts_dir=knownhosts.known_hosts_dir(), prefix=chosen.host_prefix,
         identities_dir=identities.identities_dir(),
         control_dir=control.control_dir(create=not dry_run) if chosen.control_master else None,
-        control_persist=chosen.control_persist)
+        control_persist=chosen.control_persist,
+        daemon_socket=(control.daemon_socket(command, create=not dry_run)
+                       if chosen.connect_daemon else None))
     path = include_file()
     jobs = resolver.list_jobs() if jobs is None else jobs
     return Change(path, managed.read(path), include.render(jobs, include_settings))

@@ -7,6 +7,9 @@ Keys (all optional):
                                 first session ends
   refresh_on_connect = false    refresh the include from ssh itself when it meets a job host
                                 it has no block for (a `Match exec` in ~/.ssh/config)
+  connect_daemon = true         ssh asks a per-user connect daemon, started by the first
+                                connect, to do the proxy's work (faster connects)
+  connect_daemon_idle = 600     seconds a connect daemon stays with no connects
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ _DURATION = re.compile(r"[0-9]+[smhdwSMHDW]?")
 # Long enough for a burst of scp/rsync/completion runs and VS Code's reconnects, short enough
 # that a finished job is not held open long by an idle shared connection (its sessions count).
 DEFAULT_PERSIST = "60s"
+# Ten minutes: a working session's connects share one daemon; a forgotten one goes soon.
+DEFAULT_DAEMON_IDLE = 600
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,8 @@ class ConfigSettings:
     control_master: bool = True
     control_persist: str = DEFAULT_PERSIST     # an ssh_config time value, or "no"
     refresh_on_connect: bool = False
+    connect_daemon: bool = True
+    connect_daemon_idle: int = DEFAULT_DAEMON_IDLE
 
 
 def load() -> ConfigSettings:
@@ -43,13 +50,23 @@ def load() -> ConfigSettings:
     return ConfigSettings(host_prefix=prefix,
                           control_master=_flag(data, "control_master", True, where),
                           control_persist=_persist(data.get("control_persist", True), where),
-                          refresh_on_connect=_flag(data, "refresh_on_connect", False, where))
+                          refresh_on_connect=_flag(data, "refresh_on_connect", False, where),
+                          connect_daemon=_flag(data, "connect_daemon", True, where),
+                          connect_daemon_idle=_seconds(data, "connect_daemon_idle",
+                                                       DEFAULT_DAEMON_IDLE, where))
 
 
 def _flag(data: dict, key: str, default: bool, where: object) -> bool:
     value = data.get(key, default)
     if not isinstance(value, bool):
         raise ValueError(f"{where}: {key} must be true or false, not {value!r}")
+    return value
+
+
+def _seconds(data: dict, key: str, default: int, where: object) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{where}: {key} must be a number of seconds, not {value!r}")
     return value
 
 

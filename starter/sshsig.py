@@ -25,6 +25,7 @@ import subprocess
 NAMESPACE = "condor-job-proxy"
 _SIGNER = "signer"
 _MAX_MATERIAL = 60000   # far below a pipe's capacity: writing to one can never block
+_in_process = False      # sign_in_process() was called
 
 
 class SignatureError(Exception):
@@ -93,21 +94,58 @@ class PendingVerification:
         _end(self._proc)
 
 
-def start_sign(key_file: str) -> PendingSignature:
+def start_sign(key_file: str) -> PendingSignature | InProcessSignature:
     """Start signing with the private key in ``key_file`` (or its .pub through ssh-agent)."""
+    if _in_process:
+        return InProcessSignature(key_file)
     return PendingSignature(key_file)
 
 
-def start_verify(public_key: str) -> PendingVerification:
+def start_verify(public_key: str) -> PendingVerification | InProcessVerification:
     """Start checking a signature by ``public_key``; the signature and data come later."""
+    if _in_process:
+        return InProcessVerification(public_key)
     return PendingVerification(public_key)
+
+
+def sign_in_process() -> None:
+    """From now on ``start_sign``/``start_verify`` work in this process where they can: for a
+    long-lived process (the connect daemon) that has paid for importing cryptography."""
+    global _in_process
+    _in_process = _have_cryptography()
+
+
+class InProcessSignature:
+    """``start_sign``'s answer in a long-lived process: nothing to start, ``sign`` at the end."""
+
+    def __init__(self, key_file: str) -> None:
+        self.key_file = key_file
+
+    def finish(self, data: bytes) -> str:
+        return sign(self.key_file, data)
+
+    def cancel(self) -> None:
+        """Nothing runs between start and finish."""
+
+
+class InProcessVerification:
+    """``start_verify``'s answer in a long-lived process: ``verify`` when the signature comes."""
+
+    def __init__(self, public_key: str) -> None:
+        self.public_key = public_key
+
+    def finish(self, data: bytes, signature: str) -> None:
+        verify(self.public_key, data, signature)
+
+    def cancel(self) -> None:
+        """Nothing runs between start and finish."""
 
 
 def sign(key_file: str, data: bytes) -> str:
     """Sign ``data`` with the private key in ``key_file`` (or its .pub through ssh-agent)."""
     private = _ed25519_private_key(key_file)
     if private is None:
-        return start_sign(key_file).finish(data)
+        return PendingSignature(key_file).finish(data)
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
     public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     signature = private.sign(_signed_blob(NAMESPACE.encode(), b"sha512", data))
@@ -123,7 +161,7 @@ def verify(public_key: str, data: bytes, signature: str) -> None:
     """Check that ``signature`` over ``data`` was made by ``public_key`` in our namespace."""
     key_type, _, key_text = public_key.partition(" ")
     if key_type != _ED25519.decode() or not _have_cryptography():
-        start_verify(public_key).finish(data, signature)
+        PendingVerification(public_key).finish(data, signature)
         return
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey

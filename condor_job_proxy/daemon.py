@@ -1,0 +1,252 @@
+"""The connect daemon: a per-user process that does the ProxyCommand's work for ssh.
+
+A ProxyCommand process per ssh run pays a Python start with site-packages, our imports and
+two ssh-keygen runs before the first byte reaches the starter: about as long again as the
+whole SSH login it precedes. The daemon pays these once. ssh runs the tiny client
+(proxycmd/quick.py), which hands its request over a private unix socket; the daemon resolves
+the job, authenticates to its starter signing in-process, pins the host key and identity link
+exactly as the proxy command would, and passes the connected socket back, which the client
+passes on to ssh. Bytes never go through the daemon.
+
+It serves only its own user (the socket lives in a 0700 directory and each peer's uid is
+checked), only requests made with its own proxy options and environment (anything else runs
+the full proxy command), only our starter's transport (EC2 and HTCondor-native jobs, which
+run ssh-keyscan or HTCondor's tool, go to the full command), and it exits after a quiet
+spell, when config.toml changes, or on SIGTERM. Like ControlPersist, it is started by use:
+the first connect after it has gone runs the full command, which starts it again.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from pathlib import Path
+
+from proxycmd import quick
+from starter import paths, sshsig
+
+from . import launch
+
+REQUEST_LIMIT = 256 * 1024
+REQUEST_SECONDS = 10.0
+DEFAULT_IDLE_SECONDS = 600.0
+SERVED_TRANSPORTS = ("starter",)
+
+
+class Daemon:
+    """One listening socket; a thread per request; the options every request must share."""
+
+    def __init__(self, socket_path: Path, options: dict, idle_seconds: float) -> None:
+        self.socket_path = socket_path
+        self.options = options            # queue, config_dir, state_dir: as parse_connect has them
+        self.idle_seconds = idle_seconds
+        self.context = quick.context(os.environb)
+        self.config_stamp = _stamp(paths.config_file())
+        self.busy = 0
+        self.last_request = time.monotonic()
+        self.lock = threading.Lock()
+
+    def serve(self) -> None:
+        """Accept until idle for ``idle_seconds`` with nothing in flight, or config.toml changes."""
+        listener = _listen(self.socket_path)
+        listener.settimeout(min(self.idle_seconds, 5.0))
+        try:
+            while not self._should_stop():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                with self.lock:
+                    self.busy += 1
+                    self.last_request = time.monotonic()
+                threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+        finally:
+            _unlink_if_ours(self.socket_path, listener)
+            listener.close()
+
+    def _should_stop(self) -> bool:
+        with self.lock:
+            idle = time.monotonic() - self.last_request
+            return (self.busy == 0 and idle >= self.idle_seconds) or self._config_changed()
+
+    def _config_changed(self) -> bool:
+        return _stamp(paths.config_file()) != self.config_stamp
+
+    def _handle(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(REQUEST_SECONDS)
+            self._answer(conn)
+        except OSError:
+            pass      # the client went away; its ssh reports that
+        finally:
+            conn.close()
+            with self.lock:
+                self.busy -= 1
+                self.last_request = time.monotonic()
+
+    def _answer(self, conn: socket.socket) -> None:
+        if _peer_uid(conn) != os.getuid():
+            _reply_failure(conn, "this connect daemon serves only its own user")
+            return
+        request = self._request(_read_request(conn))
+        if request is None:
+            conn.sendall(quick.FALLBACK)
+            return
+        status, line = launch.connect_outcome(
+            request, deliver=lambda sock: _pass_socket(conn, sock),
+            transports=SERVED_TRANSPORTS)
+        if status == launch.OTHER_TRANSPORT:
+            conn.sendall(quick.FALLBACK)
+        elif status != 0:
+            _reply_failure(conn, line, status)
+
+    def _request(self, data: bytes | None) -> dict | None:
+        """The connect request, when it is one this daemon may serve as the full command would."""
+        if data is None:
+            return None
+        parts = data.split(b"\0")
+        if parts[0] != quick.PROTOCOL or not parts[1].isdigit():
+            return None
+        count = int(parts[1])
+        command = [os.fsdecode(word) for word in parts[2:2 + count]]
+        if (parts[2 + count:] != self.context or self._config_changed() or len(command) < 3
+                or command[0] != sys.executable or command[1:3] != ["-m", "condor_job_proxy"]):
+            return None
+        request = launch.parse_connect(command[3:])
+        if (request is None or request["debug"] or request["relay"]
+                or any(request[key] != value for key, value in self.options.items())):
+            return None
+        return request
+
+
+def serve(socket_path: Path, options: dict, idle_seconds: float = DEFAULT_IDLE_SECONDS) -> None:
+    """Run a daemon at ``socket_path`` unless another one already holds it."""
+    lock_file = _hold_lock(socket_path)
+    if lock_file is None:
+        return
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    sshsig.sign_in_process()
+    paths.use_dirs(options["config_dir"], options["state_dir"])
+    Daemon(socket_path, options, idle_seconds).serve()
+
+
+def stop(socket_path: Path, wait_seconds: float = 5.0) -> None:
+    """SIGTERM the daemon holding ``socket_path``'s lock (its pid is in the lock file) and wait
+    until it has let go of the lock."""
+    try:
+        with open(f"{socket_path}.lock") as lock_file:
+            if _lock_is_free(lock_file):
+                return
+            pid = lock_file.read().strip()
+            if pid.isdigit():
+                try:
+                    os.kill(int(pid), signal.SIGTERM)
+                except ProcessLookupError:
+                    return
+            deadline = time.monotonic() + wait_seconds
+            while not _lock_is_free(lock_file) and time.monotonic() < deadline:
+                time.sleep(0.02)
+    except FileNotFoundError:
+        pass
+
+
+def _lock_is_free(lock_file) -> bool:
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    fcntl.flock(lock_file, fcntl.LOCK_UN)
+    return True
+
+
+def start_in_background(socket_path: str, options: dict) -> None:
+    """Start a daemon detached from this proxy (ssh waits for the proxy to exit, not for it)."""
+    import subprocess
+    argv = [sys.executable, "-m", "condor_job_proxy"]
+    for key in ("queue", "config_dir", "state_dir"):
+        if options.get(key):
+            argv += [f"--{key.replace('_', '-')}", options[key]]
+    environ = dict(os.environ)
+    environ.pop(os.fsdecode(quick.START_ENV), None)
+    subprocess.Popen([*argv, "daemon", "--socket", socket_path], env=environ,
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+
+
+def _hold_lock(socket_path: Path) -> object | None:
+    """An exclusive lock for the daemon's whole life, or None when another daemon has it."""
+    lock_file = open(f"{socket_path}.lock", "a")
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.close()
+        return None
+    lock_file.truncate(0)
+    lock_file.write(f"{os.getpid()}\n")
+    lock_file.flush()
+    return lock_file
+
+
+def _listen(socket_path: Path) -> socket.socket:
+    """Bind in place of any socket a dead daemon left; we hold the lock, so none is alive."""
+    directory = socket_path.parent
+    info = directory.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise PermissionError(f"{directory} must be a 0700 directory of yours")
+    try:
+        socket_path.unlink()
+    except FileNotFoundError:
+        pass
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(socket_path))
+    listener.listen(64)
+    return listener
+
+
+def _unlink_if_ours(socket_path: Path, listener: socket.socket) -> None:
+    try:
+        if os.stat(socket_path).st_ino == os.fstat(listener.fileno()).st_ino:
+            socket_path.unlink()
+    except OSError:
+        pass
+
+
+def _peer_uid(conn: socket.socket) -> int:
+    _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                           struct.calcsize("3i")))
+    return uid
+
+
+def _read_request(conn: socket.socket) -> bytes | None:
+    """The whole request (the client shuts down its side), or None when it is too large."""
+    chunks, size = [], 0
+    while chunk := conn.recv(65536):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > REQUEST_LIMIT:
+            return None
+    return b"".join(chunks)
+
+
+def _pass_socket(conn: socket.socket, sock: socket.socket) -> None:
+    try:
+        socket.send_fds(conn, [quick.SOCKET], [sock.fileno()])
+    finally:
+        sock.close()
+
+
+def _reply_failure(conn: socket.socket, line: str, status: int = launch.FAILED) -> None:
+    conn.sendall(quick.FAILED + f"{status}\n{line}\n".encode(errors="replace"))
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size

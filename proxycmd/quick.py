@@ -1,0 +1,93 @@
+"""The ProxyCommand's fast client: ask the user's connect daemon for the job's socket.
+
+    python -S -E -s .../proxycmd/quick.py DAEMON_SOCKET PYTHON -m condor_job_proxy ... connect ... %n %r
+
+Run as a script with no site-packages and only built-in modules, it starts in a bare
+interpreter's time. It sends the full proxy command and the environment it depends on to
+the daemon (condor_job_proxy/daemon.py), which does the ProxyCommand's whole work and answers with
+the connected socket (passed on to ssh), or with the line and status to exit with, or with
+"do it yourself". In the last case, and when no daemon answers, this process becomes the
+full proxy command (exec), which starts a daemon for next time when none was running.
+
+Nothing here may import the rest of the package: the daemon imports the constants below.
+"""
+import _socket
+import posix
+import sys
+
+PROTOCOL = b"1"
+REPLY_LIMIT = 65536
+FALLBACK, FAILED, SOCKET = b"F", b"E", b"K"
+# The proxy's behaviour depends on these variables; a daemon serves only requests whose values
+# match its own, else the full proxy command runs with the caller's environment.
+CONTEXT_NAMES = (b"PATH", b"HOME", b"TMPDIR", b"SSH_AUTH_SOCK")
+CONTEXT_PREFIXES = (b"CONDOR_", b"_CONDOR_", b"XDG_", b"PYTHON", b"AWS_")
+# Set for the full proxy command when no daemon answered: it starts one after connecting.
+START_ENV = b"CONDOR_JOB_PROXY_START_DAEMON"
+_S_IFMT, _S_IFSOCK = 0o170000, 0o140000
+
+
+def context(environ: dict) -> list:
+    """The ``NAME=value`` entries of ``environ`` (bytes) that a daemon must share, sorted."""
+    return sorted(name + b"=" + value for name, value in environ.items()
+                  if (name in CONTEXT_NAMES or name.startswith(CONTEXT_PREFIXES))
+                  and name != START_ENV)
+
+
+def main(argv: list) -> None:
+    daemon_socket, command = argv[1], argv[2:]
+    if (posix.fstat(1).st_mode & _S_IFMT) != _S_IFSOCK:
+        _become(command, None)          # ssh wants a relay, not an fd: the full command does it
+    try:
+        channel = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        channel.settimeout(60.0)
+        channel.connect(daemon_socket)
+    except OSError:
+        _become(command, daemon_socket)
+    try:
+        answer, fds = _ask(channel, command)
+    except OSError:
+        _become(command, None)          # a daemon that stopped half way: a daemon is there
+    if answer[:1] == SOCKET and fds:
+        _give_to_ssh(fds[0])
+        posix._exit(0)
+    if answer[:1] == FAILED:
+        status, _, line = answer[1:].partition(b"\n")
+        posix.write(2, line)
+        posix._exit(int(status))
+    _become(command, None)
+
+
+def _ask(channel, command: list) -> tuple:
+    words = [arg.encode("utf-8", "surrogateescape") for arg in command]
+    request = b"\0".join([PROTOCOL, str(len(words)).encode(), *words, *context(posix.environ)])
+    channel.sendall(request)
+    channel.shutdown(_socket.SHUT_WR)
+    answer, ancillary, _, _ = channel.recvmsg(REPLY_LIMIT, _socket.CMSG_SPACE(4))
+    fds = [int.from_bytes(data[:4], sys.byteorder) for level, kind, data in ancillary
+           if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS]
+    return answer, fds
+
+
+def _give_to_ssh(fd: int) -> None:
+    """ProxyUseFdpass: ssh's end of our stdout takes the connection (SCM_RIGHTS)."""
+    to_ssh = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, posix.dup(1))
+    to_ssh.sendmsg([b"\0"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                              fd.to_bytes(4, sys.byteorder))])
+
+
+def _become(command: list, start_daemon_at) -> None:
+    """Run the full proxy command in this process; it starts a daemon when asked to."""
+    environ = dict(posix.environ)
+    environ.pop(START_ENV, None)
+    if start_daemon_at is not None:
+        environ[START_ENV] = start_daemon_at.encode("utf-8", "surrogateescape")
+    try:
+        posix.execve(command[0], command, environ)
+    except OSError as err:
+        posix.write(2, f"condor-job-proxy: cannot run {command[0]}: {err.strerror}\n".encode())
+        posix._exit(255)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
