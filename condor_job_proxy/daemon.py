@@ -54,9 +54,10 @@ class Daemon:
     def serve(self) -> None:
         """Accept until idle for ``idle_seconds`` with nothing in flight, or config.toml changes."""
         listener = _listen(self.socket_path)
+        bound = os.stat(self.socket_path).st_ino
         listener.settimeout(min(self.idle_seconds, 5.0))
         try:
-            while not self._should_stop():
+            while not self._should_stop(bound):
                 try:
                     conn, _ = listener.accept()
                 except TimeoutError:
@@ -66,13 +67,18 @@ class Daemon:
                     self.last_request = time.monotonic()
                 threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
         finally:
-            _unlink_if_ours(self.socket_path, listener)
+            if _inode(self.socket_path) == bound:
+                self.socket_path.unlink(missing_ok=True)
             listener.close()
 
-    def _should_stop(self) -> bool:
+    def _should_stop(self, bound: int) -> bool:
+        """Idle long enough, config.toml changed, or our socket is gone (its directory was
+        cleaned up, as a login's runtime directory is at logout)."""
         with self.lock:
             idle = time.monotonic() - self.last_request
-            return (self.busy == 0 and idle >= self.idle_seconds) or self._config_changed()
+            if self.busy == 0 and idle >= self.idle_seconds:
+                return True
+        return self._config_changed() or _inode(self.socket_path) != bound
 
     def _config_changed(self) -> bool:
         return _stamp(paths.config_file()) != self.config_stamp
@@ -114,8 +120,9 @@ class Daemon:
             return None
         count = int(parts[1])
         command = [os.fsdecode(word) for word in parts[2:2 + count]]
-        if (parts[2 + count:] != self.context or self._config_changed() or len(command) < 3
-                or command[0] != sys.executable or command[1:3] != ["-m", "condor_job_proxy"]):
+        # command[0] is not compared: the socket's name already stands for the interpreter.
+        if (parts[2 + count:] != self.context or self._config_changed()
+                or command[1:3] != ["-m", "condor_job_proxy"]):
             return None
         request = launch.parse_connect(command[3:])
         if (request is None or request["debug"] or request["relay"]
@@ -208,12 +215,11 @@ def _listen(socket_path: Path) -> socket.socket:
     return listener
 
 
-def _unlink_if_ours(socket_path: Path, listener: socket.socket) -> None:
+def _inode(path: Path) -> int | None:
     try:
-        if os.stat(socket_path).st_ino == os.fstat(listener.fileno()).st_ino:
-            socket_path.unlink()
+        return os.stat(path).st_ino
     except OSError:
-        pass
+        return None
 
 
 def _peer_uid(conn: socket.socket) -> int:

@@ -62,11 +62,12 @@ def _checks(transport: str) -> list[str]:
     from sshconfig import install, managed
     key = paths.user_key_path()
     include = install.include_file()
-    included = str(include) in managed.read(managed.user_ssh_config())
+    included = str(include) in (managed.read(managed.user_ssh_config()) or "")
     checks = [("ssh", _version(["ssh", "-V"])),
               ("job-access key", str(key) if key.exists() else "missing (run: condor-job-proxy setup)"),
               ("generated include", str(include) if include.exists() else "missing (run: setup)"),
-              ("Include in ~/.ssh/config", "yes" if included else "no (run: condor-job-proxy setup)")]
+              ("Include in ~/.ssh/config", "yes" if included else "no (run: condor-job-proxy setup)"),
+              ("connect daemon", _daemon_state())]
     if transport in ("starter", ""):
         checks.append(("sshd (for jobs on this machine)", _version(["sshd", "-V"], "/usr/sbin/sshd")))
     if transport == "htcondor-native":
@@ -74,6 +75,18 @@ def _checks(transport: str) -> list[str]:
         checks.append(("condor_ssh_to_job", tool or shutil.which("condor_ssh_to_job") or
                        "missing: install HTCondor's client tools or set htcondor_native.tool"))
     return [f"check {name}: {result}" for name, result in checks]
+
+
+def _daemon_state() -> str:
+    from sshconfig import control, install, settings
+    if not settings.load().connect_daemon:
+        return "off (connect_daemon = false): every ssh runs the full proxy"
+    socket_path = control.daemon_socket(install.proxy_command(), create=False)
+    if socket_path is None:
+        return "off: no private directory gives a short enough socket path"
+    if socket_path.exists():
+        return f"listening at {socket_path}"
+    return "not running (the next ssh starts it)"
 
 
 def _version(argv: list[str], fallback: str | None = None) -> str:

@@ -21,13 +21,14 @@ _NAME = "cjp-%C"
 _EXPANDED = len("cjp-") + 40 + 17
 
 
-def control_dir(create: bool = True) -> Path | None:
-    """A private directory for the sockets, or None when none gives a short enough path."""
+def control_dir(create: bool = True, name_length: int = _EXPANDED) -> Path | None:
+    """A private directory for sockets whose names take up to ``name_length`` bytes, or None
+    when none gives a short enough path."""
     runtime = _login_runtime_dir()
-    if runtime is not None and _fits(runtime):
+    if runtime is not None and _fits(runtime, name_length):
         return runtime
     fallback = paths.state_dir() / "cm"
-    if _fits(fallback):
+    if _fits(fallback, name_length):
         if create:
             _make_private(fallback)
         return fallback
@@ -37,19 +38,18 @@ def control_dir(create: bool = True) -> Path | None:
 def daemon_socket(proxy_command: list[str], create: bool = True) -> Path | None:
     """The connect daemon's socket for this proxy command (its interpreter, directories and
     queue), in the same private directory; None when no directory gives a short enough path."""
-    directory = control_dir(create)
-    if directory is None:
-        return None
     digest = hashlib.sha256("\0".join(proxy_command).encode(errors="surrogateescape"))
-    return directory / f"cjp-daemon-{digest.hexdigest()[:16]}.sock"
+    name = f"cjp-daemon-{digest.hexdigest()[:16]}.sock"
+    directory = control_dir(create, len(name))
+    return None if directory is None else directory / name
 
 
 def control_path(directory: str | Path) -> str:
     return f"{directory}/{_NAME}"
 
 
-def _fits(directory: Path) -> bool:
-    return len(os.fsencode(str(directory))) + 1 + _EXPANDED < SOCKET_LIMIT
+def _fits(directory: Path, name_length: int) -> bool:
+    return len(os.fsencode(str(directory))) + 1 + name_length < SOCKET_LIMIT
 
 
 def _login_runtime_dir() -> Path | None:

@@ -71,6 +71,7 @@ class Workbench:
                               env=self.env, input=input, capture_output=True, timeout=timeout)
 
     def stop(self) -> None:
+        self.proxy("daemon", "--stop")
         for job in self.jobs:
             if job.process.poll() is None:
                 job.process.terminate()

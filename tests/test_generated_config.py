@@ -33,6 +33,7 @@ AWKWARD_FILES = {
 }
 
 
+
 def _setup(bench: Workbench, config: Path, *extra: str) -> subprocess.CompletedProcess:
     result = bench.proxy("setup", "--yes", "--ssh-config", str(config), *extra)
     assert result.returncode == 0, result.stderr
@@ -185,7 +186,10 @@ def test_ssh_G_shows_every_option_for_a_job_host(shared: Workbench, job: Job) ->
     state = shared.root / "state" / "condor-job-proxy"
     runtime = shared.env["XDG_RUNTIME_DIR"]
     assert options["user"] == [os.environ.get("USER") or subprocess.getoutput("id -un")]
-    assert options["proxycommand"][0].startswith(f"{os.path.abspath(sys.executable)} -m condor_job_proxy")
+    python = os.path.abspath(sys.executable)
+    client = ROOT / "proxycmd" / "quick.py"
+    assert options["proxycommand"][0].startswith(f"{python} -S -E -s {client} {runtime}/cjp-daemon-")
+    assert f".sock {python} -m condor_job_proxy " in options["proxycommand"][0]
     assert f"--known-hosts {state}/known_hosts/%n " in options["proxycommand"][0]
     assert f"--job-identity {state}/identities/%n %n %r" in options["proxycommand"][0]
     assert options["proxyusefdpass"] == ["yes"]
