@@ -82,22 +82,31 @@ def connect(obj: dict, host: str, user: str | None, relay: bool, identity: Path 
 
 @cli.command()
 @click.option("--socket", "socket_path", type=click.Path(path_type=Path), metavar="PATH",
-              help="Where to listen (default: the one the generated ssh config names).")
-@click.option("--stop", is_flag=True, help="Stop the daemon listening there, if one is.")
+              help="Serve at PATH (the fast client names it when it starts a daemon).")
+@click.option("--stop", is_flag=True, help="Stop the daemons the generated ssh config uses "
+              "(or the one at --socket).")
 @click.pass_obj
 def daemon(obj: dict, socket_path: Path | None, stop: bool) -> None:
     """The connect daemon ssh's fast client asks (the first connect starts it)."""
-    from sshconfig import control, install, settings
+    from sshconfig import settings
 
     from . import daemon as connect_daemon
-    socket_path = socket_path or control.daemon_socket(install.proxy_command(obj["queue"]))
-    if socket_path is None:
-        raise ProxyError("no private directory gives a short enough socket path for a daemon")
     if stop:
-        connect_daemon.stop(socket_path)
+        for path in [socket_path] if socket_path else _daemon_sockets(obj["queue"]):
+            connect_daemon.stop(path)
         return
+    if socket_path is None:
+        raise click.UsageError("give --socket PATH (or --stop)")
     options = {key: obj[key] for key in ("queue", "config_dir", "state_dir")}
     connect_daemon.serve(socket_path, options, settings.load().connect_daemon_idle)
+
+
+def _daemon_sockets(queue: str | None) -> list[Path]:
+    """The sockets of the daemons serving the generated config (one per environment)."""
+    from sshconfig import control, install
+    base = control.daemon_socket_base(install.proxy_command(queue), create=False)
+    from .daemon import sockets
+    return sockets(base) if base else []
 
 
 @cli.command()

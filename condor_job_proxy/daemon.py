@@ -96,10 +96,11 @@ class Daemon:
                 self.last_request = time.monotonic()
 
     def _answer(self, conn: socket.socket) -> None:
+        data = _read_request(conn)     # read whole, even to refuse: closing on unread data resets
         if _peer_uid(conn) != os.getuid():
-            _reply_failure(conn, "this connect daemon serves only its own user")
+            _reply_failure(conn, "condor-job-proxy: this connect daemon serves only its own user")
             return
-        request = self._request(_read_request(conn))
+        request = self._request(data)
         if request is None:
             conn.sendall(quick.FALLBACK)
             return
@@ -140,6 +141,11 @@ def serve(socket_path: Path, options: dict, idle_seconds: float = DEFAULT_IDLE_S
     sshsig.sign_in_process()
     paths.use_dirs(options["config_dir"], options["state_dir"])
     Daemon(socket_path, options, idle_seconds).serve()
+
+
+def sockets(base: Path) -> list[Path]:
+    """The sockets of the daemons started for ``base`` (one per environment)."""
+    return sorted(base.parent.glob(f"{base.name}-*.sock"))
 
 
 def stop(socket_path: Path, wait_seconds: float = 5.0) -> None:

@@ -79,13 +79,16 @@ def _checks(transport: str) -> list[str]:
 
 def _daemon_state() -> str:
     from sshconfig import control, install, settings
+
+    from .daemon import sockets
     if not settings.load().connect_daemon:
         return "off (connect_daemon = false): every ssh runs the full proxy"
-    socket_path = control.daemon_socket(install.proxy_command(), create=False)
-    if socket_path is None:
+    base = control.daemon_socket_base(install.proxy_command(), create=False)
+    if base is None:
         return "off: no private directory gives a short enough socket path"
-    if socket_path.exists():
-        return f"listening at {socket_path}"
+    running = sockets(base)
+    if running:
+        return "listening at " + ", ".join(map(str, running))
     return "not running (the next ssh starts it)"
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from starter import paths
 
+from .privatefile import temp_name
+
 
 def identities_dir() -> Path:
     return paths.state_dir() / "identities"
@@ -22,9 +24,15 @@ def identities_dir() -> Path:
 def point(host: str, key_file: str, target: Path | None = None) -> Path:
     """Make the job's identity name a link to ``key_file``."""
     link = target or identities_dir() / host
+    wanted = os.path.abspath(key_file)
+    try:
+        if os.readlink(link) == wanted:
+            return link
+    except OSError:
+        pass
     link.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    temp = temp_name(link)
     temp.unlink(missing_ok=True)
-    os.symlink(os.path.abspath(key_file), temp)
+    os.symlink(wanted, temp)
     os.replace(temp, link)
     return link

@@ -1,6 +1,8 @@
 """The ProxyCommand's fast client: ask the user's connect daemon for the job's socket.
 
-    python -S -E -s .../proxycmd/quick.py DAEMON_SOCKET PYTHON -m condor_job_proxy ... connect ... %n %r
+    python -S -E -s .../proxycmd/quick.py SOCKET_BASE PYTHON -m condor_job_proxy ... connect ... %n %r
+
+(proxycmd/quick.c is the same client compiled, used when setup could build it.)
 
 Run as a script with no site-packages and only built-in modules, it starts in a bare
 interpreter's time. It sends the full proxy command and the environment it depends on to
@@ -20,8 +22,12 @@ REPLY_LIMIT = 65536
 FALLBACK, FAILED, SOCKET = b"F", b"E", b"K"
 # The proxy's behaviour depends on these variables; a daemon serves only requests whose values
 # match its own, else the full proxy command runs with the caller's environment.
-CONTEXT_NAMES = (b"PATH", b"HOME", b"TMPDIR", b"SSH_AUTH_SOCK")
-CONTEXT_PREFIXES = (b"CONDOR_", b"_CONDOR_", b"XDG_", b"PYTHON", b"AWS_")
+CONTEXT_NAMES = (b"PATH", b"HOME", b"TMPDIR", b"SSH_AUTH_SOCK", b"XDG_CONFIG_HOME",
+                 b"XDG_STATE_HOME", b"XDG_RUNTIME_DIR")
+CONTEXT_PREFIXES = (b"CONDOR_", b"_CONDOR_", b"PYTHON")
+# The context's hash: the entries joined by NUL, read as a little-endian number, modulo this
+# (a Mersenne prime: quick.c computes the same in 64-bit arithmetic).
+HASH_MODULUS = (1 << 61) - 1
 # Set for the full proxy command when no daemon answered: it starts one after connecting.
 START_ENV = b"CONDOR_JOB_PROXY_START_DAEMON"
 _S_IFMT, _S_IFSOCK = 0o170000, 0o140000
@@ -34,8 +40,16 @@ def context(environ: dict) -> list:
                   and name != START_ENV)
 
 
+def socket_path(base: str, entries: list) -> str:
+    """The daemon socket for this context (a name, not a secret: the daemon compares the
+    context itself)."""
+    number = int.from_bytes(b"\0".join(entries), "little") % HASH_MODULUS
+    return f"{base}-{number & 0xFFFFFFFFFFFF:012x}.sock"     # 48 bits: socket paths are short
+
+
 def main(argv: list) -> None:
-    daemon_socket, command = argv[1], argv[2:]
+    entries = context(posix.environ)
+    daemon_socket, command = socket_path(argv[1], entries), argv[2:]
     if (posix.fstat(1).st_mode & _S_IFMT) != _S_IFSOCK:
         _become(command, None)          # ssh wants a relay, not an fd: the full command does it
     try:
@@ -45,28 +59,40 @@ def main(argv: list) -> None:
     except OSError:
         _become(command, daemon_socket)
     try:
-        answer, fds = _ask(channel, command)
+        answer, fds = _ask(channel, command, entries)
     except OSError:
         _become(command, None)          # a daemon that stopped half way: a daemon is there
     if answer[:1] == SOCKET and fds:
         _give_to_ssh(fds[0])
         posix._exit(0)
     if answer[:1] == FAILED:
+        answer += _rest(channel, REPLY_LIMIT - len(answer))
         status, _, line = answer[1:].partition(b"\n")
         posix.write(2, line)
         posix._exit(int(status))
     _become(command, None)
 
 
-def _ask(channel, command: list) -> tuple:
+def _ask(channel, command: list, entries: list) -> tuple:
     words = [arg.encode("utf-8", "surrogateescape") for arg in command]
-    request = b"\0".join([PROTOCOL, str(len(words)).encode(), *words, *context(posix.environ)])
+    request = b"\0".join([PROTOCOL, str(len(words)).encode(), *words, *entries])
     channel.sendall(request)
     channel.shutdown(_socket.SHUT_WR)
     answer, ancillary, _, _ = channel.recvmsg(REPLY_LIMIT, _socket.CMSG_SPACE(4))
     fds = [int.from_bytes(data[:4], sys.byteorder) for level, kind, data in ancillary
            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS]
     return answer, fds
+
+
+def _rest(channel, limit: int) -> bytes:
+    chunks = []
+    try:
+        while limit > 0 and (chunk := channel.recv(limit)):
+            chunks.append(chunk)
+            limit -= len(chunk)
+    except OSError:
+        pass          # what came is the line; a reset after it changes nothing
+    return b"".join(chunks)
 
 
 def _give_to_ssh(fd: int) -> None:

@@ -35,12 +35,13 @@ def control_dir(create: bool = True, name_length: int = _EXPANDED) -> Path | Non
     return None
 
 
-def daemon_socket(proxy_command: list[str], create: bool = True) -> Path | None:
-    """The connect daemon's socket for this proxy command (its interpreter, directories and
-    queue), in the same private directory; None when no directory gives a short enough path."""
+def daemon_socket_base(proxy_command: list[str], create: bool = True) -> Path | None:
+    """Where the connect daemons for this proxy command (its interpreter, directories and
+    queue) listen: the fast client adds ``-<hash of its environment>.sock``. In the same
+    private directory; None when no directory gives a short enough path."""
     digest = hashlib.sha256("\0".join(proxy_command).encode(errors="surrogateescape"))
-    name = f"cjp-daemon-{digest.hexdigest()[:16]}.sock"
-    directory = control_dir(create, len(name))
+    name = f"cjp-d-{digest.hexdigest()[:12]}"
+    directory = control_dir(create, len(name) + len("-0123456789ab.sock"))
     return None if directory is None else directory / name
 
 

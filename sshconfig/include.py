@@ -8,10 +8,9 @@ Every option carries a comment saying why, since users read this file through `s
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from proxycmd import quick
 from proxycmd.resolvers import REACHABLE_STATES, JobSummary
 from starter.jobid import DEFAULT_HOST_PREFIX
 
@@ -31,7 +30,7 @@ class IncludeSettings:
     prefix: str = DEFAULT_HOST_PREFIX
     control_dir: Path | None = None     # None: no shared connections
     control_persist: str = "no"
-    daemon_socket: Path | None = None   # None: ssh runs the full proxy command every time
+    daemon_client: list[str] = field(default_factory=list)   # fast client + socket base; [] = off
 
 
 def render(jobs: list[JobSummary], settings: IncludeSettings) -> str:
@@ -104,17 +103,13 @@ def _wildcard_block(settings: IncludeSettings) -> list[str]:
 
 def _daemon_client(settings: IncludeSettings) -> list[str]:
     """The fast client's argv before the full command, which it runs when no daemon serves."""
-    if settings.daemon_socket is None:
-        return []
-    client = Path(quick.__file__).resolve()
-    return [_percent(settings.proxy_command[0]), "-S", "-E", "-s", _percent(client),
-            _percent(settings.daemon_socket)]
+    return [_percent(word) for word in settings.daemon_client]
 
 
 def _daemon_comment(settings: IncludeSettings) -> list[str]:
-    if settings.daemon_socket is None:
+    if not settings.daemon_client:
         return ["    # Every connect runs the proxy itself (connect_daemon = false in config.toml)."]
-    return ["    # A tiny client asks your connect daemon to do that (it passes ssh the socket); with",
+    return ["    # A tiny client asks your connect daemon to do that and passes ssh the socket; with",
             "    # no daemon running it runs the proxy itself, which starts one for the next ssh.",
             "    # connect_daemon = false in config.toml turns this off."]
 

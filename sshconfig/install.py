@@ -10,7 +10,7 @@ from proxycmd import identities, knownhosts
 from proxycmd.resolvers import JobSummary, Resolver
 from starter import paths
 
-from . import control, include, managed, settings
+from . import control, fastclient, include, managed, settings
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,15 @@ def proxy_command(queue: str | None = None) -> list[str]:
     return argv
 
 
+def _daemon_client(command: list[str], chosen: settings.ConfigSettings,
+                   create: bool) -> list[str]:
+    """The fast client and its socket base, to put before the full command; [] when off."""
+    base = control.daemon_socket_base(command, create) if chosen.connect_daemon else None
+    if base is None:
+        return []
+    return [*fastclient.client_argv(command[0], chosen.compiled_client, create), str(base)]
+
+
 def include_change(resolver: Resolver, queue: str | None = None, dry_run: bool = False,
                    jobs: list[JobSummary] | None = None) -> Change:
     """The include as it should be now; a dry run creates no directory for the sockets either.
@@ -69,8 +78,7 @@ def include_change(resolver: Resolver, queue: str | None = None, dry_run: bool =
         identities_dir=identities.identities_dir(),
         control_dir=control.control_dir(create=not dry_run) if chosen.control_master else None,
         control_persist=chosen.control_persist,
-        daemon_socket=(control.daemon_socket(command, create=not dry_run)
-                       if chosen.connect_daemon else None))
+        daemon_client=_daemon_client(command, chosen, create=not dry_run))
     path = include_file()
     jobs = resolver.list_jobs() if jobs is None else jobs
     return Change(path, managed.read(path), include.render(jobs, include_settings))

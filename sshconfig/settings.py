@@ -10,6 +10,8 @@ Keys (all optional):
   connect_daemon = true         ssh asks a per-user connect daemon, started by the first
                                 connect, to do the proxy's work (faster connects)
   connect_daemon_idle = 600     seconds a connect daemon stays with no connects
+  compiled_client = true        build the daemon's fast client with the C compiler, if any
+                                (false: ssh runs its Python twin, a few ms slower)
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class ConfigSettings:
     refresh_on_connect: bool = False
     connect_daemon: bool = True
     connect_daemon_idle: int = DEFAULT_DAEMON_IDLE
+    compiled_client: bool = True
 
 
 def load() -> ConfigSettings:
@@ -53,7 +56,8 @@ def load() -> ConfigSettings:
                           refresh_on_connect=_flag(data, "refresh_on_connect", False, where),
                           connect_daemon=_flag(data, "connect_daemon", True, where),
                           connect_daemon_idle=_seconds(data, "connect_daemon_idle",
-                                                       DEFAULT_DAEMON_IDLE, where))
+                                                       DEFAULT_DAEMON_IDLE, where),
+                          compiled_client=_flag(data, "compiled_client", True, where))
 
 
 def _flag(data: dict, key: str, default: bool, where: object) -> bool:

@@ -80,8 +80,38 @@ def descendants(root: int, procs: dict[int, ProcInfo]) -> list[int]:
 
 
 def job_pids(main_pid: int) -> list[int]:
-    """The main pid first, then every live descendant, in pid order."""
-    return [main_pid, *descendants(main_pid, snapshot())]
+    """The main pid first, then every live descendant, in pid order.
+
+    A session's _CONDOR_JOB_PIDS is read on the connect's critical path: the kernel's lists of
+    each process's children (CONFIG_PROC_CHILDREN) walk only the job's own tree, where reading
+    every process on the machine takes milliseconds on a busy one.
+    """
+    if not _HAVE_CHILDREN_FILES:
+        return [main_pid, *descendants(main_pid, snapshot())]
+    found, stack = [], _children(main_pid)
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(_children(pid))
+    return [main_pid, *sorted(found)]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []      # gone meanwhile
+    children = []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", "rb") as file:
+                children += map(int, file.read().split())
+        except OSError:
+            pass
+    return children
+
+
+_HAVE_CHILDREN_FILES = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
 
 
 def reap(pid: int) -> bool:

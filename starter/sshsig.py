@@ -26,6 +26,7 @@ NAMESPACE = "condor-job-proxy"
 _SIGNER = "signer"
 _MAX_MATERIAL = 60000   # far below a pipe's capacity: writing to one can never block
 _in_process = False      # sign_in_process() was called
+_loaded_keys: dict[tuple, object] = {}   # (file, inode, mtime, size): its parsed key
 
 
 class SignatureError(Exception):
@@ -192,17 +193,27 @@ def _have_cryptography() -> bool:
 
 
 def _ed25519_private_key(key_file: str) -> object | None:
-    """The key in ``key_file`` if it is an unencrypted ed25519 key and cryptography is here."""
+    """The key in ``key_file`` if it is an unencrypted ed25519 key and cryptography is here.
+
+    Parsed once per version of the file: the starter and the connect daemon sign with the
+    same key on every connect."""
     if key_file.endswith(".pub") or not _have_cryptography():
         return None
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import load_ssh_private_key
     try:
         with open(key_file, "rb") as file:
+            info = os.fstat(file.fileno())
+            version = (key_file, info.st_ino, info.st_mtime_ns, info.st_size)
+            if version in _loaded_keys:
+                return _loaded_keys[version]
             key = load_ssh_private_key(file.read(), password=None)
     except (OSError, ValueError, TypeError):
         return None
-    return key if isinstance(key, Ed25519PrivateKey) else None
+    key = key if isinstance(key, Ed25519PrivateKey) else None
+    _loaded_keys.clear()     # only the current version of each file is worth keeping
+    _loaded_keys[version] = key
+    return key
 
 
 def _signed_blob(namespace: bytes, hash_name: bytes, data: bytes, reserved: bytes = b"") -> bytes:

@@ -150,7 +150,7 @@ class Bench:
     def wait_for_daemon(self) -> None:
         """The first connect starts the daemon in the background; wait until it listens."""
         deadline = time.monotonic() + 30
-        while not list((self.root / "run").glob("cjp-daemon-*.sock")):
+        while not list((self.root / "run").glob("cjp-d-*.sock")):
             if time.monotonic() > deadline:
                 raise SystemExit("the connect daemon did not start")
             time.sleep(0.05)

@@ -10,6 +10,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,7 @@ FALSE = "/bin/false"
 
 
 def daemon_sockets(bench: Workbench) -> list[Path]:
-    return sorted((bench.root / "run").glob("cjp-daemon-*.sock"))
+    return sorted((bench.root / "run").glob("cjp-d-*.sock"))
 
 
 def proxy_command(bench: Workbench) -> list[str]:
@@ -38,7 +39,20 @@ def proxy_command(bench: Workbench) -> list[str]:
 def client_only(bench: Workbench) -> str:
     """The fast client with `false` as the full command's interpreter: only a daemon can serve."""
     words = proxy_command(bench)
-    return shlex.join(words[:6] + [FALSE] + words[7:])
+    python = words.index("-m") - 1
+    return shlex.join(words[:python] + [FALSE] + words[python + 1:])
+
+
+@pytest.fixture(params=["compiled", "python"])
+def client(request, bench: Workbench) -> str:
+    """Each test runs with the client built from quick.c and with quick.py."""
+    if request.param == "python":
+        settings = bench.root / "config" / "condor-job-proxy" / "config.toml"
+        settings.write_text(settings.read_text() + "compiled_client = false\n")
+        assert bench.proxy("config", "refresh").returncode == 0
+    words = proxy_command(bench)
+    assert ("quick.py" in words[4]) == (request.param == "python"), words
+    return request.param
 
 
 def first_connect(bench: Workbench, job: Job) -> Path:
@@ -61,7 +75,8 @@ def running(pid: int) -> bool:
         return False
 
 
-def test_second_ssh_is_served_by_the_connect_daemon(bench: Workbench, job: Job) -> None:
+def test_second_ssh_is_served_by_the_connect_daemon(bench: Workbench, job: Job,
+                                                     client: str) -> None:
     first_connect(bench, job)
     result = bench.ssh("-o", f"ProxyCommand={client_only(bench)}", job.host, "echo $MARKER; pwd")
     assert result.returncode == 0, result.stderr
@@ -78,7 +93,7 @@ def test_scp_through_the_daemon(bench: Workbench, job: Job) -> None:
     assert target.read_text() == "computed\n"
 
 
-def test_daemon_gives_the_proxys_one_line_errors(bench: Workbench, job: Job) -> None:
+def test_daemon_gives_the_proxys_one_line_errors(bench: Workbench, job: Job, client: str) -> None:
     first_connect(bench, job)
     direct = bench.proxy("connect", "job-99.0")
     served = bench.ssh("-o", f"ProxyCommand={client_only(bench)}", "job-99.0", "true")
@@ -88,18 +103,37 @@ def test_daemon_gives_the_proxys_one_line_errors(bench: Workbench, job: Job) -> 
     assert served.stderr.decode().splitlines()[0] == line
 
 
-def test_daemon_declines_another_environment(bench: Workbench, job: Job) -> None:
-    """A connect made with another queue in the environment is the full command's to make."""
+def test_each_environment_gets_its_own_daemon(bench: Workbench, job: Job, client: str) -> None:
+    """ssh from another environment (here another queue variable; in life another login's
+    agent socket or PATH) starts and then uses a daemon of its own."""
     first_connect(bench, job)
     env = {**bench.env, "CONDOR_JOB_PROXY_QUEUE": str(bench.root / "another-queue")}
-    declined = subprocess.run(["ssh", "-F", str(bench.ssh_config), "-o", "BatchMode=yes",
-                               "-o", f"ProxyCommand={client_only(bench)}", job.host, "true"],
-                              env=env, capture_output=True, timeout=60)
-    assert declined.returncode == 255   # `false` ran: the daemon did not serve it
-    assert bench.ssh("-o", f"ProxyCommand={client_only(bench)}", job.host, "true").returncode == 0
+
+    def ssh(*options: str) -> int:
+        return subprocess.run(["ssh", "-F", str(bench.ssh_config), "-o", "BatchMode=yes",
+                               *options, job.host, "true"], env=env, capture_output=True,
+                              timeout=60).returncode
+    assert ssh("-o", f"ProxyCommand={client_only(bench)}") == 255   # no daemon of its own yet
+    assert ssh() == 0
+    assert wait_until(lambda: len(daemon_sockets(bench)) == 2, timeout=20)
+    assert ssh("-o", f"ProxyCommand={client_only(bench)}") == 0
 
 
-def test_ssh_works_after_the_daemon_is_killed(bench: Workbench, job: Job) -> None:
+def test_daemon_declines_a_request_from_another_environment(bench: Workbench, job: Job) -> None:
+    """Whatever socket a request reaches, a daemon serves only its own environment."""
+    socket_path = first_connect(bench, job)
+    command = proxy_command(bench)
+    command = command[command.index("-m") - 1:-2] + [job.host, "x"]
+    words = [b"1", str(len(command)).encode(), *map(os.fsencode, command), b"CONDOR_X=other"]
+    with socket.socket(socket.AF_UNIX) as channel:
+        channel.settimeout(20)
+        channel.connect(str(socket_path))
+        channel.sendall(b"\0".join(words))
+        channel.shutdown(socket.SHUT_WR)
+        assert channel.recv(100) == b"F"
+
+
+def test_ssh_works_after_the_daemon_is_killed(bench: Workbench, job: Job, client: str) -> None:
     socket_path = first_connect(bench, job)
     os.kill(daemon_pid(socket_path), signal.SIGKILL)
     assert socket_path.exists()    # left behind: the next connect must not trip over it
@@ -143,17 +177,23 @@ def test_another_user_is_refused_by_the_daemon(bench: Workbench, job: Job) -> No
         pytest.skip("needs root to run as a second account")
     stranger = accounts.account("stranger")
     shared = Path(tempfile.mkdtemp(prefix="cjp-daemon-"))
+    daemon = None
     try:
-        socket_path = shared / "d.sock"
+        shutil.copyfile(ROOT / "proxycmd" / "quick.py", shared / "quick.py")
+        os.chmod(shared, 0o755)
+        base = str(shared / "d")
+        where = stranger.run("/usr/bin/python3", "-c", f"import os, sys; sys.path[0] = {str(shared)!r}; "
+                             f"import quick; print(quick.socket_path({base!r}, "
+                             "quick.context(os.environb)))")
+        socket_path = Path(where.stdout.decode().strip())
+        os.chmod(shared, 0o700)        # as a daemon's directory must be when it starts
         daemon = subprocess.Popen([sys.executable, "-m", "condor_job_proxy", "daemon",
                                    "--socket", str(socket_path)], env=bench.env)
         assert wait_until(socket_path.exists, timeout=20)
-        client = shared / "quick.py"
-        shutil.copyfile(ROOT / "proxycmd" / "quick.py", client)
         os.chmod(shared, 0o755)
         os.chmod(socket_path, 0o777)
-        argv = ["/usr/bin/python3", "-S", "-E", "-s", str(client), str(socket_path), FALSE,
-                job.host, "x"]
+        argv = ["/usr/bin/python3", "-S", "-E", "-s", str(shared / "quick.py"), base, FALSE,
+                "-m", "condor_job_proxy", "connect", job.host, "x"]
         probe = ("import socket, subprocess, sys; a, b = socket.socketpair(); "
                  f"r = subprocess.run({argv!r}, stdout=b, stderr=subprocess.PIPE); "
                  "sys.stderr.buffer.write(r.stderr); sys.exit(r.returncode)")
@@ -161,6 +201,26 @@ def test_another_user_is_refused_by_the_daemon(bench: Workbench, job: Job) -> No
         assert result.returncode == 255
         assert b"serves only its own user" in result.stderr
     finally:
-        daemon.terminate()
-        daemon.wait(10)
+        if daemon:
+            daemon.terminate()
+            daemon.wait(10)
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_both_clients_choose_the_same_daemon_socket(bench: Workbench) -> None:
+    """The compiled client and quick.py name the daemon's socket alike, whatever the
+    environment holds (here: non-ASCII, a control character, an empty value)."""
+    compiled = proxy_command(bench)[0]
+    assert "cjp-quick-" in compiled
+    python_client = [sys.executable, "-S", "-E", "-s", str(ROOT / "proxycmd" / "quick.py")]
+    report = [sys.executable, "-c",
+              "import os; print(os.environ['CONDOR_JOB_PROXY_START_DAEMON'], flush=True)"]
+    env = {**bench.env, "CONDOR_NOTE": "café\x01", "_CONDOR_EMPTY": "", "PYTHONX": "1" * 300}
+    chosen = []
+    for client in ([compiled], python_client):
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            subprocess.run([*client, str(bench.root / "nowhere" / "d"), *report], env=env,
+                           stdout=theirs, timeout=30, check=True)
+            chosen.append(ours.recv(1000).decode().strip())
+    assert chosen[0] == chosen[1] and chosen[0].startswith(str(bench.root / "nowhere" / "d-"))

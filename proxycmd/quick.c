@@ -1,0 +1,236 @@
+/*
+ * The ProxyCommand's fast client, compiled: the same client as quick.py (read that file for
+ * why it exists), which a Python start costs more than the whole daemon round trip. It keeps
+ * quick.py's contract exactly: the same request bytes, the same environment context and
+ * socket name, the same answers, and the same fallback to the full proxy command.
+ *
+ *     cjp-quick SOCKET_BASE PYTHON -m condor_job_proxy ... connect ... %n %r
+ *
+ * `condor-job-proxy setup` (and `config refresh`) builds it with the machine's C compiler,
+ * when there is one, into the state directory; otherwise ssh runs quick.py.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define START_ENV "CONDOR_JOB_PROXY_START_DAEMON"
+#define REPLY_LIMIT 65536
+#define MODULUS ((UINT64_C(1) << 61) - 1)
+#define SECONDS 60
+
+static const char *const context_names[] = {
+    "PATH", "HOME", "TMPDIR", "SSH_AUTH_SOCK", "XDG_CONFIG_HOME", "XDG_STATE_HOME",
+    "XDG_RUNTIME_DIR", NULL};
+static const char *const context_prefixes[] = {"CONDOR_", "_CONDOR_", "PYTHON", NULL};
+
+/* Run the full proxy command in this process, telling it where to start a daemon if asked. */
+static void become(char **command, const char *start_daemon_at)
+{
+    size_t count = 0;
+    while (environ[count])
+        count++;
+    char **env = calloc(count + 2, sizeof *env);
+    size_t used = 0;
+    if (env == NULL)
+        _exit(255);
+    for (size_t i = 0; i < count; i++)
+        if (strncmp(environ[i], START_ENV "=", sizeof START_ENV) != 0)
+            env[used++] = environ[i];
+    char *start = NULL;
+    if (start_daemon_at && asprintf(&start, "%s=%s", START_ENV, start_daemon_at) >= 0)
+        env[used++] = start;
+    env[used] = NULL;
+    execve(command[0], command, env);
+    dprintf(2, "condor-job-proxy: cannot run %s: %s\n", command[0], strerror(errno));
+    _exit(255);
+}
+
+static int in_context(const char *entry)
+{
+    size_t length = strcspn(entry, "=");
+    if (entry[length] != '=' || (length == strlen(START_ENV) && !strncmp(entry, START_ENV, length)))
+        return 0;
+    for (const char *const *name = context_names; *name; name++)
+        if (strlen(*name) == length && !strncmp(entry, *name, length))
+            return 1;
+    for (const char *const *prefix = context_prefixes; *prefix; prefix++)
+        if (length >= strlen(*prefix) && !strncmp(entry, *prefix, strlen(*prefix)))
+            return 1;
+    return 0;
+}
+
+static int by_bytes(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* quick.py's socket_path: the NUL-joined entries as a little-endian number, mod 2**61 - 1. */
+static uint64_t context_hash(char **entries, size_t count)
+{
+    uint64_t number = 0;
+    for (size_t i = count; i-- > 0;) {
+        const unsigned char *entry = (const unsigned char *)entries[i];
+        for (size_t j = strlen(entries[i]); j-- > 0;)
+            number = (uint64_t)(((unsigned __int128)number * 256 + entry[j]) % MODULUS);
+        if (i > 0)
+            number = (uint64_t)(((unsigned __int128)number * 256) % MODULUS);
+    }
+    return number;
+}
+
+static int send_all(int fd, const char *data, size_t length)
+{
+    while (length > 0) {
+        ssize_t sent = send(fd, data, length, MSG_NOSIGNAL);
+        if (sent < 0 && errno == EINTR)
+            continue;
+        if (sent <= 0)
+            return -1;
+        data += sent;
+        length -= (size_t)sent;
+    }
+    return 0;
+}
+
+/* The request: "1", the command's word count, its words, then the context; NUL between. */
+static int send_request(int fd, char **command, char **entries, size_t count)
+{
+    size_t words = 0;
+    while (command[words])
+        words++;
+    char number[32];
+    snprintf(number, sizeof number, "%zu", words);
+    if (send_all(fd, "1", 1) || send_all(fd, "", 1) || send_all(fd, number, strlen(number)))
+        return -1;
+    for (size_t i = 0; i < words; i++)
+        if (send_all(fd, "", 1) || send_all(fd, command[i], strlen(command[i])))
+            return -1;
+    for (size_t i = 0; i < count; i++)
+        if (send_all(fd, "", 1) || send_all(fd, entries[i], strlen(entries[i])))
+            return -1;
+    return shutdown(fd, SHUT_WR);
+}
+
+/* The first part of the answer and the fd it carries (-1 if none); -1 if the daemon is gone. */
+static ssize_t receive_answer(int fd, char *answer, size_t size, int *received)
+{
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct iovec part = {answer, size};
+    struct msghdr message = {.msg_iov = &part, .msg_iovlen = 1,
+                             .msg_control = control.space, .msg_controllen = sizeof control.space};
+    ssize_t got;
+    do
+        got = recvmsg(fd, &message, MSG_CMSG_CLOEXEC);
+    while (got < 0 && errno == EINTR);
+    *received = -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&message); c; c = CMSG_NXTHDR(&message, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS
+                && c->cmsg_len >= CMSG_LEN(sizeof(int)))
+            memcpy(received, CMSG_DATA(c), sizeof(int));
+    return got;
+}
+
+/* ProxyUseFdpass: ssh's end of our stdout takes the connection. */
+static int give_to_ssh(int connection)
+{
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof control);
+    char byte = 0;
+    struct iovec part = {&byte, 1};
+    struct msghdr message = {.msg_iov = &part, .msg_iovlen = 1,
+                             .msg_control = control.space, .msg_controllen = sizeof control.space};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&message);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &connection, sizeof(int));
+    ssize_t sent;
+    do
+        sent = sendmsg(1, &message, 0);
+    while (sent < 0 && errno == EINTR);
+    return sent == 1 ? 0 : -1;
+}
+
+/* "E<status>\n<line>": the rest of the line may follow in more reads. */
+static void fail_as_told(int fd, char *answer, size_t got)
+{
+    ssize_t more;
+    while (got < REPLY_LIMIT && (more = recv(fd, answer + got, REPLY_LIMIT - got, 0)) > 0)
+        got += (size_t)more;
+    char *newline = memchr(answer, '\n', got);
+    int status = 255;
+    if (newline) {
+        *newline = '\0';
+        status = atoi(answer + 1);
+        ssize_t ignored = write(2, newline + 1, got - (size_t)(newline + 1 - answer));
+        (void)ignored;
+    }
+    _exit(status);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        dprintf(2, "usage: %s SOCKET_BASE PROXY_COMMAND...\n", argv[0]);
+        return 255;
+    }
+    char **command = argv + 2;
+    struct stat out;
+    if (fstat(1, &out) != 0 || !S_ISSOCK(out.st_mode))
+        become(command, NULL);     /* ssh wants a relay, not an fd: the full command does it */
+
+    size_t count = 0, total = 0;
+    while (environ[total])
+        total++;
+    char **entries = calloc(total + 1, sizeof *entries);
+    if (entries == NULL)
+        become(command, NULL);
+    for (size_t i = 0; i < total; i++)
+        if (in_context(environ[i]))
+            entries[count++] = environ[i];
+    qsort(entries, count, sizeof *entries, by_bytes);
+
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    char *path = NULL;
+    if (asprintf(&path, "%s-%012llx.sock", argv[1],     /* 48 bits: socket paths are short */
+                 (unsigned long long)(context_hash(entries, count) & UINT64_C(0xFFFFFFFFFFFF))) < 0)
+        become(command, NULL);
+    if (strlen(path) >= sizeof address.sun_path)
+        become(command, NULL);
+    strcpy(address.sun_path, path);
+
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval limit = {SECONDS, 0};
+    if (fd < 0 || connect(fd, (struct sockaddr *)&address, sizeof address) != 0)
+        become(command, path);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+    if (send_request(fd, command, entries, count) != 0)
+        become(command, NULL);     /* a daemon that stopped half way: a daemon is there */
+
+    static char answer[REPLY_LIMIT];
+    int connection;
+    ssize_t got = receive_answer(fd, answer, sizeof answer, &connection);
+    if (got > 0 && answer[0] == 'K' && connection >= 0)
+        _exit(give_to_ssh(connection) == 0 ? 0 : 255);
+    if (got > 0 && answer[0] == 'E')
+        fail_as_told(fd, answer, (size_t)got);
+    become(command, NULL);
+    return 255;
+}
