@@ -25,11 +25,15 @@ SESSION_PREFIX = "cjp-session-"
 STARTER_PID_FILE = "starter.pid"
 SSHD_PID_FILE = "sshd.pid"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Login shells that can source the POSIX setup script themselves. sshd runs ForceCommand with
+# the login shell, so sourcing it there, and running the command in that same shell, starts
+# one shell per command as plain sshd does, not three (login shell, /bin/sh, login shell).
+_BOURNE_SHELLS = frozenset({"sh", "bash", "dash", "ksh", "ksh93", "mksh", "zsh", "ash"})
 _SSHD_CONFIG = """\
 # sshd for one condor-job-proxy session; started as `sshd -i` by the job's starter.
 HostKey {dir}/host_key
 AuthorizedKeysFile {dir}/authorized_keys
-ForceCommand /bin/sh {dir}/setup.sh
+ForceCommand {force_command}
 Subsystem sftp internal-sftp
 UsePAM no
 StrictModes no
@@ -110,13 +114,20 @@ class Session:
         _write(d / STARTER_PID_FILE, f"{os.getpid()}\n".encode(), 0o600)
         _write(d / "host_key", self.context.host_key_private, 0o600)
         _write(d / "authorized_keys", (client_key + "\n").encode(), 0o600)
-        _write(d / "sshd_config", _SSHD_CONFIG.format(dir=d).encode(), 0o600)
+        _write(d / "sshd_config", _SSHD_CONFIG.format(dir=d, force_command=self._force_command())
+               .encode(), 0o600)
         _write(d / "job_env.sh", self._environment_script().encode(), 0o600)
         _write(d / "setup.sh", self._setup_script(shells).encode(), 0o700)
         host = self.context.host
         if host.nss_wrapper:
             _write(d / "passwd", (host.passwd_line + "\n").encode(), 0o600)
             _write(d / "group", (host.group_line + "\n").encode(), 0o600)
+
+    def _force_command(self) -> str:
+        script = shlex.quote(str(self.directory / "setup.sh"))
+        if os.path.basename(self.context.host.login_shell) in _BOURNE_SHELLS:
+            return f"cjp_in_login_shell=1; . {script}"
+        return f"/bin/sh {script}"
 
     def _environment_script(self) -> str:
         env = dict(self.context.environment)
@@ -146,8 +157,13 @@ case $SSH_ORIGINAL_COMMAND in
     internal-sftp) exec {sftp} ;;
     "") printf '%s\\nYour condor job is running with pid(s) %s.\\n' {welcome} "$_CONDOR_JOB_PIDS"
         exec "$SHELL" -i ;;
-    *) exec "$SHELL" -c "$SSH_ORIGINAL_COMMAND" ;;
 esac
+if [ -n "$cjp_in_login_shell" ] && [ "$SHELL" = "$login_shell" ]; then
+    unset cjp_in_login_shell login_shell candidate
+    eval "$SSH_ORIGINAL_COMMAND"
+else
+    exec "$SHELL" -c "$SSH_ORIGINAL_COMMAND"
+fi
 """
 
 

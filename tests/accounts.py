@@ -84,7 +84,7 @@ def ensure_venv() -> Path:
 def _source_hash() -> str:
     digest = hashlib.sha256()
     for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
+        for path in sorted([*(ROOT / package).rglob("*.py"), *(ROOT / package).rglob("*.c")]):
             digest.update(path.name.encode() + path.read_bytes())
     digest.update((ROOT / "pyproject.toml").read_bytes())
     return digest.hexdigest()

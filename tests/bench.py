@@ -9,8 +9,9 @@ removes everything when done. Variants are interleaved round by round, so a burs
 from something else on the machine hits all of them alike; each number is a median.
 
 Floors: ssh with `ProxyCommand sshd -i -f CFG` and ready keys, CFG being the sshd config
-the starter writes for its sessions (so both sides negotiate the same algorithms), and the
-same with OpenSSH's default algorithms for reference.
+the starter writes for its sessions (so both sides negotiate the same algorithms) less its
+ForceCommand (plain sshd runs commands with the login shell), and the same with OpenSSH's
+default algorithms for reference.
 """
 from __future__ import annotations
 
@@ -78,6 +79,9 @@ class Bench:
         self.proxy("config", "refresh")
         self.include = (self.root / "config" / "condor-job-proxy" / "ssh_config").read_text()
         self.full_command = self._full_proxy_command()
+        words = shlex.split(self._include_option("ProxyCommand"))
+        self.fast_client = ("compiled (quick.c)" if "cjp-quick-" in words[0]
+                            else "quick.py" if "-S" in words[:2] else "none")
         self.relay_command = self.full_command.replace(" connect ", " connect --relay ", 1)
         self._setup_floor()
 
@@ -99,9 +103,13 @@ class Bench:
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(floor / name)],
                            check=True)
         (floor / "authorized_keys").write_text((floor / "id.pub").read_text())
-        (floor / "setup.sh").write_text('exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"\n')
-        from starter import session   # the sessions' own sshd config: a fair floor
-        ours = session._SSHD_CONFIG.format(dir=floor)
+        # The sessions' own sshd config, so both sides negotiate the same algorithms, but no
+        # ForceCommand: plain sshd runs the command with the account's login shell. (Our
+        # sessions' setup script restores the job's environment and directory, then does the
+        # same: what it costs is ours to count.)
+        from starter import session
+        ours = "".join(line + "\n" for line in session._SSHD_CONFIG.format(dir=floor, force_command="").splitlines()
+                       if not line.startswith("ForceCommand"))
         (floor / "sshd_config").write_text(ours)
         defaults = "".join(line + "\n" for line in ours.splitlines()
                            if not line.startswith(("KexAlgorithms", "Ciphers", "MACs")))
@@ -402,6 +410,7 @@ def main() -> None:
     finally:
         bench.stop()
         shutil.rmtree(root, ignore_errors=True)
+    out["fast_client"] = bench.fast_client
     out["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
                       "python": platform.python_version(), "ssh": _ssh_version(),
                       "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
@@ -513,6 +522,7 @@ def print_table(out: dict) -> None:
         elif key:
             verdict = f"{out[key]:.2f}"
         print(f"{label:<44} {shown:>10} {noisy_text:>6}  {verdict}")
+    print(f"(fast client: {out['fast_client']})")
     print(f"(32 concurrent floor connects take {out['concurrent32_floor_ratio']:.1f}x a single "
           "floor connect: the scale of what 2 cores allow)")
     machine = out["machine"]

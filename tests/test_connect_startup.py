@@ -10,10 +10,13 @@ from conftest import Job, Workbench
 
 
 def _include_connect_argv(bench: Workbench, job: Job) -> list[str]:
+    """The include's full proxy command (what the connect daemon's client runs when no daemon
+    serves: a first connect)."""
     include = (bench.root / "config" / "condor-job-proxy" / "ssh_config").read_text()
     line = next(text.strip() for text in include.splitlines()
                 if text.strip().startswith("ProxyCommand "))
     argv = shlex.split(line[len("ProxyCommand "):])
+    argv = argv[argv.index("-m") - 1:]
     return [job.host if a == "%n" else getpass.getuser() if a == "%r" else a for a in argv]
 
 
