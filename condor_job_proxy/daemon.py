@@ -9,10 +9,12 @@ exactly as the proxy command would, and passes the connected socket back, which 
 passes on to ssh. Bytes never go through the daemon.
 
 It serves only its own user (the socket lives in a 0700 directory and each peer's uid is
-checked), only requests made with its own proxy options and environment (anything else runs
-the full proxy command), only our starter's transport (EC2 and HTCondor-native jobs, which
-run ssh-keyscan or HTCondor's tool, go to the full command), and it exits after a quiet
-spell, when config.toml changes, or on SIGTERM. Like ControlPersist, it is started by use:
+checked), only requests made with its own proxy options and environment, only keys it can
+sign with itself (a passphrase is asked for on the terminal, which the daemon has not), only
+our starter's transport (EC2 and HTCondor-native jobs, which run ssh-keyscan or HTCondor's
+tool, go to the full command): anything else it answers "do it yourself", and the client
+runs the full proxy command. It exits after a quiet spell, when config.toml changes, when its
+socket is removed, or on SIGTERM. Like ControlPersist, it is started by use:
 the first connect after it has gone runs the full command, which starts it again.
 """
 from __future__ import annotations
@@ -129,6 +131,10 @@ class Daemon:
         if (request is None or request["debug"] or request["relay"]
                 or any(request[key] != value for key, value in self.options.items())):
             return None
+        # A key that ssh-keygen must load (a passphrase, a key only in ssh-agent) is the full
+        # command's: it runs where ssh can ask for the passphrase on the terminal.
+        if not sshsig.signs_in_process(request["identity"] or str(paths.user_key_path())):
+            return None
         return request
 
 
@@ -188,7 +194,8 @@ def start_in_background(socket_path: str, options: dict) -> None:
     environ.pop(os.fsdecode(quick.START_ENV), None)
     subprocess.Popen([*argv, "daemon", "--socket", socket_path], env=environ,
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+                     cwd="/")
 
 
 def _hold_lock(socket_path: Path) -> object | None:

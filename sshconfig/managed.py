@@ -11,6 +11,7 @@ import difflib
 import os
 import pwd
 import shlex
+import threading
 from pathlib import Path
 
 BEGIN = "# BEGIN condor-job-proxy (managed by `condor-job-proxy setup`; edits here are lost)"
@@ -142,7 +143,9 @@ def write(path: Path, text: str) -> None:
         mode = target.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = 0o600
-    temp = target.with_name(f".{target.name}.condor-job-proxy.{os.getpid()}.tmp")
+    # Process and thread: the connect daemon may refresh the include from several threads.
+    temp = target.with_name(f".{target.name}.condor-job-proxy.{os.getpid()}."
+                            f"{threading.get_ident()}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as file:

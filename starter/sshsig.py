@@ -109,6 +109,11 @@ def start_verify(public_key: str) -> PendingVerification | InProcessVerification
     return PendingVerification(public_key)
 
 
+def signs_in_process(key_file: str) -> bool:
+    """Whether ``sign`` needs no ssh-keygen for this key (which might ask for a passphrase)."""
+    return _ed25519_private_key(key_file) is not None
+
+
 def sign_in_process() -> None:
     """From now on ``start_sign``/``start_verify`` work in this process where they can: for a
     long-lived process (the connect daemon) that has paid for importing cryptography."""

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import accounts
+from proxycmd import quick
 from conftest import ROOT, Job, Workbench, wait_until
 
 FALSE = "/bin/false"
@@ -119,18 +120,39 @@ def test_each_environment_gets_its_own_daemon(bench: Workbench, job: Job, client
     assert ssh("-o", f"ProxyCommand={client_only(bench)}") == 0
 
 
-def test_daemon_declines_a_request_from_another_environment(bench: Workbench, job: Job) -> None:
-    """Whatever socket a request reaches, a daemon serves only its own environment."""
-    socket_path = first_connect(bench, job)
-    command = proxy_command(bench)
-    command = command[command.index("-m") - 1:-2] + [job.host, "x"]
-    words = [b"1", str(len(command)).encode(), *map(os.fsencode, command), b"CONDOR_X=other"]
+def ask_daemon(socket_path: Path, command: list[str], context: list[bytes]) -> bytes:
+    """Send the daemon a request as the fast client does; its answer's first bytes."""
+    words = [b"1", str(len(command)).encode(), *map(os.fsencode, command), *context]
     with socket.socket(socket.AF_UNIX) as channel:
         channel.settimeout(20)
         channel.connect(str(socket_path))
         channel.sendall(b"\0".join(words))
         channel.shutdown(socket.SHUT_WR)
-        assert channel.recv(100) == b"F"
+        return channel.recv(100)
+
+
+def full_command(bench: Workbench, job: Job) -> list[str]:
+    command = proxy_command(bench)
+    return command[command.index("-m") - 1:-2] + [job.host, "x"]
+
+
+def test_daemon_declines_a_request_from_another_environment(bench: Workbench, job: Job) -> None:
+    """Whatever socket a request reaches, a daemon serves only its own environment."""
+    socket_path = first_connect(bench, job)
+    assert ask_daemon(socket_path, full_command(bench, job), [b"CONDOR_X=other"]) == b"F"
+
+
+def test_a_key_with_a_passphrase_is_left_to_the_full_command(bench: Workbench, job: Job) -> None:
+    """ssh-keygen asks for a passphrase on the terminal, which only the full command has."""
+    socket_path = first_connect(bench, job)
+    locked = bench.root / "locked_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret words", "-f", str(locked)],
+                   check=True)
+    command = full_command(bench, job)
+    command[command.index("--identity") + 1] = str(locked)
+    context = quick.context({os.fsencode(k): os.fsencode(v) for k, v in bench.env.items()})
+    assert ask_daemon(socket_path, full_command(bench, job), context)[:1] in (b"K", b"E")
+    assert ask_daemon(socket_path, command, context) == b"F"
 
 
 def test_ssh_works_after_the_daemon_is_killed(bench: Workbench, job: Job, client: str) -> None:
