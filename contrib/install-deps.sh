@@ -16,6 +16,7 @@ command -v xauth >/dev/null || missing+=(xauth)                           # ssh 
 command -v Xvfb >/dev/null || missing+=(xvfb)                             # the X11 test's display
 command -v xdpyinfo >/dev/null || missing+=(x11-utils)                    # the X11 test's client
 command -v zsh >/dev/null || missing+=(zsh)                               # the zsh completion test
+command -v cc >/dev/null || missing+=(gcc libc6-dev)                      # the compiled connect client
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
     $SUDO apt-get update -qq

@@ -326,8 +326,14 @@ def proxy_alone(bench: Bench, extra_args: tuple[str, ...] = ()) -> tuple[int, st
     return usage.ru_maxrss, stderr
 
 
+def daemon_memory(bench: Bench) -> dict[str, int]:
+    """VmRSS / VmHWM (KiB) of the connect daemon (its pid is in its socket's lock file)."""
+    lock = next((bench.root / "run").glob("cjp-d-*.sock.lock"))
+    return starter_memory(int(lock.read_text()))
+
+
 def starter_memory(pid: int) -> dict[str, int]:
-    """VmRSS / VmHWM (KiB) of the starter process."""
+    """VmRSS / VmHWM (KiB) of a process: the starter, the connect daemon."""
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         name, _, value = line.partition(":")
@@ -428,6 +434,7 @@ def measure(bench: Bench, runs: int, size: int, transfer_runs: int) -> dict:
     _, floor_concurrent = concurrent(bench, 32, rounds, bench.ssh_floor())
     refresh = refresh_10k(bench, 10_000, 3)
     proxy_rss, _ = proxy_alone(bench)
+    daemon = daemon_memory(bench)
     modules, importtime_ms, imports = import_overhead(bench, runs * 2)
     shell_rc = login_shell_cost(5)
 
@@ -456,6 +463,8 @@ def measure(bench: Bench, runs: int, size: int, transfer_runs: int) -> dict:
         "concurrent32_floor_ratio": med(floor_concurrent) / floor,
         "refresh_10k_s": med(refresh),
         "proxy_peak_rss_kib": proxy_rss,
+        "daemon_rss_kib": daemon["VmRSS"],
+        "daemon_peak_rss_kib": daemon["VmHWM"],
         "import_overhead_ms": (med(imports["connect_imports"]) - med(imports["bare"])) * 1000,
         "import_bare_ms": med(imports["bare"]) * 1000,
         "importtime_self_sum_ms": importtime_ms,
@@ -505,6 +514,8 @@ def print_table(out: dict) -> None:
         ("  (-X importtime self-time sum, ms)", out["importtime_self_sum_ms"], None, ""),
         ("login shell start-up files, per command (s)", out["login_shell_rc_s"], None, ""),
         ("proxy peak RSS (MiB)", out["proxy_peak_rss_kib"] / 1024, None, ""),
+        ("connect daemon RSS / peak (MiB)",
+         f"{out['daemon_rss_kib'] / 1024:.1f}/{out['daemon_peak_rss_kib'] / 1024:.1f}", None, ""),
         ("starter idle RSS / peak after bench (MiB)",
          f"{out['starter_idle_rss_kib'] / 1024:.1f}/{out['starter_hwm_after_kib'] / 1024:.1f}",
          None, ""),
