@@ -184,15 +184,14 @@ def _lock_is_free(lock_file) -> bool:
 
 
 def start_in_background(socket_path: str, options: dict) -> None:
-    """Start a daemon detached from this proxy (ssh waits for the proxy to exit, not for it)."""
+    """Start a daemon detached from this proxy (ssh waits for the proxy to exit, not for it),
+    with the proxy's environment (run_connect has taken the client's note out of it)."""
     import subprocess
     argv = [sys.executable, "-m", "condor_job_proxy"]
     for key in ("queue", "config_dir", "state_dir"):
         if options.get(key):
             argv += [f"--{key.replace('_', '-')}", options[key]]
-    environ = dict(os.environ)
-    environ.pop(os.fsdecode(quick.START_ENV), None)
-    subprocess.Popen([*argv, "daemon", "--socket", socket_path], env=environ,
+    subprocess.Popen([*argv, "daemon", "--socket", socket_path],
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
                      cwd="/")

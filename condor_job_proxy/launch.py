@@ -9,6 +9,11 @@ which stays the definition of the command line.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from socket import socket
 
 FAILED = 255
 OTHER_TRANSPORT = -1   # connect_outcome: the job needs a transport the caller left out
@@ -82,8 +87,8 @@ def run_connect(request: dict) -> int:
     return status
 
 
-def connect_outcome(request: dict, deliver=None, transports: tuple[str, ...] | None = None,
-                    ) -> tuple[int, str]:
+def connect_outcome(request: dict, deliver: Callable[[socket], None] | None = None,
+                    transports: tuple[str, ...] | None = None) -> tuple[int, str]:
     """(exit status, line for stderr) of one connect. ``deliver`` takes the connected socket
     instead of ssh's stdout; ``transports`` limits which ones may be used (OTHER_TRANSPORT)."""
     from proxycmd.connect import OtherTransport

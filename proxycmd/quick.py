@@ -63,7 +63,10 @@ def main(argv: list) -> None:
     except OSError:
         _become(command, None)          # a daemon that stopped half way: a daemon is there
     if answer[:1] == SOCKET and fds:
-        _give_to_ssh(fds[0])
+        try:
+            _give_to_ssh(fds[0])
+        except OSError:
+            posix._exit(255)            # ssh went away; it says so itself
         posix._exit(0)
     if answer[:1] == FAILED:
         answer += _rest(channel, REPLY_LIMIT - len(answer))
