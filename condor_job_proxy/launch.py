@@ -80,7 +80,8 @@ def run_connect(request: dict) -> int:
     options = {key: request[key] for key in _GROUP_OPTIONS.values()}
     status, line = connect_outcome(request)
     if line:
-        print(line, file=sys.stderr)
+        from proxycmd.errors import report
+        report(line)
     if status == 0 and daemon_socket:
         from .daemon import start_in_background
         start_in_background(daemon_socket, options)

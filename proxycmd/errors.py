@@ -3,6 +3,37 @@
 The subclasses say what kind of failure it was, so ``condor_ssh_to_job`` can word it as
 HTCondor does, return HTCondor's exit code, and know when waiting (``-auto-retry``) helps.
 """
+import os
+import stat
+
+
+def report(line: str) -> None:
+    """Write ``line`` to stderr, and to the terminal as well when stderr is /dev/null: ssh puts
+    a ProxyCommand's stderr there whenever ControlPersist is on (the default include's case),
+    which would leave a user with only ssh's "proxy dialer did not pass back a connection"."""
+    data = (line + "\n").encode(errors="replace")
+    try:
+        os.write(2, data)
+    except OSError:
+        pass
+    if not _is_dev_null(2):
+        return
+    try:
+        terminal = os.open("/dev/tty", os.O_WRONLY | os.O_NOCTTY)
+    except OSError:
+        return      # no terminal (VS Code, scripts): `condor-job-proxy doctor JOB` says it
+    try:
+        os.write(terminal, data)
+    finally:
+        os.close(terminal)
+
+
+def _is_dev_null(fd: int) -> bool:
+    try:
+        info = os.fstat(fd)
+        return stat.S_ISCHR(info.st_mode) and info.st_rdev == os.stat(os.devnull).st_rdev
+    except OSError:
+        return False
 
 
 class ProxyError(Exception):

@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,23 @@ static int give_to_ssh(int connection)
     return sent == 1 ? 0 : -1;
 }
 
+/* proxycmd.errors.report: stderr, and the terminal when ssh put stderr on /dev/null (it does
+   for a ProxyCommand whenever ControlPersist is on). */
+static void report(const char *line, size_t length)
+{
+    ssize_t ignored = write(2, line, length);
+    struct stat err, null;
+    if (fstat(2, &err) != 0 || stat("/dev/null", &null) != 0 || !S_ISCHR(err.st_mode)
+            || err.st_rdev != null.st_rdev)
+        return;
+    int terminal = open("/dev/tty", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    if (terminal < 0)
+        return;
+    ignored = write(terminal, line, length);
+    (void)ignored;
+    close(terminal);
+}
+
 /* "E<status>\n<line>": the rest of the line may follow in more reads. */
 static void fail_as_told(int fd, char *answer, size_t got)
 {
@@ -178,8 +196,7 @@ static void fail_as_told(int fd, char *answer, size_t got)
     if (newline) {
         *newline = '\0';
         status = atoi(answer + 1);
-        ssize_t ignored = write(2, newline + 1, got - (size_t)(newline + 1 - answer));
-        (void)ignored;
+        report(newline + 1, got - (size_t)(newline + 1 - answer));
     }
     _exit(status);
 }

@@ -30,7 +30,7 @@ CONTEXT_PREFIXES = (b"CONDOR_", b"_CONDOR_", b"PYTHON")
 HASH_MODULUS = (1 << 61) - 1
 # Set for the full proxy command when no daemon answered: it starts one after connecting.
 START_ENV = b"CONDOR_JOB_PROXY_START_DAEMON"
-_S_IFMT, _S_IFSOCK = 0o170000, 0o140000
+_S_IFMT, _S_IFSOCK, _S_IFCHR = 0o170000, 0o140000, 0o020000
 
 
 def context(environ: dict) -> list:
@@ -71,7 +71,7 @@ def main(argv: list) -> None:
     if answer[:1] == FAILED:
         answer += _rest(channel, REPLY_LIMIT - len(answer))
         status, _, line = answer[1:].partition(b"\n")
-        posix.write(2, line)
+        _report(line)
         posix._exit(int(status))
     _become(command, None)
 
@@ -96,6 +96,20 @@ def _rest(channel, limit: int) -> bytes:
     except OSError:
         pass          # what came is the line; a reset after it changes nothing
     return b"".join(chunks)
+
+
+def _report(line: bytes) -> None:
+    """proxycmd.errors.report: stderr, and the terminal when ssh put stderr on /dev/null."""
+    posix.write(2, line)
+    try:
+        err, null = posix.fstat(2), posix.stat("/dev/null")
+        if (err.st_mode & _S_IFMT) != _S_IFCHR or err.st_rdev != null.st_rdev:
+            return
+        terminal = posix.open("/dev/tty", posix.O_WRONLY | posix.O_NOCTTY)
+    except OSError:
+        return
+    posix.write(terminal, line)
+    posix.close(terminal)
 
 
 def _give_to_ssh(fd: int) -> None:

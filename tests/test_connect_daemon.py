@@ -250,3 +250,33 @@ def test_both_clients_choose_the_same_daemon_socket(bench: Workbench) -> None:
                            stdout=theirs, timeout=30, check=True)
             chosen.append(ours.recv(1000).decode().strip())
     assert chosen[0] == chosen[1] and chosen[0].startswith(str(bench.root / "nowhere" / "d-"))
+
+
+def test_errors_reach_the_terminal_when_ssh_hides_the_proxys_stderr(bench: Workbench, job: Job,
+                                                                    client: str) -> None:
+    """With ControlPersist on (the default include), ssh puts a ProxyCommand's stderr on
+    /dev/null: the one-line error goes to the terminal, from the daemon's client and from
+    the full command alike."""
+    runtime = Path(tempfile.mkdtemp(prefix="cjp-"))     # short enough for control sockets
+    try:
+        bench.env["XDG_RUNTIME_DIR"] = str(runtime)
+        settings = bench.root / "config" / "condor-job-proxy" / "config.toml"
+        settings.write_text(settings.read_text().replace("control_master = false", ""))
+        assert bench.proxy("config", "refresh").returncode == 0
+        include = (bench.root / "config" / "condor-job-proxy" / "ssh_config").read_text()
+        assert "ControlPersist 60s" in include
+
+        def on_a_terminal(host: str) -> str:
+            ssh = shlex.join(["ssh", "-F", str(bench.ssh_config), "-o", "BatchMode=yes", host,
+                              "true"])
+            return subprocess.run(["script", "-qec", ssh, "/dev/null"], env=bench.env,
+                                  capture_output=True, timeout=60).stdout.decode()
+        line = "condor-job-proxy: job 99.0 is not in the queue"
+        assert line in on_a_terminal("job-99.0")             # the full command: no daemon yet
+        on_a_terminal(job.host)                               # starts the daemon
+        assert wait_until(lambda: list(runtime.glob("cjp-d-*.sock")), timeout=20)
+        assert line in on_a_terminal("job-99.0")             # the daemon's answer
+        bench.ssh("-O", "exit", job.host)
+        bench.proxy("daemon", "--stop")
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
