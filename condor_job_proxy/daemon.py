@@ -11,7 +11,7 @@ passes on to ssh. Bytes never go through the daemon.
 It serves only its own user (the socket lives in a 0700 directory and each peer's uid is
 checked), only requests made with its own proxy options and environment, only keys it can
 sign with itself (a passphrase is asked for on the terminal, which the daemon has not), only
-our starter's transport (EC2 and HTCondor-native jobs, which run ssh-keyscan or HTCondor's
+our starter's and EC2's transports (HTCondor-native jobs, whose connect runs HTCondor's own
 tool, go to the full command): anything else it answers "do it yourself", and the client
 runs the full proxy command. It exits after a quiet spell, when config.toml changes, when its
 socket is removed, or on SIGTERM. Like ControlPersist, it is started by use:
@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from proxycmd import quick
+from proxycmd.resolvers import JobEndpoint
 from starter import paths, sshsig
 
 from . import launch
@@ -37,7 +38,6 @@ from . import launch
 REQUEST_LIMIT = 256 * 1024
 REQUEST_SECONDS = 10.0
 DEFAULT_IDLE_SECONDS = 600.0
-SERVED_TRANSPORTS = ("starter",)
 
 
 class Daemon:
@@ -106,10 +106,11 @@ class Daemon:
         if request is None:
             conn.sendall(quick.FALLBACK)
             return
+        identity = request["identity"] or str(paths.user_key_path())
         status, line = launch.connect_outcome(
-            request, deliver=lambda sock: _pass_socket(conn, sock),
-            transports=SERVED_TRANSPORTS)
-        if status == launch.OTHER_TRANSPORT:
+            request, deliver=lambda sock, notice: _pass_socket(conn, sock, notice),
+            serves=lambda endpoint: _serves(endpoint, identity))
+        if status == launch.NOT_SERVED:
             conn.sendall(quick.FALLBACK)
         elif status != 0:
             _reply_failure(conn, line, status)
@@ -131,11 +132,17 @@ class Daemon:
         if (request is None or request["debug"] or request["relay"]
                 or any(request[key] != value for key, value in self.options.items())):
             return None
-        # A key that ssh-keygen must load (a passphrase, a key only in ssh-agent) is the full
-        # command's: it runs where ssh can ask for the passphrase on the terminal.
-        if not sshsig.signs_in_process(request["identity"] or str(paths.user_key_path())):
-            return None
         return request
+
+
+def _serves(endpoint: JobEndpoint, identity: str) -> bool:
+    """EC2 jobs, and our starter's when the daemon can sign with the key itself: a key that
+    ssh-keygen must load (a passphrase, a key only in ssh-agent) is the full command's, which
+    runs where ssh can ask for the passphrase on the terminal. HTCondor-native jobs run
+    HTCondor's own tool, which gains nothing from the daemon."""
+    if endpoint.transport == "ec2":
+        return True
+    return endpoint.transport == "starter" and sshsig.signs_in_process(identity)
 
 
 def serve(socket_path: Path, options: dict, idle_seconds: float = DEFAULT_IDLE_SECONDS) -> None:
@@ -251,9 +258,11 @@ def _read_request(conn: socket.socket) -> bytes | None:
     return b"".join(chunks)
 
 
-def _pass_socket(conn: socket.socket, sock: socket.socket) -> None:
+def _pass_socket(conn: socket.socket, sock: socket.socket, notice: str) -> None:
+    """The socket, and after K any line the client shows the user (an EC2 first use)."""
+    line = f"{notice}\n".encode(errors="replace") if notice else b""
     try:
-        socket.send_fds(conn, [quick.SOCKET], [sock.fileno()])
+        socket.send_fds(conn, [quick.SOCKET + line], [sock.fileno()])
     finally:
         sock.close()
 

@@ -15,8 +15,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from socket import socket
 
+    from proxycmd.resolvers import JobEndpoint
+
 FAILED = 255
-OTHER_TRANSPORT = -1   # connect_outcome: the job needs a transport the caller left out
+NOT_SERVED = -1   # connect_outcome: the caller's ``serves`` turned the job's endpoint down
 _VALUE_OPTIONS = {"--identity": "identity", "--known-hosts": "known_hosts",
                   "--job-identity": "job_identity", "--host-prefix": "prefix"}
 _PATH_OPTIONS = ("identity", "known_hosts", "job_identity")
@@ -88,20 +90,21 @@ def run_connect(request: dict) -> int:
     return status
 
 
-def connect_outcome(request: dict, deliver: Callable[[socket], None] | None = None,
-                    transports: tuple[str, ...] | None = None) -> tuple[int, str]:
+def connect_outcome(request: dict, deliver: Callable[[socket, str], None] | None = None,
+                    serves: Callable[[JobEndpoint], bool] | None = None) -> tuple[int, str]:
     """(exit status, line for stderr) of one connect. ``deliver`` takes the connected socket
-    instead of ssh's stdout; ``transports`` limits which ones may be used (OTHER_TRANSPORT)."""
-    from proxycmd.connect import OtherTransport
+    and any line for the user instead of ssh's stdout; an endpoint ``serves`` turns down
+    gives NOT_SERVED."""
+    from proxycmd.connect import NotServed
     from proxycmd.errors import ProxyError
     from starter import paths
     debug = request.pop("debug", False)
     paths.use_dirs(request.pop("config_dir", None), request.pop("state_dir", None))
     try:
-        connect_and_remember(**request, deliver=deliver, transports=transports)
+        connect_and_remember(**request, deliver=deliver, serves=serves)
         return 0, ""
-    except OtherTransport:
-        return OTHER_TRANSPORT, ""
+    except NotServed:
+        return NOT_SERVED, ""
     except KeyboardInterrupt:
         return FAILED, ""
     except (ProxyError, OSError, ValueError) as err:

@@ -12,30 +12,32 @@ from starter import paths
 from starter.jobid import DEFAULT_HOST_PREFIX, BadJobId, parse_host
 
 from . import handoff, identities, knownhosts
-from .errors import ProxyError, UserMismatch
+from .errors import ProxyError, UserMismatch, report
 from .resolvers import JobEndpoint, default_resolver
 from .transports import SessionRequest, open_session
 
 
-class OtherTransport(Exception):
-    """The job needs a transport the caller did not allow (the connect daemon serves only some)."""
+class NotServed(Exception):
+    """The caller's ``serves`` turned the job's endpoint down (the connect daemon leaves some
+    to the full proxy command)."""
 
 
 def connect(host: str, user: str | None = None, *, relay: bool = False,
             queue: str | None = None, identity: Path | None = None,
             known_hosts: Path | None = None, job_identity: Path | None = None,
             shells: list[str] | None = None, prefix: str | None = None,
-            deliver: Callable[[socket.socket], None] | None = None,
-            transports: tuple[str, ...] | None = None) -> None:
+            deliver: Callable[[socket.socket, str], None] | None = None,
+            serves: Callable[[JobEndpoint], bool] | None = None) -> None:
     """Resolve ``host``, open an authenticated session, pin its host key and hand it to ssh
-    (or to ``deliver``). A job whose transport is not in ``transports`` raises OtherTransport."""
+    (or to ``deliver``, with any line to show the user). An endpoint that ``serves`` turns
+    down raises NotServed before any connection is made."""
     try:
         job = parse_host(host, prefix or DEFAULT_HOST_PREFIX)
     except BadJobId as err:
         raise ProxyError(str(err)) from None
     endpoint = default_resolver(queue).resolve(job)
-    if transports is not None and endpoint.transport not in transports:
-        raise OtherTransport(endpoint.transport)
+    if serves is not None and not serves(endpoint):
+        raise NotServed(endpoint.transport)
     connect_endpoint(host, endpoint, user, relay=relay, identity=identity,
                      known_hosts=known_hosts, job_identity=job_identity, shells=shells,
                      deliver=deliver)
@@ -45,7 +47,7 @@ def connect_endpoint(host: str, endpoint: JobEndpoint, user: str | None = None, 
                      relay: bool = False, identity: Path | None = None,
                      known_hosts: Path | None = None, job_identity: Path | None = None,
                      shells: list[str] | None = None,
-                     deliver: Callable[[socket.socket], None] | None = None) -> None:
+                     deliver: Callable[[socket.socket, str], None] | None = None) -> None:
     """From a resolved job on: session, pinned host keys, the job's identity link, handoff."""
     if user and endpoint.user and user != endpoint.user:
         raise UserMismatch(f"job {endpoint.job} runs as user {endpoint.user!r}, not {user!r}: "
@@ -59,8 +61,11 @@ def connect_endpoint(host: str, endpoint: JobEndpoint, user: str | None = None, 
     knownhosts.pin(host, session.host_key, known_hosts, session.note)
     identities.point(host, endpoint.key_file or session.key_file or str(identity), job_identity)
     if deliver is not None:
-        deliver(session.sock)
-    elif not relay and handoff.stdout_takes_fd():
+        deliver(session.sock, session.notice)
+        return
+    if session.notice:
+        report(session.notice)
+    if not relay and handoff.stdout_takes_fd():
         handoff.pass_fd(session.sock)
     else:
         handoff.relay(session.sock)

@@ -32,7 +32,7 @@ extern char **environ;
 static const char *const context_names[] = {
     "PATH", "HOME", "TMPDIR", "SSH_AUTH_SOCK", "XDG_CONFIG_HOME", "XDG_STATE_HOME",
     "XDG_RUNTIME_DIR", NULL};
-static const char *const context_prefixes[] = {"CONDOR_", "_CONDOR_", "PYTHON", NULL};
+static const char *const context_prefixes[] = {"CONDOR_", "_CONDOR_", "PYTHON", "AWS_", NULL};
 
 /* Run the full proxy command in this process, telling it where to start a daemon if asked. */
 static void become(char **command, const char *start_daemon_at)
@@ -185,12 +185,19 @@ static void report(const char *line, size_t length)
     close(terminal);
 }
 
-/* "E<status>\n<line>": the rest of the line may follow in more reads. */
-static void fail_as_told(int fd, char *answer, size_t got)
+/* The rest of an answer, after its first read; how much there is in all. */
+static size_t read_rest(int fd, char *answer, size_t got)
 {
     ssize_t more;
     while (got < REPLY_LIMIT && (more = recv(fd, answer + got, REPLY_LIMIT - got, 0)) > 0)
         got += (size_t)more;
+    return got;
+}
+
+/* "E<status>\n<line>": the rest of the line may follow in more reads. */
+static void fail_as_told(int fd, char *answer, size_t got)
+{
+    got = read_rest(fd, answer, got);
     char *newline = memchr(answer, '\n', got);
     int status = 255;
     if (newline) {
@@ -244,8 +251,13 @@ int main(int argc, char **argv)
     static char answer[REPLY_LIMIT];
     int connection;
     ssize_t got = receive_answer(fd, answer, sizeof answer, &connection);
-    if (got > 0 && answer[0] == 'K' && connection >= 0)
+    if (got > 0 && answer[0] == 'K' && connection >= 0) {
+        if (got > 1) {                 /* a line for the user comes with it */
+            got = (ssize_t)read_rest(fd, answer, (size_t)got);
+            report(answer + 1, (size_t)got - 1);
+        }
         _exit(give_to_ssh(connection) == 0 ? 0 : 255);
+    }
     if (got > 0 && answer[0] == 'E')
         fail_as_told(fd, answer, (size_t)got);
     become(command, NULL);

@@ -24,7 +24,7 @@ FALLBACK, FAILED, SOCKET = b"F", b"E", b"K"
 # match its own, else the full proxy command runs with the caller's environment.
 CONTEXT_NAMES = (b"PATH", b"HOME", b"TMPDIR", b"SSH_AUTH_SOCK", b"XDG_CONFIG_HOME",
                  b"XDG_STATE_HOME", b"XDG_RUNTIME_DIR")
-CONTEXT_PREFIXES = (b"CONDOR_", b"_CONDOR_", b"PYTHON")
+CONTEXT_PREFIXES = (b"CONDOR_", b"_CONDOR_", b"PYTHON", b"AWS_")
 # The context's hash: the entries joined by NUL, read as a little-endian number, modulo this
 # (a Mersenne prime: quick.c computes the same in 64-bit arithmetic).
 HASH_MODULUS = (1 << 61) - 1
@@ -63,6 +63,8 @@ def main(argv: list) -> None:
     except OSError:
         _become(command, None)          # a daemon that stopped half way: a daemon is there
     if answer[:1] == SOCKET and fds:
+        if len(answer) > 1:             # a line for the user comes with it
+            _report(answer[1:] + _rest(channel, REPLY_LIMIT - len(answer)))
         try:
             _give_to_ssh(fds[0])
         except OSError:

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,3 +250,38 @@ def test_local_job_connect_repoints_a_stale_identity_link(bench: Workbench, job:
     assert result.stdout == b"ok\n", result.stderr
     assert result.stderr == b""   # no "no such identity" warning either
     assert os.readlink(link) == str(bench.root / "config" / "condor-job-proxy" / "id_ed25519")
+
+
+def test_ec2_job_through_the_connect_daemon(ec2_job: Ec2Job, lab: Lab, tmp_path: Path) -> None:
+    """With the connect daemon's client in the ProxyCommand (as setup writes it), EC2 logins
+    are served by the daemon, first-use notice included; `false` in place of the full
+    command's interpreter proves no proxy process did the work."""
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    client = [sys.executable, "-S", "-E", "-s", str(ROOT / "proxycmd" / "quick.py"),
+              str(run / "cjp-d-ec2")]
+    include = ec2_job.ssh_config.read_text()
+    ec2_job.ssh_config.write_text(include.replace(
+        f"ProxyCommand {sys.executable} -m", f"ProxyCommand {' '.join(client)} {sys.executable} -m"))
+    try:
+        first = ec2_job.ssh(HOST, "echo one")     # the full command: it starts the daemon
+        assert first.stdout == b"one\n", first.stderr
+        sockets = lambda: list(run.glob("cjp-d-ec2-*.sock"))  # noqa: E731
+        deadline = time.monotonic() + 20
+        while not sockets() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sockets(), "no daemon started"
+        served = ["-o", f"ProxyCommand={' '.join(client)} /bin/false -m condor_job_proxy "
+                        "connect --identity " + str(tmp_path / "config" / "condor-job-proxy" /
+                                                     "id_ed25519") + " %n %r"]
+        ec2_job.known_hosts.unlink()              # the next login is a first use again
+        second = ec2_job.ssh(*served, HOST, "echo two")
+        assert second.stdout == b"two\n", second.stderr
+        assert second.stderr.decode().count("first use") == 1
+        assert pinned_keys(ec2_job) == sorted(lab.host_keys)
+        third = ec2_job.ssh(*served, HOST, "echo three")
+        assert third.stdout == b"three\n" and "first use" not in third.stderr.decode()
+    finally:
+        subprocess.run([sys.executable, "-m", "condor_job_proxy", "daemon", "--stop", "--socket",
+                        str(next(iter(run.glob("cjp-d-ec2-*.sock")), run / "none"))],
+                       env=ec2_job.env, capture_output=True)

@@ -29,6 +29,7 @@ class OpenSession(NamedTuple):
     user: str                  # the login name the session runs as
     note: str = ""             # where the host keys came from, kept beside them in known_hosts
     key_file: str = ""         # a private key this session needs (the pool's session key)
+    notice: str = ""           # a line to show the user once connected (a first-use trust)
 
 
 def open_session(endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:

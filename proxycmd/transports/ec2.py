@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 from .. import cloudinit, knownhosts
-from ..errors import ProxyError
+from ..errors import ProxyError, report
 from ..resolvers import JobEndpoint
 from . import OpenSession, SessionRequest
 
@@ -24,26 +23,27 @@ SCAN_SECONDS = 10
 
 
 def open_session(endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
-    keys, note = host_keys(endpoint, request.known_hosts)
+    keys, note, notice = host_keys(endpoint, request.known_hosts)
     sock = _connect(endpoint)
-    return OpenSession(sock, "\n".join(keys), endpoint.user, note)
+    return OpenSession(sock, "\n".join(keys), endpoint.user, note, notice=notice)
 
 
-def host_keys(endpoint: JobEndpoint, known_hosts: Path | None) -> tuple[list[str], str]:
-    """The keys to pin and where they came from: the console, else the first use's record."""
+def host_keys(endpoint: JobEndpoint, known_hosts: Path | None) -> tuple[list[str], str, str]:
+    """The keys to pin, where they came from (the console, else the first use's record), and
+    what to tell the user about it (only on a first use)."""
     if endpoint.host_keys:
-        return list(endpoint.host_keys), f"console output of EC2 instance {endpoint.instance}"
+        return list(endpoint.host_keys), f"console output of EC2 instance {endpoint.instance}", ""
     first_use = f"first use of EC2 instance {endpoint.instance}"
     if known_hosts is not None:
         note, keys = knownhosts.read(known_hosts)
         if note == first_use and keys:
-            return keys, note
+            return keys, note, ""
     keys = _scan(endpoint)
     where = known_hosts or "the job's known_hosts file"
-    sys.stderr.write(f"condor-job-proxy: job {endpoint.job}: the console of EC2 instance "
-                     f"{endpoint.instance} shows no host keys; trusting the keys it offers now "
-                     f"(first use), recorded in {where}\n")
-    return keys, first_use
+    notice = (f"condor-job-proxy: job {endpoint.job}: the console of EC2 instance "
+              f"{endpoint.instance} shows no host keys; trusting the keys it offers now "
+              f"(first use), recorded in {where}")
+    return keys, first_use, notice
 
 
 def _scan(endpoint: JobEndpoint) -> list[str]:
@@ -93,8 +93,10 @@ def ec2_ssh_argv(endpoint: JobEndpoint, remote_args: list[str], known_hosts: Pat
     under the job host name, which ssh checks through ``HostKeyAlias``. A ``-l USER`` in
     ``remote_args`` (HTCondor's documented way) wins; without one the configured user logs in.
     """
-    keys, note = host_keys(endpoint, known_hosts)
+    keys, note, notice = host_keys(endpoint, known_hosts)
     knownhosts.pin(host, "\n".join(keys), known_hosts, note)
+    if notice:
+        report(notice)
     address, port = _split(endpoint.address)
     user = [] if "-l" in remote_args else ["-l", endpoint.user]
     return [ssh, "-i", endpoint.key_file, "-o", "IdentitiesOnly=yes", *user,
