@@ -219,8 +219,8 @@ class JobLifecycle:
         A helper is a child of the starter named like one that was never seen as a job
         process (a job process that re-parents to us and then execs ssh-keygen stays one).
         """
-        snapshot = processes.snapshot()
         me = os.getpid()
+        snapshot = processes.subtree(me)
         found = []
         for pid in processes.descendants(me, snapshot):
             info = snapshot.get(pid)
@@ -236,7 +236,7 @@ class JobLifecycle:
     def _reap_orphans(self) -> None:
         """Collect processes that re-parented to us and ended (ours to reap as subreaper)."""
         me, known = os.getpid(), {self.job_proc.pid} | self.server.session_pids()
-        for info in processes.snapshot().values():
+        for info in processes.subtree(me).values():
             if info.parent == me and info.state == "Z" and info.pid not in known and \
                     (info.name not in _HELPERS or (info.pid, info.start_ticks) in self._seen):
                 processes.reap(info.pid)

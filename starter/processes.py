@@ -88,12 +88,32 @@ def job_pids(main_pid: int) -> list[int]:
     """
     if not _HAVE_CHILDREN_FILES:
         return [main_pid, *descendants(main_pid, snapshot())]
-    found, stack = [], _children(main_pid)
+    return [main_pid, *sorted(_tree(main_pid))]
+
+
+def subtree(root: int) -> dict[int, ProcInfo]:
+    """``snapshot()`` of ``root``'s descendants only (not root), read through the kernel's
+    children lists: the starter accounts for its job after every burst of sessions, and an
+    execute node may run thousands of other processes."""
+    if not _HAVE_CHILDREN_FILES:
+        everything = snapshot()
+        return {pid: everything[pid] for pid in descendants(root, everything)}
+    found = {}
+    for pid in _tree(root):
+        info = read(pid)
+        if info:
+            found[pid] = info
+    return found
+
+
+def _tree(root: int) -> list[int]:
+    """The pids below ``root``, parents before their children."""
+    found, stack = [], _children(root)
     while stack:
         pid = stack.pop()
         found.append(pid)
         stack.extend(_children(pid))
-    return [main_pid, *sorted(found)]
+    return found
 
 
 def _children(pid: int) -> list[int]:
