@@ -192,8 +192,12 @@ def _lock_is_free(lock_file) -> bool:
 
 def start_in_background(socket_path: str, options: dict) -> None:
     """Start a daemon detached from this proxy (ssh waits for the proxy to exit, not for it),
-    with the proxy's environment (run_connect has taken the client's note out of it)."""
+    with the proxy's environment (run_connect has taken the client's note out of it). Not
+    without cryptography: a daemon that cannot sign would hand every starter job back."""
+    import importlib.util
     import subprocess
+    if importlib.util.find_spec("cryptography") is None:
+        return
     argv = [sys.executable, "-m", "condor_job_proxy"]
     for key in ("queue", "config_dir", "state_dir"):
         if options.get(key):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +58,10 @@ def proxy_command(queue: str | None = None) -> list[str]:
 
 def _daemon_client(command: list[str], chosen: settings.ConfigSettings,
                    create: bool) -> list[str]:
-    """The fast client and its socket base, to put before the full command; [] when off."""
-    base = control.daemon_socket_base(command, create) if chosen.connect_daemon else None
+    """The fast client and its socket base, to put before the full command; [] when off, or
+    where the daemon cannot check who connects (SO_PEERCRED is Linux's)."""
+    usable = chosen.connect_daemon and hasattr(socket, "SO_PEERCRED")
+    base = control.daemon_socket_base(command, create) if usable else None
     if base is None:
         return []
     return [*fastclient.client_argv(command[0], chosen.compiled_client, create), str(base)]
