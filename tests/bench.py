@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from starter.jobid import JobId          # noqa: E402 - this checkout's code, after the path
 from starter.queue import RUNNING, LocalQueue  # noqa: E402
 
-from jobstart import wait_for_job_line   # noqa: E402 - beside this file (tests/)
+from jobstart import end_job, wait_for_job_line   # noqa: E402 - beside this file (tests/)
 
 PY = sys.executable
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -181,13 +181,8 @@ class Bench:
                        capture_output=True)
         subprocess.run([PY, "-m", "condor_job_proxy", "daemon", "--stop"], env=self.env,
                        capture_output=True)
-        if self.starter and self.starter.poll() is None:
-            self.starter.terminate()
-            try:
-                self.starter.wait(10)
-            except subprocess.TimeoutExpired:
-                self.starter.kill()
-                self.starter.wait()
+        if self.starter:
+            end_job(self.starter)
 
 
 def _wait_for_job(process: subprocess.Popen, err_file: Path) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from jobstart import wait_for_job_line
+from jobstart import end_job, wait_for_job_line
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,13 +73,7 @@ class Workbench:
     def stop(self) -> None:
         self.proxy("daemon", "--stop")
         for job in self.jobs:
-            if job.process.poll() is None:
-                job.process.terminate()
-                try:
-                    job.process.wait(10)
-                except subprocess.TimeoutExpired:
-                    job.process.kill()
-                    job.process.wait()
+            end_job(job.process)
 
 
 @pytest.fixture
