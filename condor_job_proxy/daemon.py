@@ -151,7 +151,6 @@ def serve(socket_path: Path, options: dict, idle_seconds: float = DEFAULT_IDLE_S
     if lock_file is None:
         return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    sys.setswitchinterval(0.0005)   # threads hand the GIL on sooner: see starter/agent.py
     sshsig.sign_in_process()
     paths.use_dirs(options["config_dir"], options["state_dir"])
     Daemon(socket_path, options, idle_seconds).serve()

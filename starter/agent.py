@@ -47,10 +47,6 @@ def run_job(options: JobOptions) -> int:
         print(f"condor-job-starter: removed {name}, left behind by a starter that was killed",
               file=sys.stderr)
     processes.become_subreaper()
-    # A handshake's thread waits for the GIL whenever another thread (accounting, publishing)
-    # holds it: up to the default 5 ms switch interval, often, on a busy job. Measured here: a
-    # session's handshake took 4-7 ms, and 2.5-3 ms with 0.5 ms.
-    sys.setswitchinterval(0.0005)
     private = Path(tempfile.mkdtemp(prefix=leftovers.STARTER_PREFIX))
     try:
         (private / STARTER_PID_FILE).write_text(f"{os.getpid()}\n")
