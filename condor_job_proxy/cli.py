@@ -103,9 +103,10 @@ def daemon(obj: dict, socket_path: Path | None, stop: bool) -> None:
 
 def _daemon_sockets(queue: str | None) -> list[Path]:
     """The sockets of the daemons serving the generated config (one per environment)."""
-    from sshconfig import control, install
-    base = control.daemon_socket_base(install.proxy_command(queue), create=False)
+    from sshconfig import install
+
     from .daemon import sockets
+    base = install.daemon_socket_base(queue, create=False)
     return sockets(base) if base else []
 
 

@@ -78,14 +78,15 @@ def _checks(transport: str) -> list[str]:
 
 
 def _daemon_state() -> str:
-    from sshconfig import control, install, settings
+    from sshconfig import install, settings
 
     from .daemon import sockets
     if not settings.load().connect_daemon:
         return "off (connect_daemon = false): every ssh runs the full proxy"
-    base = control.daemon_socket_base(install.proxy_command(), create=False)
+    base = install.daemon_socket_base(create=False)
     if base is None:
-        return "off: no private directory gives a short enough socket path"
+        return ("off: no SO_PEERCRED here to check who connects, or no private directory "
+                "gives a short enough socket path")
     running = sockets(base)
     if running:
         return "listening at " + ", ".join(map(str, running))

@@ -108,7 +108,8 @@ def _daemon_client(settings: IncludeSettings) -> list[str]:
 
 def _daemon_comment(settings: IncludeSettings) -> list[str]:
     if not settings.daemon_client:
-        return ["    # Every connect runs the proxy itself (connect_daemon = false in config.toml)."]
+        return ["    # Every connect runs the proxy itself (connect_daemon = false in config.toml, or",
+                "    # no connect daemon can run here: see `condor-job-proxy doctor`)."]
     return ["    # A tiny client asks your connect daemon to do that and passes ssh the socket; with",
             "    # no daemon running it runs the proxy itself, which starts one for the next ssh.",
             "    # connect_daemon = false in config.toml turns this off."]

@@ -56,12 +56,20 @@ def proxy_command(queue: str | None = None) -> list[str]:
     return argv
 
 
+def daemon_socket_base(queue: str | None = None, create: bool = True,
+                       command: list[str] | None = None) -> Path | None:
+    """Where this config's connect daemons listen (see control.daemon_socket_base), or None
+    when ssh runs none: connect_daemon = false, no SO_PEERCRED (Linux's) to check who
+    connects, or no private directory short enough for the socket."""
+    if not settings.load().connect_daemon or not hasattr(socket, "SO_PEERCRED"):
+        return None
+    return control.daemon_socket_base(command or proxy_command(queue), create)
+
+
 def _daemon_client(command: list[str], chosen: settings.ConfigSettings,
                    create: bool) -> list[str]:
-    """The fast client and its socket base, to put before the full command; [] when off, or
-    where the daemon cannot check who connects (SO_PEERCRED is Linux's)."""
-    usable = chosen.connect_daemon and hasattr(socket, "SO_PEERCRED")
-    base = control.daemon_socket_base(command, create) if usable else None
+    """The fast client and its socket base, to put before the full command; [] when off."""
+    base = daemon_socket_base(create=create, command=command)
     if base is None:
         return []
     return [*fastclient.client_argv(command[0], chosen.compiled_client, create), str(base)]
