@@ -50,10 +50,12 @@ class JobNotRunning(ProxyError):
     """The job is in the queue but no session can be opened now: idle, held, completed..."""
     kind = "not_running"
 
-    def __init__(self, message: str, state: str, hold_reason: str = "") -> None:
+    def __init__(self, message: str, state: str, hold_reason: str = "",
+                 transport: str = "") -> None:
         super().__init__(message)
         self.state = state
         self.hold_reason = hold_reason
+        self.transport = transport    # what reaches the job once it runs, when known
 
     @property
     def may_start(self) -> bool:

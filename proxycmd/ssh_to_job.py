@@ -39,6 +39,7 @@ RETRY_SECONDS_ENV = "CONDOR_SSH_TO_JOB_RETRY_SECONDS"
 # Set when we hand the command line to HTCondor's own tool, so it can never come back to us.
 HANDED_OVER_ENV = "CONDOR_JOB_PROXY_HANDED_OVER"
 TOOL = "condor_ssh_to_job"
+NATIVE = "htcondor-native"   # the transport of pool jobs that HTCondor's own tool serves
 _INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
@@ -154,6 +155,8 @@ def _wait_for_endpoint(request: Request, resolver: Resolver, waiter: _Waiter) ->
             endpoint = resolver.resolve(request.job)
             _debug(request, f"job {request.job}: {endpoint.transport} at {endpoint.address}, "
                             f"user {endpoint.user}")
+            if endpoint.transport == NATIVE:
+                _leave_to_htcondor(request)
             return endpoint
         except JobNotFound as err:
             _hand_over(request)   # not ours: HTCondor's own tool may know it
@@ -161,6 +164,8 @@ def _wait_for_endpoint(request: Request, resolver: Resolver, waiter: _Waiter) ->
                 raise _setup_failure(request, err) from None
             waiter.wait(err)
         except ProxyError as err:
+            if getattr(err, "transport", "") == NATIVE:
+                _leave_to_htcondor(request)
             if not (request.auto_retry and _may_start(err)):
                 raise _setup_failure(request, err) from None
             waiter.wait(err)
@@ -392,6 +397,15 @@ def _hand_over(request: Request) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(tool, [tool, *request.argv])
+
+
+def _leave_to_htcondor(request: Request) -> None:
+    """A pool job that runs no starter of ours is HTCondor's own tool's to serve, exactly as
+    the user would have had it without us: its sshd lets in only the key pair the tool makes
+    for the session, its flags and messages are the reference. Without the tool: one line."""
+    _hand_over(request)
+    raise SetupFailed(f"job {request.job} runs no condor-job-proxy starter, so it is reached "
+                      f"through HTCondor's condor_ssh_to_job, which is not on PATH")
 
 
 def htcondor_tool() -> str | None:

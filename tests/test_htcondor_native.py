@@ -230,3 +230,56 @@ def test_doctor_says_starter_for_a_job_that_runs_ours(native: Pool) -> None:
     out = native.proxy("doctor", "40").stdout.decode()
     assert "transport: starter (the job ad has CondorJobProxyOwnerKey: the job runs our starter)" in out
     assert "state: not reachable now: job 40.0 is not running yet (idle in the queue)" in out
+
+
+# --- our condor_ssh_to_job, first on PATH, on jobs that run no starter of ours ----------------
+
+def wrapper_first_on_path(pool: Pool) -> dict[str, str]:
+    """Our condor_ssh_to_job installed in a venv that comes first on PATH, HTCondor's later."""
+    from test_condor_ssh_to_job import make_shim
+    ours = make_shim(pool.root / "venv-bin")
+    return {**pool.env, "PATH": f"{ours.parent}:{pool.env['PATH']}", "SHELL": "/bin/sh"}
+
+
+def test_condor_ssh_to_job_on_a_plain_pool_job(native: Pool, job: Path) -> None:
+    """The pool's sshd takes only the key HTCondor's tool made for the session, as on a real
+    pool: our wrapper must get a vanilla job's shell exactly as HTCondor's tool would."""
+    env = wrapper_first_on_path(native)
+    result = subprocess.run(["condor_ssh_to_job", "32.0", "pwd; echo $MARKER; exit 7"], env=env,
+                            capture_output=True, stdin=subprocess.DEVNULL, timeout=90)
+    assert result.returncode == 7, result.stderr
+    assert result.stdout.decode().split() == [str(job), "only-in-the-job"]
+    assert result.stderr == b""
+    assert not tool_dirs(native)
+
+
+def test_condor_ssh_to_job_on_a_plain_pool_job_with_ssh_scp(native: Pool, job: Path) -> None:
+    (job / "out.dat").write_text("result\n")
+    env = wrapper_first_on_path(native)
+    target = native.root / "copied.dat"
+    result = subprocess.run(["condor_ssh_to_job", "-ssh", "scp", "32", "remote:out.dat",
+                             str(target)], env=env, capture_output=True,
+                            stdin=subprocess.DEVNULL, timeout=90)
+    assert result.returncode == 0, result.stderr
+    assert target.read_text() == "result\n"
+
+
+def test_condor_ssh_to_job_on_a_plain_pool_job_keeps_htcondors_words(native: Pool, job: Path) -> None:
+    native.add_job(33, Owner="somebody-else", Iwd=str(job))
+    env = wrapper_first_on_path(native)
+    result = subprocess.run(["condor_ssh_to_job", "33.0", "true"], env=env, capture_output=True,
+                            stdin=subprocess.DEVNULL, timeout=90)
+    assert (result.returncode, result.stderr.decode()) == (
+        1, f"{_me()} is not authorized for access to the starter for job 33.0\n")
+
+
+def test_condor_ssh_to_job_without_htcondors_tool_says_so_in_one_line(pool: Pool) -> None:
+    """No HTCondor tool to ride on: one line and HTCondor's failure status, never a password prompt."""
+    pool.add_job(34)
+    env = wrapper_first_on_path(pool)
+    env["PATH"] = env["PATH"].replace(f"{STANDIN / 'bin'}:", "")
+    result = subprocess.run(["condor_ssh_to_job", "34.0", "true"], env=env, capture_output=True,
+                            stdin=subprocess.DEVNULL, timeout=90)
+    lines = result.stderr.decode().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result
+    assert "HTCondor's condor_ssh_to_job" in lines[0] and "not" in lines[0]

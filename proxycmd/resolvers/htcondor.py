@@ -111,14 +111,17 @@ def endpoint_for(job: JobId, ad) -> JobEndpoint:
 
 
 def require_running(job: JobId, ad) -> None:
+    """JobNotRunning, naming the transport the job will need, unless the job runs."""
     status = ad.get("JobStatus")
     if status == RUNNING:
         return
+    transport = transport_choice(ad)[0]
     if status == 5:
         reason = _text(ad, "HoldReason") or "no reason given"
-        raise JobNotRunning(f"job {job} is held: {reason}", "held", hold_reason=reason)
+        raise JobNotRunning(f"job {job} is held: {reason}", "held", hold_reason=reason,
+                            transport=transport)
     state, wording = _NOT_RUNNING.get(status, (str(status), f"is not running (JobStatus {status})"))
-    raise JobNotRunning(f"job {job} {wording}", state)
+    raise JobNotRunning(f"job {job} {wording}", state, transport=transport)
 
 
 def summary(ad) -> JobSummary:
