@@ -1,3 +1,23 @@
-from .launch import main
+"""``condor-job-proxy``: ssh's ProxyCommand goes straight to ``proxycmd.main``; everything else
+(and any command line that parser does not take) is the click CLI, which imports click."""
+from __future__ import annotations
 
-main()
+import sys
+
+from proxycmd import main as proxy
+
+from . import refresh_include
+
+
+def main() -> None:
+    """The console script and ``python -m condor_job_proxy``."""
+    request = proxy.parse_connect(sys.argv[1:])
+    if request is None:
+        from .cli import main as click_main
+        click_main()
+    else:
+        sys.exit(proxy.run_connect(request, after_user_mismatch=refresh_include))
+
+
+if __name__ == "__main__":
+    main()

@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from proxycmd.errors import ProxyError
+from proxycmd import options
+from proxycmd.errors import one_line
+from proxycmd.main import FAILED
+
+from . import refresh_include
 
 if TYPE_CHECKING:
-    from proxycmd.resolvers import JobSummary
-
-FAILED = 255
+    from proxycmd.model import JobSummary
 
 
 class _Group(click.Group):
@@ -29,28 +31,28 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
-        except ProxyError as err:
-            _fail(ctx, str(err))
-        except (OSError, ValueError) as err:
-            _fail(ctx, str(err))
         except Exception as err:   # noqa: BLE001 - the contract is one line, never a traceback
-            _fail(ctx, f"internal error: {type(err).__name__}: {err}")
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(one_line(err), err=True)
+            ctx.exit(FAILED)
 
 
-def _fail(ctx: click.Context, message: str) -> None:
-    if ctx.obj and ctx.obj.get("debug"):
-        raise
-    click.echo(f"condor-job-proxy: {message}", err=True)
-    ctx.exit(FAILED)
+def _from_table(table: tuple[options.Option, ...]):
+    """click options for one table of ``proxycmd.options`` (the ProxyCommand's own parser
+    reads the same table)."""
+    def decorate(function):
+        for option in reversed(table):
+            path = {"type": click.Path(path_type=Path)} if option.is_path else {}
+            function = click.option(option.flag, option.key, is_flag=not option.takes_value,
+                                    metavar=option.metavar or None, help=option.help,
+                                    **path)(function)
+        return function
+    return decorate
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--queue", metavar="DIR", help="Local queue directory (default: "
-              "$CONDOR_JOB_PROXY_QUEUE, config.toml, or the state dir).")
-@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
-@click.option("--config-dir", metavar="DIR", help="Config directory (default: platformdirs'; "
-              "the generated ProxyCommand names the one it was made with).")
-@click.option("--state-dir", metavar="DIR", help="State directory (default: platformdirs').")
+@_from_table(options.GROUP)
 @click.pass_context
 def cli(ctx: click.Context, queue: str | None, debug: bool, config_dir: str | None,
         state_dir: str | None) -> None:
@@ -63,21 +65,12 @@ def cli(ctx: click.Context, queue: str | None, debug: bool, config_dir: str | No
 @cli.command()
 @click.argument("host")
 @click.argument("user", required=False)
-@click.option("--relay", is_flag=True, help="Relay stdin/stdout instead of passing the socket.")
-@click.option("--identity", type=click.Path(path_type=Path), help="Job-access private key.")
-@click.option("--known-hosts", type=click.Path(path_type=Path),
-              help="The job's known_hosts file to pin the session host key in.")
-@click.option("--host-prefix", default=None, metavar="PREFIX",
-              help="Job host names start with PREFIX (default: job-).")
-@click.option("--job-identity", type=click.Path(path_type=Path),
-              help="The job's identity link, pointed at a key the job needs (EC2 key pair).")
+@_from_table(options.CONNECT)
 @click.pass_obj
-def connect(obj: dict, host: str, user: str | None, relay: bool, identity: Path | None,
-            known_hosts: Path | None, host_prefix: str | None, job_identity: Path | None) -> None:
+def connect(obj: dict, host: str, user: str | None, **given: object) -> None:
     """ProxyCommand: connect HOST [USER] (ssh_config: connect %n %r)."""
-    from .launch import connect_and_remember
-    connect_and_remember(host, user, obj["queue"], relay=relay, identity=identity,
-                         known_hosts=known_hosts, job_identity=job_identity, prefix=host_prefix)
+    from proxycmd.main import connect_and_remember
+    connect_and_remember(host, user, obj["queue"], after_user_mismatch=refresh_include, **given)
 
 
 @cli.command()
@@ -88,24 +81,22 @@ def connect(obj: dict, host: str, user: str | None, relay: bool, identity: Path 
 @click.pass_obj
 def daemon(obj: dict, socket_path: Path | None, stop: bool) -> None:
     """The connect daemon ssh's fast client asks (the first connect starts it)."""
+    from proxycmd.daemon import server
     from sshconfig import settings
-
-    from . import daemon as connect_daemon
     if stop:
         for path in [socket_path] if socket_path else _daemon_sockets(obj["queue"]):
-            connect_daemon.stop(path)
+            server.stop(path)
         return
     if socket_path is None:
         raise click.UsageError("give --socket PATH (or --stop)")
-    options = {key: obj[key] for key in ("queue", "config_dir", "state_dir")}
-    connect_daemon.serve(socket_path, options, settings.load().connect_daemon_idle)
+    shared = {key: obj[key] for key in options.DAEMON_SHARED}
+    server.serve(socket_path, shared, settings.load().connect_daemon_idle, refresh_include)
 
 
 def _daemon_sockets(queue: str | None) -> list[Path]:
     """The sockets of the daemons serving the generated config (one per environment)."""
+    from proxycmd.daemon.server import sockets
     from sshconfig import install
-
-    from .daemon import sockets
     base = install.daemon_socket_base(queue, create=False)
     return sockets(base) if base else []
 
@@ -116,7 +107,8 @@ def _daemon_sockets(queue: str | None) -> list[Path]:
 @click.pass_obj
 def jobs(obj: dict, as_json: bool, names: bool) -> None:
     """List jobs, like a small condor_q."""
-    from proxycmd.resolvers import REACHABLE_STATES, default_resolver
+    from proxycmd.model import REACHABLE_STATES
+    from proxycmd.resolvers import default_resolver
     found = default_resolver(obj["queue"]).list_jobs()
     if as_json:
         click.echo(json.dumps([_summary_json(job) for job in found], indent=2))
@@ -173,8 +165,9 @@ def config() -> None:
 @click.pass_obj
 def config_refresh(obj: dict, host: str | None, dry_run: bool) -> None:
     """Rewrite the include from the current job list; forget files of jobs that left."""
-    from proxycmd import jobfiles
-    from proxycmd.resolvers import REACHABLE_STATES, default_resolver
+    from proxycmd import state
+    from proxycmd.model import REACHABLE_STATES
+    from proxycmd.resolvers import default_resolver
     from sshconfig import install
     if host is not None and install.includes_host(host):
         return
@@ -185,7 +178,7 @@ def config_refresh(obj: dict, host: str | None, dry_run: bool) -> None:
         click.echo(change.diff(), nl=False)
         return
     change.apply()
-    jobfiles.prune({job.job for job in jobs if job.state in REACHABLE_STATES})
+    state.prune({job.job for job in jobs if job.state in REACHABLE_STATES})
 
 
 @config.command("show")

@@ -30,8 +30,7 @@ def _job(text: str) -> JobId:
 
 
 def _describe(job: JobId, resolver) -> tuple[list[str], str]:
-    from proxycmd.resolvers.local import LocalResolver
-    if isinstance(resolver, LocalResolver):
+    if resolver.name == "local":
         lines = [f"job {job}: resolver local (queue {resolver.queue.directory})",
                  "transport: starter (local queue records always name our starter)"]
         return lines + [_state(lambda: resolver.resolve(job))], "starter"
@@ -78,9 +77,8 @@ def _checks(transport: str) -> list[str]:
 
 
 def _daemon_state() -> str:
+    from proxycmd.daemon.server import sockets
     from sshconfig import install, settings
-
-    from .daemon import sockets
     if not settings.load().connect_daemon:
         return "off (connect_daemon = false): every ssh runs the full proxy"
     base = install.daemon_socket_base(create=False)

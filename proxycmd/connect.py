@@ -1,20 +1,19 @@
 """The ProxyCommand's core: ``ssh job-32.0`` -> an authenticated socket handed to ssh.
 
-Kept free of click and of any backend's heavy imports; the CLI calls ``connect``.
+Kept free of click and of any backend's heavy imports; ``proxycmd.main`` calls ``connect``.
 """
 from __future__ import annotations
 
-import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from starter import paths
 from starter.jobid import DEFAULT_HOST_PREFIX, BadJobId, parse_host
 
-from . import handoff, identities, knownhosts
-from .errors import ProxyError, UserMismatch, report
-from .resolvers import JobEndpoint, default_resolver
-from .transports import SessionRequest, open_session
+from . import pipeline, state
+from .errors import ProxyError
+from .model import JobEndpoint, ReadySession, SessionRequest
+from .resolvers import default_resolver
 
 
 class NotServed(Exception):
@@ -26,11 +25,11 @@ def connect(host: str, user: str | None = None, *, relay: bool = False,
             queue: str | None = None, identity: Path | None = None,
             known_hosts: Path | None = None, job_identity: Path | None = None,
             shells: list[str] | None = None, prefix: str | None = None,
-            deliver: Callable[[socket.socket, str], None] | None = None,
+            deliver: Callable[[ReadySession], None] | None = None,
             serves: Callable[[JobEndpoint], bool] | None = None) -> None:
-    """Resolve ``host``, open an authenticated session, pin its host key and hand it to ssh
-    (or to ``deliver``, with any line to show the user). An endpoint that ``serves`` turns
-    down raises NotServed before any connection is made."""
+    """Resolve ``host``, open its session through the pipeline and deliver it: to ssh (fd
+    passing, or a relay with ``relay``) unless ``deliver`` takes it. An endpoint that
+    ``serves`` turns down raises NotServed before any connection is made."""
     try:
         job = parse_host(host, prefix or DEFAULT_HOST_PREFIX)
     except BadJobId as err:
@@ -38,34 +37,10 @@ def connect(host: str, user: str | None = None, *, relay: bool = False,
     endpoint = default_resolver(queue).resolve(job)
     if serves is not None and not serves(endpoint):
         raise NotServed(endpoint.transport)
-    connect_endpoint(host, endpoint, user, relay=relay, identity=identity,
-                     known_hosts=known_hosts, job_identity=job_identity, shells=shells,
-                     deliver=deliver)
-
-
-def connect_endpoint(host: str, endpoint: JobEndpoint, user: str | None = None, *,
-                     relay: bool = False, identity: Path | None = None,
-                     known_hosts: Path | None = None, job_identity: Path | None = None,
-                     shells: list[str] | None = None,
-                     deliver: Callable[[socket.socket, str], None] | None = None) -> None:
-    """From a resolved job on: session, pinned host keys, the job's identity link, handoff."""
-    if user and endpoint.user and user != endpoint.user:
-        raise UserMismatch(f"job {endpoint.job} runs as user {endpoint.user!r}, not {user!r}: "
-                           f"use ssh {endpoint.user}@{host} (or run: condor-job-proxy config "
-                           "refresh)", endpoint.user)
-    identity = identity or paths.user_key_path()
-    known_hosts = knownhosts.job_file(host, known_hosts)
-    session = open_session(endpoint, SessionRequest(endpoint.user, identity, tuple(shells or ()),
-                                                    known_hosts=known_hosts, host=host,
-                                                    ssh_user=user))
-    knownhosts.pin(host, session.host_key, known_hosts, session.note)
-    identities.point(host, endpoint.key_file or session.key_file or str(identity), job_identity)
-    if deliver is not None:
-        deliver(session.sock, session.notice)
-        return
-    if session.notice:
-        report(session.notice)
-    if not relay and handoff.stdout_takes_fd():
-        handoff.pass_fd(session.sock)
-    else:
-        handoff.relay(session.sock)
+    known_hosts = state.known_hosts_file(host, known_hosts)
+    request = SessionRequest(endpoint.user, identity or paths.user_key_path(),
+                             tuple(shells or ()), known_hosts=known_hosts, host=host,
+                             ssh_user=user)
+    ready = pipeline.open_ready(endpoint, request, known_hosts,
+                                job_identity or state.identities_dir() / host)
+    (deliver or pipeline.to_ssh(relay))(ready)

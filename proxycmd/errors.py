@@ -74,3 +74,13 @@ class UserMismatch(ProxyError):
     def __init__(self, message: str, user: str) -> None:
         super().__init__(message)
         self.user = user
+
+
+def one_line(err: BaseException) -> str:
+    """The line a failure is reported as (the caller exits 255): ours say what went wrong in
+    the user's words; anything else is named as an internal error, still on one line."""
+    if isinstance(err, (ProxyError, OSError, ValueError)):
+        message = str(err)
+    else:
+        message = f"internal error: {type(err).__name__}: {err}"
+    return "condor-job-proxy: " + message.replace("\n", " ")

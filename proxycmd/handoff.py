@@ -11,6 +11,8 @@ import socket
 import stat
 import threading
 
+from . import fdpass
+
 CHUNK = 64 * 1024   # measured here: 64 KiB beats 1 MiB for this relay
 
 
@@ -26,7 +28,7 @@ def pass_fd(sock: socket.socket) -> None:
     """Send the connection to ssh over our stdout (SCM_RIGHTS) and let go of it."""
     channel = socket.socket(fileno=os.dup(1))
     try:
-        socket.send_fds(channel, [b"\0"], [sock.fileno()])
+        fdpass.send(channel, sock)
     finally:
         channel.close()
         sock.close()

@@ -14,6 +14,8 @@ import shlex
 import socket
 import sys
 
+from . import fdpass
+
 HANDOFF = "--handoff="
 # ssh options that take a value as the next word (from ssh(1)); the host is the first other word.
 _VALUED = set("BbcDEeFIiJLlmOoPpQRSWw")
@@ -47,15 +49,6 @@ def fdpass_path(proxy_command: str) -> str:
     return words[words.index("-proxy") + 1]
 
 
-def receive_sshd_socket(path: str) -> int:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as channel:
-        channel.connect(path)
-        _, fds, _, _ = socket.recv_fds(channel, 16, 1)
-    if not fds:
-        raise ValueError(f"{path} passed no connection")
-    return fds[0]
-
-
 def host_key(known_hosts: str) -> str:
     """The session sshd's key from the tool's known_hosts (``condor-job.HOST TYPE BASE64``)."""
     with open(known_hosts) as file:
@@ -78,10 +71,10 @@ def main(argv: list[str]) -> int:
         message = json.dumps({"user": options["user"], "host_key":
                               host_key(options["userknownhostsfile"]), "key": key,
                               "execute_host": options.get("host", "")}).encode()
-        sshd = receive_sshd_socket(fdpass_path(options["proxycommand"]))
+        sshd = fdpass.fetch(fdpass_path(options["proxycommand"]))
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as handoff:
             handoff.connect(options["handoff"])
-            socket.send_fds(handoff, [message], [sshd])
+            fdpass.send(handoff, sshd, message)
             handoff.recv(1)   # the proxy holds the socket now: the tool may clean up
         return 0
     except (OSError, ValueError) as err:

@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from starter.jobid import JobId
+from starter.keys import public_key_path
 
+from . import fdpass, pipeline
 from . import htcondor_tool as htcondor_tool_module
-from . import knownhosts
-from .errors import JobNotFound, JobNotRunning, NotAuthorized, ProxyError
-from .resolvers import JobEndpoint, Resolver
-from .transports import SessionRequest, open_session
+from .errors import JobNotFound, JobNotRunning, NotAuthorized, ProxyError, report
+from .model import JobEndpoint, ReadySession, SessionRequest
+from .resolvers import BaseResolver
 
 SETUP_FAILED = 1
 # Test/debug only: seconds between -auto-retry attempts instead of HTCondor's 5 s, then 30 s.
@@ -40,6 +41,7 @@ RETRY_SECONDS_ENV = "CONDOR_SSH_TO_JOB_RETRY_SECONDS"
 HANDED_OVER_ENV = "CONDOR_JOB_PROXY_HANDED_OVER"
 TOOL = "condor_ssh_to_job"
 NATIVE = "htcondor-native"   # the transport of pool jobs that HTCondor's own tool serves
+EC2 = "ec2"
 _INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
@@ -139,7 +141,7 @@ def _run(request: Request, interrupts: _Interrupts) -> int:
         return status
 
 
-def _resolver(request: Request) -> Resolver:
+def _resolver(request: Request) -> BaseResolver:
     from .resolvers import default_resolver
     try:
         return default_resolver(schedd=request.schedd, pool=request.pool)
@@ -148,7 +150,7 @@ def _resolver(request: Request) -> Resolver:
         raise SetupFailed(str(err)) from None
 
 
-def _wait_for_endpoint(request: Request, resolver: Resolver, waiter: _Waiter) -> JobEndpoint:
+def _wait_for_endpoint(request: Request, resolver: BaseResolver, waiter: _Waiter) -> JobEndpoint:
     """Resolve the job; with -auto-retry, keep trying while it has not started."""
     while True:
         try:
@@ -245,37 +247,29 @@ class SessionDirectory:
 
 def _session(request: Request, endpoint: JobEndpoint, directory: Path,
              interrupts: _Interrupts) -> int:
-    """Authenticate, pin the host key, offer the connection to ssh and run ssh once."""
-    if endpoint.transport == "ec2":
-        return _ec2_session(request, endpoint, directory, interrupts)
-    from starter import paths
-    identity, session_key = _keys(request, directory)
-    opened = open_session(endpoint, SessionRequest(endpoint.user, paths.user_key_path(),
-                                                   tuple(request.shells), session_key))
-    _debug(request, f"job {request.job}: session open, login user {opened.user}")
-    knownhosts.pin(request.job.host(), opened.host_key, directory / "known_hosts")
-    with _Offer(opened.sock, directory / "fdpass"):
-        argv = ssh_argv(request, opened.user, directory, identity)
+    """Open the session through the one pipeline, offer its socket to ssh and run ssh once.
+
+    EC2 jobs, as HTCondor documents, take no -ssh, -shells, -keygen-options or -X, and their
+    login name is the user's to give (``-l USER`` in the remote command); unlike HTCondor we
+    pin the instance's host keys (console, else first use) as for every job.
+    """
+    ec2 = endpoint.transport == EC2
+    login_key, session_key = (None, "") if ec2 else _session_key(request, directory)
+    known_hosts = directory / "known_hosts"
+    ready = pipeline.open_ready(endpoint, SessionRequest(
+        endpoint.user, _user_key(ec2), () if ec2 else tuple(request.shells), session_key,
+        known_hosts, request.job.host(), login_key=login_key), known_hosts)
+    _debug(request, f"job {request.job}: session open, login user {ready.user}")
+    if ready.notice:
+        report(ready.notice)
+    with _Offer(ready.sock, directory / "fdpass"):
+        argv = ssh_argv(request, ready, directory, ec2)
         _debug(request, "running: " + shlex.join(argv))
         status = interrupts.run(argv)
     if status < 0:
         _debug(request, f"{argv[0]} was killed by signal {-status}")
         return SETUP_FAILED   # HTCondor: ssh killed by a signal -> 1
     return status
-
-
-def _ec2_session(request: Request, endpoint: JobEndpoint, directory: Path,
-                 interrupts: _Interrupts) -> int:
-    """EC2 jobs, as HTCondor documents: ssh straight to the instance with the job's key pair.
-
-    -ssh, -shells, -keygen-options and -X do not apply; ``-l USER`` belongs in the remote
-    command. Unlike HTCondor we pin the instance's host keys (console, else first use).
-    """
-    from .transports.ec2 import ec2_ssh_argv
-    argv = ec2_ssh_argv(endpoint, request.command, directory / "known_hosts", request.job.host())
-    _debug(request, "running: " + shlex.join(argv))
-    status = interrupts.run(argv)
-    return SETUP_FAILED if status < 0 else status
 
 
 class _Offer:
@@ -287,9 +281,8 @@ class _Offer:
 
     def __init__(self, sock: socket.socket, path: Path) -> None:
         self.sock = sock
-        from .fdrelay import socket_address
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        with socket_address(str(path)) as address:
+        with fdpass.socket_address(str(path)) as address:
             self.listener.bind(address)
         self.listener.listen(1)
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -314,21 +307,31 @@ class _Offer:
             return
         with conn:
             try:
-                socket.send_fds(conn, [b"\0"], [self.sock.fileno()])
+                fdpass.send(conn, self.sock)
             except OSError:
                 return
         self.sock.close()
 
 
-def _keys(request: Request, directory: Path) -> tuple[Path, str]:
-    """ssh's identity, and the per-session public key to authorize (-keygen-options) or ""."""
+def _user_key(ec2: bool) -> Path:
+    """The job-access key that signs the handshake, made on first use (no setup needed); an
+    EC2 job has no handshake of ours and needs none."""
+    from starter import paths
+
     from .userkey import ensure_key
+    if ec2:
+        return paths.user_key_path()
     try:
-        user_key, _ = ensure_key()
+        return ensure_key()[0]
     except ProxyError as err:
         raise SetupFailed(str(err)) from None
+
+
+def _session_key(request: Request, directory: Path) -> tuple[Path | None, str]:
+    """-keygen-options: (this session's private key, its public half for the starter to let in);
+    (None, "") without it."""
     if request.keygen_options is None:
-        return user_key, ""
+        return None, ""
     key = directory / "ssh_key"
     argv = ["ssh-keygen", *split_arguments(request.keygen_options), "-q", "-N", "",
             "-C", f"{TOOL} {request.job}", "-f", str(key)]
@@ -337,26 +340,27 @@ def _keys(request: Request, directory: Path) -> tuple[Path, str]:
     if proc.returncode != 0 or not key.exists():
         reason = proc.stderr.decode(errors="replace").strip() or f"exit status {proc.returncode}"
         raise SetupFailed(f"Failed to create ssh key with ssh-keygen: {reason}")
-    return key, " ".join(key.with_name("ssh_key.pub").read_text().split()[:2])
+    return key, " ".join(public_key_path(key).read_text().split()[:2])
 
 
-def ssh_argv(request: Request, user: str, directory: Path, identity: Path) -> list[str]:
+def ssh_argv(request: Request, ready: ReadySession, directory: Path, ec2: bool = False) -> list[str]:
     """ssh (or -ssh's program) with every option it needs on the command line.
 
     The host name given to ssh is only a label: the ProxyCommand fetches this job's session
     whatever the name, and HostKeyAlias makes ssh check the key pinned for the job, so scp's
-    ``remote:`` or any other placeholder reaches the job.
+    ``remote:`` or any other placeholder reaches the job. ssh takes the first User it is given,
+    so an EC2 job's ``-l USER`` in the remote command leaves ours out.
     """
-    program, *extra = split_arguments(request.ssh_command) or ["ssh"]
+    program, *extra = ["ssh"] if ec2 else split_arguments(request.ssh_command) or ["ssh"]
     host = request.job.host()
-    known_hosts = directory / "known_hosts"
-    options = [f"-oUser={user}", f"-oIdentityFile={_ssh_path(identity)}",
+    user = [] if ec2 and "-l" in request.command else [f"-oUser={ready.user}"]
+    options = [*user, f"-oIdentityFile={_ssh_path(ready.identity)}",
                "-oIdentitiesOnly=yes", "-oStrictHostKeyChecking=yes",
-               f"-oUserKnownHostsFile={_ssh_path(known_hosts)}",
-               f"-oGlobalKnownHostsFile={_ssh_path(known_hosts)}", f"-oHostKeyAlias={host}",
+               f"-oUserKnownHostsFile={_ssh_path(ready.known_hosts)}",
+               f"-oGlobalKnownHostsFile={_ssh_path(ready.known_hosts)}", f"-oHostKeyAlias={host}",
                f"-oProxyCommand={_proxy_command(directory)}",
                "-oProxyUseFdpass=yes", "-oControlPath=none", "-oUpdateHostKeys=no"]
-    if request.x11 is not None:
+    if request.x11 is not None and not ec2:
         options.append(f"-oForwardX11={'yes' if request.x11 else 'no'}")
     target = [] if os.path.basename(program) == "scp" else [host]
     return [program, *extra, *options, *target, *request.command]

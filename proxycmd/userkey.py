@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from starter import paths
+from starter.keys import public_key_path
 
 from .errors import ProxyError
 
@@ -27,7 +28,7 @@ def ensure_key(path: Path | None = None) -> tuple[Path, bool]:
 
 
 def public_key(path: Path | None = None) -> str:
-    pub = (path or paths.user_key_path()).with_suffix(".pub")
+    pub = public_key_path(path or paths.user_key_path())
     try:
         return pub.read_text().strip()
     except OSError:

@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proxycmd.resolvers import REACHABLE_STATES, JobSummary
+from proxycmd.model import REACHABLE_STATES, JobSummary
 from starter.jobid import DEFAULT_HOST_PREFIX
 
 from . import control

@@ -7,11 +7,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxycmd import identities, knownhosts
-from proxycmd.resolvers import JobSummary, Resolver
+from proxycmd import state
+from proxycmd.daemon import build
+from proxycmd.model import JobSummary
+from proxycmd.resolvers import BaseResolver
 from starter import paths
 
-from . import control, fastclient, include, managed, settings
+from . import control, include, managed, settings
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,10 @@ def _daemon_client(command: list[str], chosen: settings.ConfigSettings,
     base = daemon_socket_base(create=create, command=command)
     if base is None:
         return []
-    return [*fastclient.client_argv(command[0], chosen.compiled_client, create), str(base)]
+    return [*build.client_argv(command[0], chosen.compiled_client, create), str(base)]
 
 
-def include_change(resolver: Resolver, queue: str | None = None, dry_run: bool = False,
+def include_change(resolver: BaseResolver, queue: str | None = None, dry_run: bool = False,
                    jobs: list[JobSummary] | None = None) -> Change:
     """The include as it should be now; a dry run creates no directory for the sockets either.
 
@@ -85,14 +87,21 @@ def include_change(resolver: Resolver, queue: str | None = None, dry_run: bool =
     command = proxy_command(queue)
     include_settings = include.IncludeSettings(
         proxy_command=command, identity=paths.user_key_path(),
-        known_hosts_dir=knownhosts.known_hosts_dir(), prefix=chosen.host_prefix,
-        identities_dir=identities.identities_dir(),
+        known_hosts_dir=state.known_hosts_dir(), prefix=chosen.host_prefix,
+        identities_dir=state.identities_dir(),
         control_dir=control.control_dir(create=not dry_run) if chosen.control_master else None,
         control_persist=chosen.control_persist,
         daemon_client=_daemon_client(command, chosen, create=not dry_run))
     path = include_file()
     jobs = resolver.list_jobs() if jobs is None else jobs
     return Change(path, managed.read(path), include.render(jobs, include_settings))
+
+
+def refresh_include(queue: str | None = None) -> None:
+    """Rewrite the include from the job list now: the connect path's hook for a login name
+    the job does not run as, so that the next ``ssh job-N.P`` gets the right ``User``."""
+    from proxycmd.resolvers import default_resolver
+    include_change(default_resolver(queue), queue).apply()
 
 
 def includes_host(host: str) -> bool:

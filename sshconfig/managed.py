@@ -11,8 +11,9 @@ import difflib
 import os
 import pwd
 import shlex
-import threading
 from pathlib import Path
+
+from proxycmd import state
 
 BEGIN = "# BEGIN condor-job-proxy (managed by `condor-job-proxy setup`; edits here are lost)"
 END = "# END condor-job-proxy"
@@ -143,18 +144,7 @@ def write(path: Path, text: str) -> None:
         mode = target.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = 0o600
-    # Process and thread: the connect daemon may refresh the include from several threads.
-    temp = target.with_name(f".{target.name}.condor-job-proxy.{os.getpid()}."
-                            f"{threading.get_ident()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            os.fchmod(file.fileno(), mode)
-            file.write(text.encode("utf-8", "surrogateescape"))
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    state.replace_file(target, text, mode)
 
 
 def remove(path: Path, directory_too: bool = False) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from pathlib import Path
 
 _KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
               "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com",
@@ -34,3 +35,9 @@ def fingerprint(key: str) -> str:
     """The SHA256 fingerprint as ssh-keygen -l prints it."""
     blob = base64.b64decode(key.split()[1])
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def public_key_path(private_key: Path) -> Path:
+    """Where OpenSSH keeps a private key's public half: the same name plus ``.pub`` (so
+    ``id.work`` has ``id.work.pub``, not ``id.pub``)."""
+    return private_key.with_name(private_key.name + ".pub")

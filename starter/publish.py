@@ -11,7 +11,7 @@ from typing import Protocol
 
 from . import paths
 from .jobid import JobId
-from .keys import read_keys
+from .keys import public_key_path, read_keys
 from .queue import LocalQueue
 
 
@@ -39,7 +39,7 @@ class LocalPublisher:
         self.queue.update(job, record)
 
     def authorized_keys(self) -> set[str]:
-        return read_key_files([paths.user_key_path().with_suffix(".pub")])
+        return read_key_files([public_key_path(paths.user_key_path())])
 
 
 def read_key_files(files: list[Path]) -> set[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import accounts
-from proxycmd import quick
+from proxycmd.daemon import quick
 from conftest import ROOT, Job, Workbench, wait_until
 
 FALSE = "/bin/false"
@@ -204,7 +204,7 @@ def test_another_user_is_refused_by_the_daemon(bench: Workbench, job: Job) -> No
     shared = Path(tempfile.mkdtemp(prefix="cjp-daemon-"))
     daemon = None
     try:
-        shutil.copyfile(ROOT / "proxycmd" / "quick.py", shared / "quick.py")
+        shutil.copyfile(ROOT / "proxycmd" / "daemon" / "quick.py", shared / "quick.py")
         os.chmod(shared, 0o755)
         base = str(shared / "d")
         where = stranger.run("/usr/bin/python3", "-c", f"import os, sys; sys.path[0] = {str(shared)!r}; "
@@ -239,7 +239,7 @@ def test_both_clients_choose_the_same_daemon_socket(bench: Workbench) -> None:
         pytest.skip("no C compiler here to build quick.c (contrib/install-deps.sh installs gcc)")
     compiled = proxy_command(bench)[0]
     assert "cjp-quick-" in compiled
-    python_client = [sys.executable, "-S", "-E", "-s", str(ROOT / "proxycmd" / "quick.py")]
+    python_client = [sys.executable, "-S", "-E", "-s", str(ROOT / "proxycmd" / "daemon" / "quick.py")]
     report = [sys.executable, "-c",
               "import os; print(os.environ['CONDOR_JOB_PROXY_START_DAEMON'], flush=True)"]
     env = {**bench.env, "CONDOR_NOTE": "café\x01", "_CONDOR_EMPTY": "", "PYTHONX": "1" * 300}

@@ -7,7 +7,7 @@ import pytest
 
 from proxycmd import cloudinit
 from proxycmd.errors import ProxyError
-from proxycmd.resolvers.ec2 import is_ec2_job, key_pair_file, login_user, region_from_url
+from proxycmd.ec2jobs import is_ec2_job, key_pair_file, login_user, region_from_url
 from starter.jobid import JobId
 
 SAMPLES = Path(__file__).resolve().parent / "data" / "cloud-init"

@@ -21,7 +21,7 @@ import pytest
 from accounts import account
 from conftest import ROOT, Job, Workbench
 from ec2lab import HERE, SERVICE_URL, Lab, start_lab
-from proxycmd.resolvers import JobSummary
+from proxycmd.model import JobSummary
 from sshconfig.include import IncludeSettings, render
 from starter.jobid import JobId
 
@@ -258,7 +258,7 @@ def test_ec2_job_through_the_connect_daemon(ec2_job: Ec2Job, lab: Lab, tmp_path:
     command's interpreter proves no proxy process did the work."""
     run = tmp_path / "run"
     run.mkdir(mode=0o700)
-    client = [sys.executable, "-S", "-E", "-s", str(ROOT / "proxycmd" / "quick.py"),
+    client = [sys.executable, "-S", "-E", "-s", str(ROOT / "proxycmd" / "daemon" / "quick.py"),
               str(run / "cjp-d-ec2")]
     include = ec2_job.ssh_config.read_text()
     ec2_job.ssh_config.write_text(include.replace(

@@ -190,7 +190,7 @@ def test_ssh_G_shows_every_option_for_a_job_host(shared: Workbench, job: Job) ->
     # The fast client (built from quick.c where there is a compiler), the daemon sockets'
     # base, then the full command.
     client = (f"{state}/bin/cjp-quick-" if shutil.which("cc") or shutil.which("gcc")
-              else f"{python} -S -E -s {ROOT / 'proxycmd' / 'quick.py'} ")
+              else f"{python} -S -E -s {ROOT / 'proxycmd' / 'daemon' / 'quick.py'} ")
     assert options["proxycommand"][0].startswith(client)
     assert f" {runtime}/cjp-d-" in options["proxycommand"][0]
     assert f" {python} -m condor_job_proxy " in options["proxycommand"][0]

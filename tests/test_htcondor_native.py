@@ -120,7 +120,7 @@ def test_relay_when_ssh_takes_no_fd(native: Pool, job: Path) -> None:
 
 
 def test_session_key_is_private_and_replaced_each_connect(native: Pool, job: Path) -> None:
-    key = native.root / "state" / "condor-job-proxy" / "jobs" / "job-32.0" / "ssh_key"
+    key = native.root / "state" / "condor-job-proxy" / "jobs" / "32.0" / "ssh_key"
     assert ssh(native, "job-32.0", "true").returncode == 0
     first = key.read_bytes()
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
@@ -157,7 +157,7 @@ def test_wrong_login_name_fails_before_ssh_and_is_remembered(native: Pool, job: 
     assert result.returncode == 255
     assert (f"condor-job-proxy: job 32.0 runs as user '{_me()}', not 'nobody': use ssh "
             f"{_me()}@job-32.0") in result.stderr.decode()
-    remembered = native.root / "state" / "condor-job-proxy" / "jobs" / "job-32.0" / "user"
+    remembered = native.root / "state" / "condor-job-proxy" / "jobs" / "32.0" / "user"
     assert remembered.read_text() == f"{_me()}\n"
     include = native.proxy("config", "show").stdout.decode()
     assert "Host job-32.0 job-32\n" in include and f"User {_me()}\n" in include
@@ -205,7 +205,23 @@ def test_missing_tool_is_one_line(pool: Pool) -> None:
 
 def test_refresh_forgets_jobs_that_left_the_queue(native: Pool, job: Path) -> None:
     assert ssh(native, "job-32.0", "true").returncode == 0
-    job_files = native.root / "state" / "condor-job-proxy" / "jobs" / "job-32.0"
+    job_files = native.root / "state" / "condor-job-proxy" / "jobs" / "32.0"
+    assert (job_files / "ssh_key").exists()
+    state = json.loads(native.file.read_text())
+    state["schedds"]["ap.test"]["jobs"] = []
+    native.file.write_text(json.dumps(state))
+    assert native.proxy("config", "refresh").returncode == 0
+    assert not job_files.exists()
+
+
+def test_refresh_forgets_a_jobs_session_key_under_a_custom_host_prefix(native: Pool, job: Path) -> None:
+    """Per-job files belong to the job, not to the name ssh used: with host_prefix = "hpc-"
+    the session key of hpc-32.0 still goes once the job has left the queue."""
+    native.configure('resolver = "htcondor"\nhost_prefix = "hpc-"\n')
+    assert native.proxy("config", "refresh").returncode == 0
+    result = ssh(native, "hpc-32.0", "true")
+    assert result.returncode == 0, result.stderr
+    job_files = native.root / "state" / "condor-job-proxy" / "jobs" / "32.0"
     assert (job_files / "ssh_key").exists()
     state = json.loads(native.file.read_text())
     state["schedds"]["ap.test"]["jobs"] = []

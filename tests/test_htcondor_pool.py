@@ -384,7 +384,7 @@ def test_contract_with_a_real_pool() -> None:
     probe = """
 import htcondor2
 from proxycmd.errors import ProxyError
-from proxycmd.resolvers.htcondor import PROJECTION, HTCondorResolver
+from proxycmd.resolvers.htcondor import PROJECTION, Resolver as HTCondorResolver
 assert htcondor2.Schedd().query(constraint="False", projection=PROJECTION) == []
 resolver = HTCondorResolver()
 for job in resolver.list_jobs():

@@ -1,58 +1,50 @@
 """Resolvers answer "where does this job run, and how do I reach it?".
 
-Each backend module defines a class with this interface; ``for_job`` picks one.
+Shaped like sshuttle's ``methods``: ``BaseResolver`` below is the interface, each module of this
+package (``local``, ``htcondor``) defines one backend as a class named ``Resolver``, and ``load``
+imports a backend by its module name, so a path that never meets HTCondor never imports it.
+``default_resolver`` decides which one this user's configuration means.
 """
 from __future__ import annotations
 
 import importlib.util
 import os
-from typing import NamedTuple, Protocol
 
 from starter.jobid import JobId
 from starter.paths import QUEUE_ENV
 
+from ..errors import ProxyError
+from ..model import JobEndpoint, JobSummary
 
-class JobEndpoint(NamedTuple):
-    """How to reach one running job (a named tuple: ``dataclasses`` is slow to import on the
-    ProxyCommand's path)."""
-    job: JobId
-    user: str             # the login name sessions run as
-    transport: str        # which proxycmd.transports module speaks to it
-    address: str          # host:port of the job's starter (EC2: the instance's sshd)
-    starter_key: str      # the starter's published public key ("" when there is no starter)
-    key_file: str = ""    # a private key ssh must log in with (EC2: the job's key pair file)
-    host_keys: tuple[str, ...] = ()   # "<type> <base64>" keys published out of band (EC2 console)
-    instance: str = ""    # the cloud instance the job runs as (EC2 instance id)
-    schedd: str | None = None   # HTCondor: the schedd holding the job (None: the local one)
-    pool: str | None = None     # HTCondor: the pool's collector (None: the configured one)
+NAMES = ("local", "htcondor")
 
 
-# Jobs that keep their Host block and name: a suspended one takes sessions again on resume.
-REACHABLE_STATES = ("running", "suspended")
+class BaseResolver:
+    """One source of jobs."""
+    name = ""
 
+    def resolve(self, job: JobId) -> JobEndpoint:
+        """How to reach ``job`` now; JobNotFound / JobNotRunning say why not."""
+        raise NotImplementedError
 
-class JobSummary(NamedTuple):
-    """One line of a job listing (and one Host block of the generated config)."""
-    job: JobId
-    owner: str
-    user: str
-    state: str
-    start_time: float
-    command: tuple[str, ...]
-    address: str = ""
-
-
-class Resolver(Protocol):
-    def resolve(self, job: JobId) -> JobEndpoint: ...
-
-    def list_jobs(self) -> list[JobSummary]: ...
+    def list_jobs(self) -> list[JobSummary]:
+        """This user's jobs, for ``jobs`` and the generated Host blocks."""
+        raise NotImplementedError
 
     def remove(self, job: JobId, reason: str) -> None:
         """Take the job out of its queue (condor_ssh_to_job -remove-on-interrupt)."""
+        raise NotImplementedError
+
+
+def load(name: str, **options: object) -> BaseResolver:
+    """The backend in module ``name`` of this package, made with ``options``."""
+    if name not in NAMES:
+        raise ProxyError(f"no resolver named {name!r} (known: {', '.join(NAMES)})")
+    return __import__(f"{__name__}.{name}", fromlist=["_"]).Resolver(**options)
 
 
 def default_resolver(queue: str | None = None, schedd: str | None = None,
-                     pool: str | None = None) -> Resolver:
+                     pool: str | None = None) -> BaseResolver:
     """The resolver for this user's jobs: HTCondor when asked for or configured, else the local queue.
 
     In order: a schedd or pool named on the command line; ``resolver`` in config.toml
@@ -63,11 +55,9 @@ def default_resolver(queue: str | None = None, schedd: str | None = None,
     from starter import paths
     settings = paths.settings()
     if _wants_htcondor(settings, queue, schedd, pool):
-        from .htcondor import HTCondorResolver
         schedds = [schedd] if schedd else _schedd_names(settings)
-        return HTCondorResolver(schedds, pool or settings.get("pool"))
-    from .local import LocalResolver
-    return LocalResolver(queue)
+        return load("htcondor", schedds=schedds, pool=pool or settings.get("pool"))
+    return load("local", queue=queue)
 
 
 def _wants_htcondor(settings: dict, queue: str | None, schedd: str | None,

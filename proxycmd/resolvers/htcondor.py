@@ -14,8 +14,9 @@ from starter.jobad import quote
 from starter.jobid import JobId
 
 from ..errors import JobNotFound, JobNotRunning, ProxyError
-from . import JobEndpoint, JobSummary
-from .ec2 import EC2_ATTRIBUTES, is_ec2_job, resolve_ec2_job
+from ..ec2jobs import EC2_ATTRIBUTES, is_ec2_job, resolve_ec2_job
+from ..model import JobEndpoint, JobSummary
+from . import BaseResolver
 
 PROJECTION = sorted({"ClusterId", "ProcId", "Owner", "JobStatus", "HoldReason",
                      "JobCurrentStartDate", "EnteredCurrentStatus", "Cmd", "Arguments", "Args",
@@ -31,7 +32,10 @@ _NOT_RUNNING = {
 }
 
 
-class HTCondorResolver:
+class Resolver(BaseResolver):
+    """HTCondor schedds, through the htcondor2 bindings."""
+    name = "htcondor"
+
     def __init__(self, schedds: list[str] | None = None, pool: str | None = None) -> None:
         try:
             import htcondor2
@@ -157,8 +161,8 @@ def _ec2_endpoint(job: JobId, ad) -> JobEndpoint:
 
 def _native_endpoint(job: JobId, ad) -> JobEndpoint:
     """Through the pool's own ssh-to-job; the login user is known once the pool has told us."""
-    from .. import jobfiles
-    return JobEndpoint(job=job, user=jobfiles.remembered_user(job), transport="htcondor-native",
+    from .. import state
+    return JobEndpoint(job=job, user=state.remembered_user(job), transport="htcondor-native",
                        address="", starter_key="")
 
 
@@ -184,9 +188,9 @@ def _login_user(ad) -> str:
     """Published by our starter, else learnt from the pool's ssh-to-job, else the owner."""
     if _text(ad, USER_ATTR):
         return _text(ad, USER_ATTR)
-    from .. import jobfiles
+    from .. import state
     try:
-        learnt = jobfiles.remembered_user(JobId(int(ad.get("ClusterId")), int(ad.get("ProcId"))))
+        learnt = state.remembered_user(JobId(int(ad.get("ClusterId")), int(ad.get("ProcId"))))
     except (TypeError, ValueError):
         learnt = ""
     return learnt or _text(ad, "Owner") or "?"

@@ -8,10 +8,14 @@ from starter.jobid import JobId
 from starter.queue import EXITED, LIVE_STATES, LocalQueue, UntrustedRecord
 
 from ..errors import JobNotFound, JobNotRunning, ProxyError
-from . import JobEndpoint, JobSummary
+from ..model import JobEndpoint, JobSummary
+from . import BaseResolver
 
 
-class LocalResolver:
+class Resolver(BaseResolver):
+    """The embedded local queue: records our starters publish in a directory."""
+    name = "local"
+
     def __init__(self, queue: str | None = None) -> None:
         self.queue = LocalQueue(paths.queue_dir(queue))
 

@@ -1,45 +1,32 @@
 """Transports open an authenticated connection to a job's sshd.
 
-Each backend module has ``open_session(endpoint, request) -> OpenSession``; ``open_session``
-below dispatches on the endpoint's transport name.
+Shaped like sshuttle's ``methods``: ``BaseTransport`` below is the interface, each module of
+this package defines one backend as a class named ``Transport``, and ``load`` imports the one an
+endpoint names (``htcondor-native`` is module ``htcondor_native``), so each connect imports only
+the backend it uses.
 """
 from __future__ import annotations
 
-import socket
-from pathlib import Path
-from typing import NamedTuple
 
 from ..errors import ProxyError
-from ..resolvers import JobEndpoint
+from ..model import JobEndpoint, OpenSession, SessionRequest
+
+NAMES = ("starter", "ec2", "htcondor-native")
 
 
-class SessionRequest(NamedTuple):
-    user: str                  # the login name ssh will use (%r)
-    identity: Path             # the user's job-access private key
-    shells: tuple[str, ...] = ()
-    session_key: str = ""      # a public key to let into this session instead of ``identity``'s
-    known_hosts: Path | None = None   # the job's own known_hosts file (keys recorded earlier)
-    host: str = ""             # the job host name as ssh has it (%n)
-    ssh_user: str | None = None   # the login name ssh was started with (%r), if given
+class BaseTransport:
+    """One way into a job's sshd."""
+    name = ""
+
+    def open_session(self, endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
+        """An authenticated connection that carries the raw SSH stream from now on."""
+        raise NotImplementedError
 
 
-class OpenSession(NamedTuple):
-    sock: socket.socket        # carries the raw SSH stream from here on
-    host_key: str              # the sshd's public host key(s), one "<type> <base64>" a line
-    user: str                  # the login name the session runs as
-    note: str = ""             # where the host keys came from, kept beside them in known_hosts
-    key_file: str = ""         # a private key this session needs (the pool's session key)
-    notice: str = ""           # a line to show the user once connected (a first-use trust)
-
-
-def open_session(endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
-    if endpoint.transport == "starter":
-        from .starter import open_session as open_starter_session
-        return open_starter_session(endpoint, request)
-    if endpoint.transport == "ec2":
-        from .ec2 import open_session as open_ec2_session
-        return open_ec2_session(endpoint, request)
-    if endpoint.transport == "htcondor-native":
-        from .htcondor_native import open_session as open_native_session
-        return open_native_session(endpoint, request)
-    raise ProxyError(f"job {endpoint.job}: no transport named {endpoint.transport!r}")
+def load(name: str) -> BaseTransport:
+    """The backend for transport ``name``; an unknown name is one clear error."""
+    if name not in NAMES:
+        raise ProxyError(f"no transport named {name!r}")
+    # __import__ rather than importlib.import_module: the same import, but one that
+    # ``python -X importtime`` (how the start-up test sees what a connect loads) reports.
+    return __import__(f"{__name__}.{name.replace('-', '_')}", fromlist=["_"]).Transport()

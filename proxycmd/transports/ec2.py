@@ -13,19 +13,23 @@ import socket
 import subprocess
 from pathlib import Path
 
-from .. import cloudinit, knownhosts
-from ..errors import ProxyError, report
-from ..resolvers import JobEndpoint
-from . import OpenSession, SessionRequest
+from .. import cloudinit, state
+from ..errors import ProxyError
+from ..model import JobEndpoint, OpenSession, SessionRequest
+from . import BaseTransport
 
 CONNECT_SECONDS = 10.0
 SCAN_SECONDS = 10
 
 
-def open_session(endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
-    keys, note, notice = host_keys(endpoint, request.known_hosts)
-    sock = _connect(endpoint)
-    return OpenSession(sock, "\n".join(keys), endpoint.user, note, notice=notice)
+class Transport(BaseTransport):
+    """An EC2 instance's own sshd, host keys from its console or first use."""
+    name = "ec2"
+
+    def open_session(self, endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
+        keys, note, notice = host_keys(endpoint, request.known_hosts)
+        sock = _connect(endpoint)
+        return OpenSession(sock, "\n".join(keys), endpoint.user, note, notice=notice)
 
 
 def host_keys(endpoint: JobEndpoint, known_hosts: Path | None) -> tuple[list[str], str, str]:
@@ -35,7 +39,7 @@ def host_keys(endpoint: JobEndpoint, known_hosts: Path | None) -> tuple[list[str
         return list(endpoint.host_keys), f"console output of EC2 instance {endpoint.instance}", ""
     first_use = f"first use of EC2 instance {endpoint.instance}"
     if known_hosts is not None:
-        note, keys = knownhosts.read(known_hosts)
+        note, keys = state.read_pins(known_hosts)
         if note == first_use and keys:
             return keys, note, ""
     keys = _scan(endpoint)
@@ -83,23 +87,3 @@ def _connect(endpoint: JobEndpoint) -> socket.socket:
 def _split(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
-
-
-def ec2_ssh_argv(endpoint: JobEndpoint, remote_args: list[str], known_hosts: Path,
-                 host: str, ssh: str = "ssh") -> list[str]:
-    """argv that runs ssh straight to the instance, as ``condor_ssh_to_job`` does for EC2 jobs.
-
-    Pins the instance's host keys first (console, else first use) in the job's known_hosts
-    under the job host name, which ssh checks through ``HostKeyAlias``. A ``-l USER`` in
-    ``remote_args`` (HTCondor's documented way) wins; without one the configured user logs in.
-    """
-    keys, note, notice = host_keys(endpoint, known_hosts)
-    knownhosts.pin(host, "\n".join(keys), known_hosts, note)
-    if notice:
-        report(notice)
-    address, port = _split(endpoint.address)
-    user = [] if "-l" in remote_args else ["-l", endpoint.user]
-    return [ssh, "-i", endpoint.key_file, "-o", "IdentitiesOnly=yes", *user,
-            "-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "StrictHostKeyChecking=yes", "-o", "UpdateHostKeys=no",
-            "-o", f"HostKeyAlias={host}", "-p", str(port), address, *remote_args]

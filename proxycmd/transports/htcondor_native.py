@@ -25,10 +25,10 @@ from pathlib import Path
 
 from starter import paths
 
-from .. import htcondor_tool, jobfiles
-from ..errors import ProxyError, UserMismatch
-from ..resolvers import JobEndpoint
-from . import OpenSession, SessionRequest
+from .. import fdpass, htcondor_tool, state
+from ..errors import ProxyError
+from ..model import JobEndpoint, OpenSession, SessionRequest
+from . import BaseTransport
 
 NOT_YET = "(Use -auto-retry to keep trying periodically.)"
 DEFAULT_WAIT_SECONDS = 30.0       # like the generated config's ConnectTimeout
@@ -41,35 +41,34 @@ class _NotYet(Exception):
     """The tool said the job's starter cannot be reached yet; worth another try."""
 
 
-def open_session(endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
-    settings = paths.settings().get("htcondor_native", {})
-    wait = float(settings.get("wait_seconds", DEFAULT_WAIT_SECONDS))
-    deadline = time.monotonic() + wait
-    delay = 0.5
-    while True:
-        try:
-            handed = _attempt(endpoint, request, settings)
-            break
-        except _NotYet:
-            if time.monotonic() + delay > deadline:
-                raise ProxyError(f"job {endpoint.job} is running but its starter is not ready for "
-                                 f"ssh yet (waited {wait:g} s); try again in a few seconds") from None
-            time.sleep(delay)
-            delay = min(delay * 2, 4.0)
-    return _accept(endpoint, request, handed)
+class Transport(BaseTransport):
+    """The pool's own ssh-to-job, through HTCondor's condor_ssh_to_job and our grabber."""
+    name = "htcondor-native"
+
+    def open_session(self, endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
+        settings = paths.settings().get("htcondor_native", {})
+        wait = float(settings.get("wait_seconds", DEFAULT_WAIT_SECONDS))
+        deadline = time.monotonic() + wait
+        delay = 0.5
+        while True:
+            try:
+                handed = _attempt(endpoint, request, settings)
+                break
+            except _NotYet:
+                if time.monotonic() + delay > deadline:
+                    raise ProxyError(f"job {endpoint.job} is running but its starter is not ready for "
+                                     f"ssh yet (waited {wait:g} s); try again in a few seconds") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 4.0)
+        return _accept(endpoint, handed)
 
 
-def _accept(endpoint: JobEndpoint, request: SessionRequest, handed: tuple) -> OpenSession:
-    """Record what the pool told us; refuse (before any SSH byte) a login name that cannot work."""
+def _accept(endpoint: JobEndpoint, handed: tuple) -> OpenSession:
+    """Keep what the pool told us: the login user (for the next refresh) and the session key."""
     sock, info = handed
     user = str(info["user"])
-    jobfiles.remember_user(endpoint.job, user)
-    if request.ssh_user and request.ssh_user != user:
-        sock.close()
-        raise UserMismatch(f"job {endpoint.job} runs as user {user!r}, not {request.ssh_user!r}: "
-                           f"use ssh {user}@{request.host or endpoint.job.host()} (remembered for "
-                           f"the next ssh after config refresh)", user)
-    key_file = jobfiles.install_session_key(request.host or endpoint.job.host(), str(info["key"]))
+    state.remember_user(endpoint.job, user)
+    key_file = state.install_session_key(endpoint.job, str(info["key"]))
     return OpenSession(sock, str(info["host_key"]), user, key_file=str(key_file))
 
 
@@ -143,10 +142,9 @@ def _receive(endpoint: JobEndpoint, listener: socket.socket):
     conn, _ = listener.accept()
     with conn:
         conn.settimeout(10)
-        message, fds, _, _ = socket.recv_fds(conn, 65536, 1)
-        if not fds:
+        message, sock = fdpass.receive(conn, 65536)
+        if sock is None:
             raise ProxyError(f"job {endpoint.job}: the grabber passed no connection")
-        sock = socket.socket(fileno=fds[0])
         try:
             info = json.loads(message)
         except ValueError:

@@ -5,12 +5,13 @@ import os
 import socket
 
 from starter import sshsig
+from starter.keys import public_key_path
 from starter.protocol import (NONCE_BYTES, PROTOCOL_VERSION, Channel, ProtocolError, Refusal,
                               text_field)
 
 from ..errors import JobNotRunning, NotAuthorized, ProxyError
-from ..resolvers import JobEndpoint
-from . import OpenSession, SessionRequest
+from ..model import JobEndpoint, OpenSession, SessionRequest
+from . import BaseTransport
 
 CONNECT_SECONDS = 10.0
 _REFUSAL_PREFIX = {
@@ -20,26 +21,30 @@ _REFUSAL_PREFIX = {
 }
 
 
-def open_session(endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
-    """Connect and authenticate both ways. Both ssh-keygen runs start first, so their start-up
-    overlaps the connect and the starter's own work instead of following it."""
-    public_key = _public_key(request)
-    signer = _start_signing(request)
-    try:
-        checker = sshsig.start_verify(endpoint.starter_key)
-    except BaseException:
-        signer.cancel()
-        raise
-    try:
-        sock = _connect(endpoint)
+class Transport(BaseTransport):
+    """Our own starter: TCP to its session server and the mutual-authentication handshake."""
+    name = "starter"
+
+    def open_session(self, endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
+        """Connect and authenticate both ways. Both ssh-keygen runs start first, so their start-up
+        overlaps the connect and the starter's own work instead of following it."""
+        public_key = _public_key(request)
+        signer = _start_signing(request)
         try:
-            return _handshake(Channel(sock), endpoint, request, public_key, signer, checker)
+            checker = sshsig.start_verify(endpoint.starter_key)
         except BaseException:
-            sock.close()
+            signer.cancel()
             raise
-    finally:
-        signer.cancel()
-        checker.cancel()
+        try:
+            sock = _connect(endpoint)
+            try:
+                return _handshake(Channel(sock), endpoint, request, public_key, signer, checker)
+            except BaseException:
+                sock.close()
+                raise
+        finally:
+            signer.cancel()
+            checker.cancel()
 
 
 def _connect(endpoint: JobEndpoint) -> socket.socket:
@@ -101,7 +106,7 @@ def _finish_signing(signer: sshsig.PendingSignature, data: bytes) -> str:
 
 
 def _public_key(request: SessionRequest) -> str:
-    path = request.identity.with_name(request.identity.name + ".pub")
+    path = public_key_path(request.identity)
     try:
         return " ".join(path.read_text().split()[:2])
     except OSError as err:

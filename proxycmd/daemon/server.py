@@ -3,7 +3,7 @@
 A ProxyCommand process per ssh run pays a Python start with site-packages, our imports and
 two ssh-keygen runs before the first byte reaches the starter: about as long again as the
 whole SSH login it precedes. The daemon pays these once. ssh runs the tiny client
-(proxycmd/quick.py), which hands its request over a private unix socket; the daemon resolves
+(proxycmd/daemon/quick.py), which hands its request over a private unix socket; the daemon resolves
 the job, authenticates to its starter signing in-process, pins the host key and identity link
 exactly as the proxy command would, and passes the connected socket back, which the client
 passes on to ssh. Bytes never go through the daemon.
@@ -29,11 +29,11 @@ import threading
 import time
 from pathlib import Path
 
-from proxycmd import quick
-from proxycmd.resolvers import JobEndpoint
 from starter import paths, sshsig
 
-from . import launch
+from .. import fdpass, main
+from ..model import JobEndpoint, ReadySession
+from . import quick
 
 REQUEST_LIMIT = 256 * 1024
 REQUEST_SECONDS = 10.0
@@ -43,10 +43,12 @@ DEFAULT_IDLE_SECONDS = 600.0
 class Daemon:
     """One listening socket; a thread per request; the options every request must share."""
 
-    def __init__(self, socket_path: Path, options: dict, idle_seconds: float) -> None:
+    def __init__(self, socket_path: Path, shared: dict, idle_seconds: float,
+                 after_user_mismatch: main.Hook | None = None) -> None:
         self.socket_path = socket_path
-        self.options = options            # queue, config_dir, state_dir: as parse_connect has them
+        self.shared = shared              # queue, config_dir, state_dir: as parse_connect has them
         self.idle_seconds = idle_seconds
+        self.after_user_mismatch = after_user_mismatch
         self.context = quick.context(os.environb)
         self.config_stamp = _stamp(paths.config_file())
         self.busy = 0
@@ -107,10 +109,11 @@ class Daemon:
             conn.sendall(quick.FALLBACK)
             return
         identity = request["identity"] or str(paths.user_key_path())
-        status, line = launch.connect_outcome(
-            request, deliver=lambda sock, notice: _pass_socket(conn, sock, notice),
-            serves=lambda endpoint: _serves(endpoint, identity))
-        if status == launch.NOT_SERVED:
+        status, line = main.connect_outcome(
+            request, deliver=lambda ready: _pass_socket(conn, ready),
+            serves=lambda endpoint: _serves(endpoint, identity),
+            after_user_mismatch=self.after_user_mismatch)
+        if status == main.NOT_SERVED:
             conn.sendall(quick.FALLBACK)
         elif status != 0:
             _reply_failure(conn, line, status)
@@ -128,9 +131,9 @@ class Daemon:
         if (parts[2 + count:] != self.context or self._config_changed()
                 or command[1:3] != ["-m", "condor_job_proxy"]):
             return None
-        request = launch.parse_connect(command[3:])
+        request = main.parse_connect(command[3:])
         if (request is None or request["debug"] or request["relay"]
-                or any(request[key] != value for key, value in self.options.items())):
+                or any(request[key] != value for key, value in self.shared.items())):
             return None
         return request
 
@@ -145,15 +148,16 @@ def _serves(endpoint: JobEndpoint, identity: str) -> bool:
     return endpoint.transport == "starter" and sshsig.signs_in_process(identity)
 
 
-def serve(socket_path: Path, options: dict, idle_seconds: float = DEFAULT_IDLE_SECONDS) -> None:
+def serve(socket_path: Path, shared: dict, idle_seconds: float = DEFAULT_IDLE_SECONDS,
+          after_user_mismatch: main.Hook | None = None) -> None:
     """Run a daemon at ``socket_path`` unless another one already holds it."""
     lock_file = _hold_lock(socket_path)
     if lock_file is None:
         return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     sshsig.sign_in_process()
-    paths.use_dirs(options["config_dir"], options["state_dir"])
-    Daemon(socket_path, options, idle_seconds).serve()
+    paths.use_dirs(shared["config_dir"], shared["state_dir"])
+    Daemon(socket_path, shared, idle_seconds, after_user_mismatch).serve()
 
 
 def sockets(base: Path) -> list[Path]:
@@ -188,24 +192,6 @@ def _lock_is_free(lock_file) -> bool:
         return False
     fcntl.flock(lock_file, fcntl.LOCK_UN)
     return True
-
-
-def start_in_background(socket_path: str, options: dict) -> None:
-    """Start a daemon detached from this proxy (ssh waits for the proxy to exit, not for it),
-    with the proxy's environment (run_connect has taken the client's note out of it). Not
-    without cryptography: a daemon that cannot sign would hand every starter job back."""
-    import importlib.util
-    import subprocess
-    if importlib.util.find_spec("cryptography") is None:
-        return
-    argv = [sys.executable, "-m", "condor_job_proxy"]
-    for key in ("queue", "config_dir", "state_dir"):
-        if options.get(key):
-            argv += [f"--{key.replace('_', '-')}", options[key]]
-    subprocess.Popen([*argv, "daemon", "--socket", socket_path],
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
-                     cwd="/")
 
 
 def _hold_lock(socket_path: Path) -> object | None:
@@ -262,16 +248,16 @@ def _read_request(conn: socket.socket) -> bytes | None:
     return b"".join(chunks)
 
 
-def _pass_socket(conn: socket.socket, sock: socket.socket, notice: str) -> None:
+def _pass_socket(conn: socket.socket, ready: ReadySession) -> None:
     """The socket, and after K any line the client shows the user (an EC2 first use)."""
-    line = f"{notice}\n".encode(errors="replace") if notice else b""
+    line = f"{ready.notice}\n".encode(errors="replace") if ready.notice else b""
     try:
-        socket.send_fds(conn, [quick.SOCKET + line], [sock.fileno()])
+        fdpass.send(conn, ready.sock, quick.SOCKET + line)
     finally:
-        sock.close()
+        ready.sock.close()
 
 
-def _reply_failure(conn: socket.socket, line: str, status: int = launch.FAILED) -> None:
+def _reply_failure(conn: socket.socket, line: str, status: int = main.FAILED) -> None:
     conn.sendall(quick.FAILED + f"{status}\n{line}\n".encode(errors="replace"))
 
 

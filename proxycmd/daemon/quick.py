@@ -1,12 +1,12 @@
 """The ProxyCommand's fast client: ask the user's connect daemon for the job's socket.
 
-    python -S -E -s .../proxycmd/quick.py SOCKET_BASE PYTHON -m condor_job_proxy ... connect ... %n %r
+    python -S -E -s .../proxycmd/daemon/quick.py SOCKET_BASE PYTHON -m condor_job_proxy ... connect ... %n %r
 
-(proxycmd/quick.c is the same client compiled, used when setup could build it.)
+(quick.c beside it is the same client compiled, used when setup could build it.)
 
 Run as a script with no site-packages and only built-in modules, it starts in a bare
 interpreter's time. It sends the full proxy command and the environment it depends on to
-the daemon (condor_job_proxy/daemon.py), which does the ProxyCommand's whole work and answers with
+the daemon (proxycmd/daemon/server.py), which does the ProxyCommand's whole work and answers with
 the connected socket (passed on to ssh), or with the line and status to exit with, or with
 "do it yourself". In the last case, and when no daemon answers, this process becomes the
 full proxy command (exec), which starts a daemon for next time when none was running.

@@ -1,4 +1,4 @@
-"""Which fast client the ProxyCommand runs: proxycmd/quick.c built here, else quick.py.
+"""Which fast client the ProxyCommand runs: proxycmd/daemon/quick.c built here, else quick.py.
 
 The compiled client starts in about a millisecond, where even a bare Python start takes
 most of the ~11 ms a connect may cost over plain ssh. It is built with the machine's C
@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from proxycmd import quick
+from . import quick
 from starter import paths
 
 _FLAGS = ["-O2", "-Wall"]

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 from starter.jobid import JobId
 
-from .. import cloudinit
-from ..errors import ProxyError
-from . import JobEndpoint
+from . import cloudinit
+from .errors import ProxyError
+from .model import JobEndpoint
 
 EC2_ATTRIBUTES = ("GridResource", "GridJobId", "EC2InstanceName", "EC2KeyPairFile",
                   "EC2AccessKeyId", "EC2SecretAccessKey", "Iwd")

@@ -1,0 +1,57 @@
+"""One session pipeline for every way into a job: ssh's ProxyCommand, the connect daemon and
+condor_ssh_to_job, whatever the transport (our starter, EC2, the pool's own ssh-to-job).
+
+``open_ready`` checks the login name, opens the session through the endpoint's transport, pins
+the session's host key and settles which private key ssh must offer, by one rule for all
+transports; what is then done with the socket (passed to ssh, relayed, sent back by the daemon,
+offered to the wrapper's ssh) is the caller's delivery step.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from starter.jobid import JobId
+
+from . import handoff, state, transports
+from .errors import UserMismatch, report
+from .model import JobEndpoint, ReadySession, SessionRequest
+
+
+def open_ready(endpoint: JobEndpoint, request: SessionRequest, known_hosts: Path,
+               identity_link: Path | None = None) -> ReadySession:
+    """A connected session whose host key is pinned in ``known_hosts`` under the job's host
+    name (and, given ``identity_link``, ssh's identity link pointed at the key it needs)."""
+    host = request.host or endpoint.job.host()
+    check_login(endpoint.job, endpoint.user, request.ssh_user, host)
+    session = transports.load(endpoint.transport).open_session(endpoint, request)
+    try:
+        check_login(endpoint.job, session.user, request.ssh_user, host)
+        state.pin(host, session.host_key, known_hosts, session.note)
+    except BaseException:
+        session.sock.close()
+        raise
+    identity = Path(session.key_file or endpoint.key_file or request.login_key or request.identity)
+    if identity_link is not None:
+        state.point_identity(host, identity, identity_link)
+    return ReadySession(session.sock, session.user, identity, known_hosts, session.notice)
+
+
+def check_login(job: JobId, runs_as: str, asked: str | None, host: str) -> None:
+    """Refuse, before any SSH byte, a login name the job's sshd would turn down."""
+    if asked and runs_as and asked != runs_as:
+        raise UserMismatch(f"job {job} runs as user {runs_as!r}, not {asked!r}: use ssh "
+                           f"{runs_as}@{host} (or run: condor-job-proxy config refresh)", runs_as)
+
+
+def to_ssh(relay: bool = False) -> Callable[[ReadySession], None]:
+    """Delivery to the ssh that runs us as its ProxyCommand: the socket itself when ssh takes
+    an fd (ProxyUseFdpass), else a relay of our stdin/stdout."""
+    def deliver(ready: ReadySession) -> None:
+        if ready.notice:
+            report(ready.notice)
+        if not relay and handoff.stdout_takes_fd():
+            handoff.pass_fd(ready.sock)
+        else:
+            handoff.relay(ready.sock)
+    return deliver
