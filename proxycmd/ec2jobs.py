@@ -19,11 +19,12 @@ from . import cloudinit
 from .errors import ProxyError
 from .model import JobEndpoint
 
-EC2_ATTRIBUTES = ("GridResource", "GridJobId", "EC2InstanceName", "EC2KeyPairFile",
+EC2_ATTRIBUTES = ("GridResource", "GridJobId", "EC2InstanceName", "EC2KeyPairFile", "EC2AmiID",
                   "EC2AccessKeyId", "EC2SecretAccessKey", "Iwd")
 TRANSPORT = "ec2"
 DEFAULT_USER = "ec2-user"     # Amazon Linux's; Debian images use "admin", Ubuntu's "ubuntu"
 SSH_PORT = 22
+FROM_INSTANCE = "FROM INSTANCE"   # condor_submit's credential value for "use the instance role"
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+")
 _USER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 _API_TIMEOUTS = {"connect_timeout": 10, "read_timeout": 30, "retries": {"max_attempts": 2}}
@@ -40,6 +41,7 @@ def resolve_ec2_job(ad: Mapping[str, Any], job: JobId,
 
     ``settings`` is config.toml's content (its ``[ec2]`` table picks the login user).
     """
+    user = login_user(ad, job, settings or {})
     service_url = _service_url(ad, job)
     instance_id = _instance_id(ad, job)
     key_file = key_pair_file(ad, job)
@@ -52,17 +54,24 @@ def resolve_ec2_job(ad: Mapping[str, Any], job: JobId,
     if not host:
         raise ProxyError(f"job {job}: EC2 instance {instance_id} has no public DNS name or "
                          "public IP address to reach it at")
-    return JobEndpoint(job=job, user=login_user(settings or {}, job, instance.get("ImageId")),
+    return JobEndpoint(job=job, user=user,
                        transport=TRANSPORT, address=f"{host}:{SSH_PORT}", starter_key="",
                        key_file=str(key_file), instance=instance_id,
                        host_keys=tuple(_console_host_keys(client, instance_id, job)))
 
 
-def login_user(settings: Mapping[str, Any], job: JobId, image_id: str | None) -> str:
-    """The account the image lets in: per job, else per AMI, else the default, from [ec2]."""
+def login_user(ad: Mapping[str, Any], job: JobId, settings: Mapping[str, Any]) -> str:
+    """The account the job's image lets in: per job, else per AMI, else the default, from [ec2].
+
+    The job ad names no login user (HTCondor leaves it to the user), so this is our choice,
+    made from the ad (its ``EC2AmiID``, as submitted) and config.toml only: the generated Host
+    block, connect and condor_ssh_to_job all call it, so they name the same user without
+    asking EC2.
+    """
     ec2 = settings.get("ec2") or {}
+    image_id = ad.get("EC2AmiID")
     user = ((ec2.get("users_by_job") or {}).get(str(job))
-            or (ec2.get("users_by_ami") or {}).get(image_id or "")
+            or (ec2.get("users_by_ami") or {}).get(image_id if isinstance(image_id, str) else "")
             or ec2.get("user") or DEFAULT_USER)
     if not isinstance(user, str) or not _USER_NAME.fullmatch(user):
         raise ProxyError(f"config.toml [ec2]: {user!r} is not a login name")
@@ -125,7 +134,10 @@ def _ad_path(ad: Mapping[str, Any], attribute: str) -> Path | None:
 
 
 def _credentials(ad: Mapping[str, Any], job: JobId) -> dict[str, str]:
-    """Keys from the job's credential files; none means boto3's own chain."""
+    """Keys from the job's credential files; none, or HTCondor's "FROM INSTANCE" (the
+    instance role of the machine submitting), means boto3's own chain."""
+    if all(ad.get(name) == FROM_INSTANCE for name in ("EC2AccessKeyId", "EC2SecretAccessKey")):
+        return {}
     files = {"aws_access_key_id": _ad_path(ad, "EC2AccessKeyId"),
              "aws_secret_access_key": _ad_path(ad, "EC2SecretAccessKey")}
     if not any(files.values()):

@@ -31,7 +31,7 @@ def launch(url: str, key_file: str) -> dict:
     described = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])
     found = described["Reservations"][0]["Instances"][0]
     return {key: found.get(key) for key in ("InstanceId", "ImageId", "PublicDnsName",
-                                            "PublicIpAddress")}
+                                            "PublicIpAddress", "KeyName")}
 
 
 def stop(url: str, instance_id: str) -> dict:

@@ -67,15 +67,16 @@ def test_region_comes_from_the_service_host_name(url: str, region: str | None) -
 def test_login_user_per_job_then_per_ami_then_default() -> None:
     settings = {"ec2": {"user": "admin", "users_by_ami": {"ami-1": "ubuntu"},
                         "users_by_job": {"40.0": "debian"}}}
-    assert login_user(settings, JobId(40, 0), "ami-1") == "debian"
-    assert login_user(settings, JobId(41, 0), "ami-1") == "ubuntu"
-    assert login_user(settings, JobId(41, 0), "ami-2") == "admin"
-    assert login_user({}, JobId(41, 0), "ami-2") == "ec2-user"
+    ad = {"GridResource": "ec2 https://ec2.us-east-1.amazonaws.com/", "EC2AmiID": "ami-1"}
+    assert login_user(ad, JobId(40, 0), settings) == "debian"
+    assert login_user(ad, JobId(41, 0), settings) == "ubuntu"
+    assert login_user({**ad, "EC2AmiID": "ami-2"}, JobId(41, 0), settings) == "admin"
+    assert login_user({**ad, "EC2AmiID": "ami-2"}, JobId(41, 0), {}) == "ec2-user"
 
 
 def test_a_configured_login_name_that_is_not_one_is_refused() -> None:
     with pytest.raises(ProxyError, match="not a login name"):
-        login_user({"ec2": {"user": "-oProxyCommand=x"}}, JobId(1, 0), None)
+        login_user({}, JobId(1, 0), {"ec2": {"user": "-oProxyCommand=x"}})
 
 
 def test_key_pair_file_relative_to_the_jobs_directory(tmp_path: Path) -> None:

@@ -21,8 +21,7 @@ import pytest
 from accounts import account
 from conftest import ROOT, Job, Workbench
 from ec2lab import HERE, SERVICE_URL, Lab, start_lab
-from proxycmd.model import JobSummary
-from sshconfig.include import IncludeSettings, render
+from htcondor_standin.htcondor2._pool import ec2_job_ad
 from starter.jobid import JobId
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
@@ -73,6 +72,9 @@ class Ec2Job:
             "collector": "cm.test", "local_schedd": "ap.test",
             "schedds": {"ap.test": {"address": "<192.0.2.9:9618>", "jobs": [self.ad]}}}))
 
+    def proxy(self, *args: str) -> subprocess.CompletedProcess:
+        return self.lab.client(sys.executable, "-m", "condor_job_proxy", *args, env=self.env)
+
     def ssh(self, *args: str, tool: str = "ssh") -> subprocess.CompletedProcess:
         return self.lab.client(tool, "-F", str(self.ssh_config), "-o", "BatchMode=yes", *args,
                                env=self.env)
@@ -80,30 +82,26 @@ class Ec2Job:
 
 @pytest.fixture
 def ec2_job(lab: Lab, tmp_path: Path) -> Ec2Job:
-    """Job 40.0 running as an EC2 instance, its ad as the schedd would show it."""
+    """Job 40.0 running as an EC2 instance, its ad as the schedd shows it, and a user who ran
+    `setup` and `config refresh` (the image's login user configured for its AMI)."""
     key_file = tmp_path / "job40.pem"
     instance = lab.launch(key_file)
-    token = "7c8dc2a9-0ab3-4c3b-9a3b-40e0c0ffee00"
-    ad = {"ClusterId": JOB.cluster, "ProcId": JOB.proc, "Owner": getpass.getuser(),
-          "JobStatus": 2, "JobUniverse": 9, "Cmd": "EC2_instance", "GridResource": f"ec2 {SERVICE_URL}",
-          "GridJobId": f"ec2 {SERVICE_URL} {token} {instance['InstanceId']}",
-          "EC2InstanceName": instance["InstanceId"], "EC2KeyPairFile": str(key_file),
-          "EC2RemoteVirtualMachineName": instance["PublicDnsName"], "Iwd": str(tmp_path)}
+    credentials = (tmp_path / "access-key", tmp_path / "secret-key")
+    for path in credentials:
+        path.write_text("testing\n")
+        path.chmod(0o600)
+    ad = ec2_job_ad(JOB.cluster, getpass.getuser(), SERVICE_URL, instance, str(key_file),
+                    (str(credentials[0]), str(credentials[1])), str(tmp_path))
     config_dir = tmp_path / "config" / "condor-job-proxy"
     config_dir.mkdir(parents=True)
     (config_dir / "config.toml").write_text(
-        f'resolver = "htcondor"\n[ec2.users_by_ami]\n"{instance["ImageId"]}" = "{lab.login}"\n')
-    state = tmp_path / "state" / "condor-job-proxy"
-    settings = IncludeSettings(
-        proxy_command=[sys.executable, "-m", "condor_job_proxy"],
-        identity=config_dir / "id_ed25519", known_hosts_dir=state / "known_hosts",
-        identities_dir=state / "identities")
-    running = JobSummary(JOB, owner="root", user=lab.login, state="running", start_time=0,
-                         command=())   # what `config refresh` writes for a running job
-    ssh_config = tmp_path / "ssh_config"
-    ssh_config.write_text(render([running], settings))
-    job = Ec2Job(lab, tmp_path, instance, key_file, ad, ssh_config)
+        'resolver = "htcondor"\nconnect_daemon = false\ncontrol_master = false\n'
+        f'[ec2.users_by_ami]\n"{instance["ImageId"]}" = "{lab.login}"\n')
+    job = Ec2Job(lab, tmp_path, instance, key_file, ad, tmp_path / "ssh_config")
     job.write_ad()
+    for step in (("setup", "--yes", "--ssh-config", str(job.ssh_config)), ("config", "refresh")):
+        result = job.proxy(*step)
+        assert result.returncode == 0, result.stderr
     return job
 
 
@@ -177,12 +175,6 @@ def test_never_touches_the_users_global_known_hosts(ec2_job: Ec2Job, lab: Lab) -
     assert (global_file.read_bytes() if global_file.exists() else None) == before
 
 
-def test_ssh_as_another_user_is_told_the_images_login_name(ec2_job: Ec2Job, lab: Lab) -> None:
-    result = ec2_job.ssh(f"root@{HOST}", "true")
-    assert result.returncode == 255
-    assert f"use ssh {lab.login}@{HOST}" in result.stderr.decode()
-
-
 def test_missing_key_pair_file_is_refused(ec2_job: Ec2Job) -> None:
     ec2_job.key_file.unlink()
     result = ec2_job.ssh(HOST, "true")
@@ -207,16 +199,12 @@ def test_stopped_instance_is_refused_with_its_state(ec2_job: Ec2Job, lab: Lab) -
 
 
 def test_credentials_come_from_the_jobs_files(ec2_job: Ec2Job, lab: Lab) -> None:
-    for name in ("access", "secret"):
-        path = ec2_job.root / name
-        path.write_text("testing\n")
-        path.chmod(0o600)
-    ec2_job.write_ad(EC2AccessKeyId="access", EC2SecretAccessKey=str(ec2_job.root / "secret"))
     no_chain = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
     result = lab.client("ssh", "-F", str(ec2_job.ssh_config), "-o", "BatchMode=yes", HOST,
                         "echo ok", env={**ec2_job.env, **no_chain})
     assert result.stdout == b"ok\n", result.stderr
-    ec2_job.write_ad(EC2AccessKeyId=None, EC2SecretAccessKey=None)
+    # condor_submit's "FROM INSTANCE": the submit machine's own role, i.e. boto3's chain.
+    ec2_job.write_ad(EC2AccessKeyId="FROM INSTANCE", EC2SecretAccessKey="FROM INSTANCE")
     result = lab.client("ssh", "-F", str(ec2_job.ssh_config), "-o", "BatchMode=yes", HOST,
                         "true", env={**ec2_job.env, **no_chain})
     assert result.returncode == 255
@@ -230,6 +218,44 @@ def test_condor_ssh_to_job_runs_ssh_straight_to_the_instance(ec2_job: Ec2Job, la
                         "-l", lab.login, "whoami", env=ec2_job.env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode() == f"{lab.login}\n"
+
+
+# --- one login user: the generated Host block, connect and condor_ssh_to_job agree -------------
+
+def test_config_refresh_names_the_images_login_user_not_the_submitter(ec2_job: Ec2Job,
+                                                                      lab: Lab) -> None:
+    include = ec2_job.proxy("config", "show").stdout.decode()
+    block = include[include.index(f"Host {HOST} job-40\n"):].split("\n\n")[0]
+    assert f"    User {lab.login}" in block.splitlines(), block
+    listed = json.loads(ec2_job.proxy("jobs", "--json").stdout)
+    assert [(job["job"], job["user"]) for job in listed] == [("40.0", lab.login)]
+
+
+def test_ssh_job_host_reaches_an_ec2_job_first_try(ec2_job: Ec2Job, lab: Lab) -> None:
+    result = ec2_job.ssh(HOST, "whoami")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode() == f"{lab.login}\n"
+    assert "runs as user" not in result.stderr.decode()
+
+
+def test_condor_ssh_to_job_logs_in_as_the_images_user(ec2_job: Ec2Job, lab: Lab) -> None:
+    """Without -l: the same login user as the generated Host block, first try."""
+    result = lab.client(sys.executable, "-m", "condor_job_proxy.ssh_to_job", "40.0", "whoami",
+                        env=ec2_job.env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode() == f"{lab.login}\n"
+    assert lab.client(sys.executable, "-m", "condor_job_proxy.ssh_to_job", "40.0", "true",
+                      env=ec2_job.env).returncode == 0
+
+
+def test_the_advice_after_a_wrong_login_name_works(ec2_job: Ec2Job, lab: Lab) -> None:
+    wrong = ec2_job.ssh(f"root@{HOST}", "true")
+    assert wrong.returncode == 255
+    assert f"use ssh {lab.login}@{HOST} (or run: condor-job-proxy config refresh)" in \
+        wrong.stderr.decode()
+    assert ec2_job.proxy("config", "refresh").returncode == 0
+    result = ec2_job.ssh(HOST, "whoami")
+    assert result.stdout.decode() == f"{lab.login}\n", result.stderr
 
 
 def test_local_job_connect_path_does_not_import_boto3(bench: Workbench, job: Job) -> None:
@@ -260,8 +286,9 @@ def test_ec2_job_through_the_connect_daemon(ec2_job: Ec2Job, lab: Lab, tmp_path:
     run.mkdir(mode=0o700)
     client = [sys.executable, "-S", "-E", "-s", str(ROOT / "proxycmd" / "daemon" / "quick.py"),
               str(run / "cjp-d-ec2")]
-    include = ec2_job.ssh_config.read_text()
-    ec2_job.ssh_config.write_text(include.replace(
+    include_file = tmp_path / "config" / "condor-job-proxy" / "ssh_config"
+    include = include_file.read_text()
+    include_file.write_text(include.replace(
         f"ProxyCommand {sys.executable} -m", f"ProxyCommand {' '.join(client)} {sys.executable} -m"))
     try:
         first = ec2_job.ssh(HOST, "echo one")     # the full command: it starts the daemon
@@ -271,9 +298,11 @@ def test_ec2_job_through_the_connect_daemon(ec2_job: Ec2Job, lab: Lab, tmp_path:
         while not sockets() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert sockets(), "no daemon started"
-        served = ["-o", f"ProxyCommand={' '.join(client)} /bin/false -m condor_job_proxy "
-                        "connect --identity " + str(tmp_path / "config" / "condor-job-proxy" /
-                                                     "id_ed25519") + " %n %r"]
+        command = next(line.split("ProxyCommand ", 1)[1] for line in
+                       include_file.read_text().splitlines()
+                       if line.strip().startswith("ProxyCommand "))
+        served = ["-o", "ProxyCommand=" + command.replace(f"{sys.executable} -m",
+                                                          "/bin/false -m")]
         ec2_job.known_hosts.unlink()              # the next login is a first use again
         second = ec2_job.ssh(*served, HOST, "echo two")
         assert second.stdout == b"two\n", second.stderr

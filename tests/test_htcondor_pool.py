@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, wait_for_job_line, wait_until
+from htcondor_standin.htcondor2._pool import ec2_job_ad
 
 STANDIN = Path(__file__).resolve().parent / "htcondor_standin"
 SCHEDD_ADDRESS = "<192.0.2.1:9618?addrs=192.0.2.1-9618>"
@@ -40,6 +41,17 @@ class Pool:
         state["schedds"][schedd]["jobs"].append(ad)
         self.file.write_text(json.dumps(state))
         return ad
+
+    def add_ec2_job(self, cluster: int) -> dict:
+        """A running EC2 grid job, its ad as HTCondor's schedd shows it (no EC2 behind it)."""
+        instance = {"InstanceId": "i-0123456789abcdef0", "ImageId": "ami-0b7c2f91",
+                    "PublicDnsName": "ec2-54-214-235-123.compute-1.amazonaws.com",
+                    "KeyName": f"SSH_127 0 0 1 9618_vm {cluster} 0 1700000000"}
+        ad = ec2_job_ad(cluster, _me(), "https://ec2.us-east-1.amazonaws.com/", instance,
+                        str(self.root / f"job{cluster}.pem"),
+                        (str(self.root / "access-key"), str(self.root / "secret-key")),
+                        str(self.root))
+        return self.add_job(cluster, **ad)
 
     def job_ad(self, cluster: int, schedd: str = "ap.test") -> dict:
         jobs = json.loads(self.file.read_text())["schedds"][schedd]["jobs"]
@@ -112,11 +124,28 @@ def test_ssh_to_unknown_job_names_the_schedd(pool: Pool) -> None:
 
 
 def test_ec2_grid_job_is_recognised_from_its_ad(pool: Pool) -> None:
+    pool.add_ec2_job(8)
+    line = _one_line_failure(pool.proxy("connect", "job-8.0", "ec2-user"))
+    assert f"its key pair file {pool.root / 'job8.pem'} is missing" in line   # the EC2 path
+
+
+def test_config_refresh_names_the_ec2_login_user_not_the_submitter(pool: Pool) -> None:
+    """The ad names no login user; the Host block names the one connect logs in as."""
+    pool.add_ec2_job(11)
+    assert pool.proxy("config", "refresh").returncode == 0
+    include = pool.proxy("config", "show").stdout.decode()
+    assert "Host job-11.0 job-11\n" in include and "User ec2-user\n" in include
+    assert f"User {_me()}\n" not in include
+    pool.configure('resolver = "htcondor"\n[ec2.users_by_ami]\n"ami-0b7c2f91" = "admin"\n')
+    listed = json.loads(pool.proxy("jobs", "--json").stdout)
+    assert [(job["job"], job["user"]) for job in listed] == [("11.0", "admin")]
+
+
+def test_stand_in_schedd_refuses_an_ec2_ad_htcondor_never_writes(pool: Pool) -> None:
     pool.add_job(8, JobUniverse=9, GridResource="ec2 https://ec2.us-east-1.amazonaws.com/",
-                 GridJobId="ec2 https://ec2.us-east-1.amazonaws.com/ 7c8dc2a9-0ab3 "
-                           "i-0123456789abcdef0")
-    line = _one_line_failure(pool.proxy("connect", "job-8.0", _me()))
-    assert "job 8.0 has no EC2KeyPairFile" in line   # routed to the EC2 path
+                 EC2AmiID="ami-0b7c2f91")   # no credentials: condor_submit says no
+    line = _one_line_failure(pool.proxy("connect", "job-8.0", "ec2-user"))
+    assert "condor_submit refuses EC2 job 8.0 without EC2AccessKeyId" in line
 
 
 def test_starter_that_has_not_published_yet_asks_to_retry(pool: Pool) -> None:

@@ -15,6 +15,7 @@ from starter.jobid import JobId
 
 from ..errors import JobNotFound, JobNotRunning, ProxyError
 from ..ec2jobs import EC2_ATTRIBUTES, is_ec2_job, resolve_ec2_job
+from ..ec2jobs import login_user as ec2_login_user
 from ..model import JobEndpoint, JobSummary
 from . import BaseResolver
 
@@ -185,15 +186,19 @@ ENDPOINT_KINDS: list[tuple[Callable[[object], bool], Callable[[JobId, object], J
 
 
 def _login_user(ad) -> str:
-    """Published by our starter, else learnt from the pool's ssh-to-job, else the owner."""
+    """Published by our starter; for an EC2 job, the instance's login user (as connect chooses
+    it); else learnt from the pool's ssh-to-job, else the owner."""
     if _text(ad, USER_ATTR):
         return _text(ad, USER_ATTR)
-    from .. import state
     try:
-        learnt = state.remembered_user(JobId(int(ad.get("ClusterId")), int(ad.get("ProcId"))))
+        job = JobId(int(ad.get("ClusterId")), int(ad.get("ProcId")))
     except (TypeError, ValueError):
-        learnt = ""
-    return learnt or _text(ad, "Owner") or "?"
+        return _text(ad, "Owner") or "?"
+    if is_ec2_job(ad):
+        from starter import paths
+        return ec2_login_user(ad, job, paths.settings())
+    from .. import state
+    return state.remembered_user(job) or _text(ad, "Owner") or "?"
 
 
 def _text(ad, name: str) -> str:

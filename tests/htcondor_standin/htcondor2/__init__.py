@@ -84,6 +84,8 @@ class Schedd:
         if schedd is None:
             raise HTCondorException(f"Failed to connect to schedd at {self._addr}")
         try:
+            for ad in schedd["jobs"]:
+                _pool.check_ad(ad)
             found = [ad for ad in schedd["jobs"] if _pool.matches(ad, str(constraint))]
         except ValueError as err:
             raise HTCondorException(str(err)) from None

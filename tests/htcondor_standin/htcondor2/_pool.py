@@ -74,3 +74,52 @@ def matches(ad: dict, constraint: str) -> bool:
         elif type(wanted) is not type(actual) or wanted != actual:
             return False
     return True
+
+
+# --- EC2 grid jobs (shared/reference/ec2-grid-jobs.md) ------------------------------------------
+
+GRID_UNIVERSE = 9
+_EC2_REQUIRED = ("EC2AccessKeyId", "EC2SecretAccessKey", "EC2AmiID")   # condor_submit refuses without
+_FROM_INSTANCE = "FROM INSTANCE"
+
+
+def ec2_job_ad(cluster: int, owner: str, service_url: str, instance: dict, key_pair_file: str,
+               credential_files: tuple[str, str], iwd: str, status: int = 2,
+               client_token: str = "7c8dc2a9-0ab3-4c3b-9a3b-40e0c0ffee00") -> dict:
+    """A running EC2 job's ad as condor_submit and the gridmanager leave it: ``instance`` is
+    EC2's description (InstanceId, ImageId, PublicDnsName, KeyName). Paths are absolute, as
+    condor_submit makes them; no attribute names the instance's login user."""
+    access, secret = credential_files
+    return {"ClusterId": cluster, "ProcId": 0, "Owner": owner, "JobStatus": status,
+            "JobUniverse": GRID_UNIVERSE, "Cmd": "EC2_instance", "Iwd": iwd,
+            "JobCurrentStartDate": 1700000000,
+            "GridResource": f"ec2 {service_url}",
+            "GridJobId": f"ec2 {service_url} {client_token} {instance['InstanceId']}",
+            "EC2InstanceName": instance["InstanceId"],
+            "EC2RemoteVirtualMachineName": instance["PublicDnsName"],
+            "EC2AmiID": instance["ImageId"], "EC2InstanceType": "m1.small",
+            "EC2KeyPair": instance["KeyName"], "EC2KeyPairFile": key_pair_file,
+            "EC2AccessKeyId": access, "EC2SecretAccessKey": secret}
+
+
+def check_ad(ad: dict) -> None:
+    """Refuse an EC2 job ad no real schedd could hold (condor_submit would have refused the job,
+    or the gridmanager writes it otherwise), so no test passes on a shape HTCondor never shows."""
+    resource = ad.get("GridResource")
+    if not (isinstance(resource, str) and resource.startswith("ec2 ")):
+        return
+    job = f"{ad.get('ClusterId')}.{ad.get('ProcId')}"
+    if ad.get("JobUniverse") != GRID_UNIVERSE:
+        raise ValueError(f"stand-in: EC2 job {job} is not in the grid universe (JobUniverse 9)")
+    for name in _EC2_REQUIRED:
+        if not isinstance(ad.get(name), str) or not ad[name]:
+            raise ValueError(f"stand-in: condor_submit refuses EC2 job {job} without {name}")
+    for name in ("EC2AccessKeyId", "EC2SecretAccessKey", "EC2KeyPairFile"):
+        value = ad.get(name)
+        if value is not None and value != _FROM_INSTANCE and not os.path.isabs(str(value)):
+            raise ValueError(f"stand-in: {name} of job {job} is not an absolute path "
+                             "(condor_submit writes full paths)")
+    fields = str(ad.get("GridJobId") or "").split(" ")
+    if len(fields) == 4 and (fields[1] != resource[4:] or ad.get("EC2InstanceName") != fields[3]):
+        raise ValueError(f"stand-in: GridJobId of job {job} does not match its GridResource "
+                         "and EC2InstanceName")
