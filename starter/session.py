@@ -41,7 +41,8 @@ PidFile none
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 AuthenticationMethods publickey
-PermitTTY yes
+PermitTTY {permit_tty}
+Banner {banner}
 AllowTcpForwarding yes
 X11Forwarding yes
 X11UseLocalhost yes
@@ -114,14 +115,27 @@ class Session:
         _write(d / STARTER_PID_FILE, f"{os.getpid()}\n".encode(), 0o600)
         _write(d / "host_key", self.context.host_key_private, 0o600)
         _write(d / "authorized_keys", (client_key + "\n").encode(), 0o600)
-        _write(d / "sshd_config", _SSHD_CONFIG.format(dir=d, force_command=self._force_command())
-               .encode(), 0o600)
+        self._write_sshd_config()
         _write(d / "job_env.sh", self._environment_script().encode(), 0o600)
         _write(d / "setup.sh", self._setup_script(shells).encode(), 0o700)
         host = self.context.host
         if host.nss_wrapper:
             _write(d / "passwd", (host.passwd_line + "\n").encode(), 0o600)
             _write(d / "group", (host.group_line + "\n").encode(), 0o600)
+
+    def _write_sshd_config(self) -> None:
+        """Where sessions cannot have a terminal, sshd refuses one (the client goes on without
+        it, or stops at ``-t``) instead of dying at the pty's chown, and its banner, the one
+        line every client shows before the session, says why and how to fix it."""
+        d = self.directory
+        no_terminal = self.context.host.no_terminal
+        if no_terminal:
+            _write(d / "banner", f"condor-job-proxy: job {self.context.job} {no_terminal}\n"
+                   .encode(), 0o600)
+        config = _SSHD_CONFIG.format(dir=d, force_command=self._force_command(),
+                                     permit_tty="no" if no_terminal else "yes",
+                                     banner=d / "banner" if no_terminal else "none")
+        _write(d / "sshd_config", config.encode(), 0o600)
 
     def _force_command(self) -> str:
         script = shlex.quote(str(self.directory / "setup.sh"))
