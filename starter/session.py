@@ -128,14 +128,29 @@ class Session:
         it, or stops at ``-t``) instead of dying at the pty's chown, and its banner, the one
         line every client shows before the session, says why and how to fix it."""
         d = self.directory
-        no_terminal = self.context.host.no_terminal
+        no_terminal = self._no_terminal_line()
         if no_terminal:
-            _write(d / "banner", f"condor-job-proxy: job {self.context.job} {no_terminal}\n"
-                   .encode(), 0o600)
+            _write(d / "banner", f"{no_terminal}\n".encode(), 0o600)
         config = _SSHD_CONFIG.format(dir=d, force_command=self._force_command(),
                                      permit_tty="no" if no_terminal else "yes",
                                      banner=d / "banner" if no_terminal else "none")
         _write(d / "sshd_config", config.encode(), 0o600)
+
+    def _no_terminal_line(self) -> str | None:
+        reason = self.context.host.no_terminal
+        return f"condor-job-proxy: job {self.context.job} {reason}" if reason else None
+
+    def _no_terminal_notice(self) -> tuple[str, str]:
+        """Shell lines that repeat the banner's line for an interactive login without a
+        terminal that came over a shared connection (ControlMaster): only the connection's
+        first client showed the banner. The first session on this sshd marks that it ran."""
+        line = self._no_terminal_line()
+        if not line:
+            return "", ""
+        mark = shlex.quote(str(self.directory / "first-session-ran"))
+        return (f"mkdir {mark} 2>/dev/null || cjp_shared=1\n",
+                f"[ -n \"$cjp_shared\" ] && [ ! -t 0 ] && printf '%s\\n' {shlex.quote(line)} >&2\n"
+                "        ")
 
     def _force_command(self) -> str:
         script = shlex.quote(str(self.directory / "setup.sh"))
@@ -155,10 +170,11 @@ class Session:
         candidates = " ".join(q(shell) for shell in shells if shell.startswith("/"))
         sftp = q(self.context.host.sftp_server or "/usr/lib/openssh/sftp-server")
         welcome = q(f"Welcome to job {self.context.job} on {socket.gethostname()}!")
+        mark_session, no_terminal_notice = self._no_terminal_notice()
         return f"""\
 # Session setup for job {self.context.job}: sshd runs this as ForceCommand.
 login_shell=$SHELL
-. {q(str(self.directory / "job_env.sh"))}
+{mark_session}. {q(str(self.directory / "job_env.sh"))}
 cd {cwd} || {{ echo "cannot enter the job's working directory" {cwd} >&2; exit 1; }}
 if [ -z "$HOME" ] || [ ! -d "$HOME" ] || [ ! -w "$HOME" ]; then HOME={cwd}; fi
 export HOME
@@ -169,11 +185,11 @@ done
 export SHELL
 case $SSH_ORIGINAL_COMMAND in
     internal-sftp) exec {sftp} ;;
-    "") printf '%s\\nYour condor job is running with pid(s) %s.\\n' {welcome} "$_CONDOR_JOB_PIDS"
+    "") {no_terminal_notice}printf '%s\\nYour condor job is running with pid(s) %s.\\n' {welcome} "$_CONDOR_JOB_PIDS"
         exec "$SHELL" -i ;;
 esac
 if [ -n "$cjp_in_login_shell" ] && [ "$SHELL" = "$login_shell" ]; then
-    unset cjp_in_login_shell login_shell candidate
+    unset cjp_in_login_shell login_shell candidate cjp_shared
     eval "$SSH_ORIGINAL_COMMAND"
 else
     exec "$SHELL" -c "$SSH_ORIGINAL_COMMAND"

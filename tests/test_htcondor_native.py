@@ -230,3 +230,14 @@ def test_doctor_says_starter_for_a_job_that_runs_ours(native: Pool) -> None:
     out = native.proxy("doctor", "40").stdout.decode()
     assert "transport: starter (the job ad has CondorJobProxyOwnerKey: the job runs our starter)" in out
     assert "state: not reachable now: job 40.0 is not running yet (idle in the queue)" in out
+
+
+def test_doctor_says_why_a_pool_job_has_no_terminal(native: Pool) -> None:
+    """As our starter publishes it on an execute node whose /dev/pts lacks gid=5, no wrapper."""
+    why = ("cannot give a terminal (ssh -t, interactive login) on exec.test: /dev/pts is mounted "
+           "without gid=5 and libnss-wrapper is not installed; install libnss-wrapper on that "
+           "execute node, or mount devpts with gid=5")
+    native.add_job(41, CondorJobProxyOwnerKey=native.public_key(), CondorJobProxyNoTerminal=why)
+    native.add_job(42, CondorJobProxyOwnerKey=native.public_key())
+    assert f"terminals: no: job 41.0 {why}\n" in native.proxy("doctor", "41").stdout.decode()
+    assert "terminals: yes" in native.proxy("doctor", "42").stdout.decode()

@@ -78,8 +78,10 @@ def _whiteouts(libraries: list[Path]) -> Path:
 
 
 def _says_why(stderr: str, job: str) -> bool:
-    return (f"condor-job-proxy: job {job} cannot give a terminal" in stderr
-            and "install libnss-wrapper" in stderr and "mount devpts with gid=5" in stderr)
+    """The one line, once: why there is no terminal and how to fix it."""
+    lines = [line for line in stderr.splitlines() if "cannot give a terminal" in line]
+    return (len(lines) == 1 and lines[0].startswith(f"condor-job-proxy: job {job} cannot give")
+            and "install libnss-wrapper" in lines[0] and "mount devpts with gid=5" in lines[0])
 
 
 def test_starter_says_its_sessions_cannot_have_a_terminal(node) -> None:
@@ -108,6 +110,24 @@ def test_interactive_login_without_nss_wrapper_says_why_and_goes_on(node) -> Non
     assert "in-the-42-job" in output
 
 
+def test_interactive_login_over_a_shared_connection_says_why(node) -> None:
+    """Only the client that opened the connection saw sshd's banner; a later login says it too."""
+    user: Account = node["user"]
+    shared = ("-o", "ControlMaster=auto", "-o", f"ControlPath=/tmp/{user.name}-cm-%C",
+              "-o", "ControlPersist=60", "-o", "BatchMode=yes")
+    try:
+        first = user.run("ssh", *shared, node["host"], "true")
+        assert first.returncode == 0 and _says_why(first.stderr.decode(), node["job"]), first
+        result = user.run("script", "-qec", f"ssh {' '.join(shared)} {node['host']}", "/dev/null",
+                          input=b"echo in-the-$((6*7))-job; exit 7\n")
+        output = result.stdout.decode(errors="replace")
+        assert result.returncode == 7, output
+        assert _says_why(output, node["job"]), output
+        assert "in-the-42-job" in output
+    finally:
+        user.run("ssh", *shared, "-O", "exit", node["host"])
+
+
 def test_commands_scp_and_sftp_work_without_a_terminal(node) -> None:
     user: Account = node["user"]
     result = user.run("ssh", "-o", "BatchMode=yes", node["host"], "echo $MARKER")
@@ -130,3 +150,14 @@ def test_doctor_says_why_a_job_has_no_terminal(node) -> None:
     line = next((line for line in out.splitlines() if line.startswith("terminals: ")), "")
     assert line.startswith(f"terminals: no: job {node['job']} cannot give a terminal"), out
     assert "install libnss-wrapper" in line and "gid=5" in line
+
+
+def test_condor_ssh_to_job_without_a_terminal_says_why(node) -> None:
+    """HTCondor's command line, typed at a terminal: one line says why, the shell goes on."""
+    user: Account = node["user"]
+    result = user.run("script", "-qec", f"condor_ssh_to_job {node['job']}", "/dev/null",
+                      input=b"echo in-the-$((6*7))-job; exit 5\n")
+    output = result.stdout.decode(errors="replace")
+    assert result.returncode == 5, output
+    assert _says_why(output, node["job"]), output
+    assert "in-the-42-job" in output
