@@ -11,7 +11,9 @@ import subprocess
 
 from proxycmd.errors import ProxyError
 from starter import paths
+from starter.condor_publish import NO_TERMINAL_ATTR
 from starter.jobid import BadJobId, JobId, parse_host, parse_job_id
+from starter.queue import UntrustedRecord
 
 
 def report(text: str, queue: str | None) -> list[str]:
@@ -32,8 +34,9 @@ def _job(text: str) -> JobId:
 def _describe(job: JobId, resolver) -> tuple[list[str], str]:
     if resolver.name == "local":
         lines = [f"job {job}: resolver local (queue {resolver.queue.directory})",
-                 "transport: starter (local queue records always name our starter)"]
-        return lines + [_state(lambda: resolver.resolve(job))], "starter"
+                 "transport: starter (local queue records always name our starter)",
+                 _state(lambda: resolver.resolve(job))]
+        return lines + _local_terminals(job, resolver), "starter"
     from proxycmd.resolvers import htcondor
     where = ", ".join(resolver._label(name) for name in resolver.schedd_names)
     lines = [f"job {job}: resolver htcondor ({where})"]
@@ -46,7 +49,27 @@ def _describe(job: JobId, resolver) -> tuple[list[str], str]:
     transport, why = htcondor.transport_choice(ad)
     lines += [f"job ad from {resolver._label(schedd)}: {seen}", f"transport: {transport} ({why})",
               _state(lambda: htcondor.require_running(job, ad))]
+    if transport == "starter":   # our starter publishes the attribute only where ptys fail
+        lines.append(_terminals(job, ad.get(NO_TERMINAL_ATTR)))
     return lines, transport
+
+
+def _local_terminals(job: JobId, resolver) -> list[str]:
+    """What the job's starter found about terminals; nothing if its record cannot be read
+    (the state line has said why)."""
+    try:
+        record = resolver.queue.read(job) or {}
+    except (UntrustedRecord, ValueError, OSError):
+        return []
+    if "no_terminal" not in record:
+        return ["terminals: unknown (the job's starter does not say)"] if record else []
+    return [_terminals(job, record["no_terminal"])]
+
+
+def _terminals(job: JobId, no_terminal: object) -> str:
+    if no_terminal:
+        return f"terminals: no: job {job} {no_terminal}"
+    return "terminals: yes (ssh -t and interactive logins get one)"
 
 
 def _state(check) -> str:

@@ -72,6 +72,7 @@ def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdenti
         signal.signal(signum, lambda num, _frame: early.append(num))
     publisher = options.publisher
     record = _initial_record(options.command, job_proc.pid, identity.public, host.user_name)
+    record["no_terminal"] = host.no_terminal   # doctor reports it; each session's banner says it
     context = JobContext(job="", cwd=record["cwd"], environment=job_env,
                          host_key_private=host_key[0], host_key_public=host_key[1], host=host,
                          pids=lambda: processes.job_pids(job_proc.pid))
@@ -89,6 +90,8 @@ def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdenti
         signal.raise_signal(signum)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"job {job} running: ssh {job.host()}", file=sys.stderr, flush=True)
+    if host.no_terminal:
+        print(f"condor-job-starter: job {job} {host.no_terminal}", file=sys.stderr, flush=True)
     return lifecycle.run()
 
 

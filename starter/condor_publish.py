@@ -21,6 +21,7 @@ OWNER_KEY_ATTR = "CondorJobProxyOwnerKey"     # set by the submit file: the owne
 ADDRESS_ATTR = "CondorJobProxyAddress"        # set by the starter: host:port of its server
 STARTER_KEY_ATTR = "CondorJobProxyKey"        # set by the starter: its public signing key
 USER_ATTR = "CondorJobProxyUser"              # set by the starter: the account sessions run as
+NO_TERMINAL_ATTR = "CondorJobProxyNoTerminal"  # set by the starter only where sessions get no pty
 
 SUPER_USERS_ENV = "CONDOR_JOB_PROXY_SUPER_USERS_KEYS"
 DEFAULT_SUPER_USERS_KEYS = Path("/etc/condor-job-proxy/super_users_keys")
@@ -42,10 +43,12 @@ class HTCondorPublisher:
         The job is already running: if chirp fails, it keeps running without ssh access
         rather than failing a batch job over a convenience.
         """
+        attributes = [(USER_ATTR, record["owner"]), (STARTER_KEY_ATTR, record["starter_key"]),
+                      (ADDRESS_ATTR, record["starter_address"])]
+        if record.get("no_terminal"):
+            attributes.append((NO_TERMINAL_ATTR, record["no_terminal"]))
         try:
-            for name, value in ((USER_ATTR, record["owner"]),
-                                (STARTER_KEY_ATTR, record["starter_key"]),
-                                (ADDRESS_ATTR, record["starter_address"])):
+            for name, value in attributes:
                 chirp.set_job_attr(name, jobad.quote(value), self.chirp_tool)
         except chirp.ChirpError as err:
             print(f"condor-job-starter: job {self.job} runs without ssh access: {err}",

@@ -41,7 +41,8 @@ PidFile none
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 AuthenticationMethods publickey
-PermitTTY yes
+PermitTTY {permit_tty}
+Banner {banner}
 AllowTcpForwarding yes
 X11Forwarding yes
 X11UseLocalhost yes
@@ -114,14 +115,42 @@ class Session:
         _write(d / STARTER_PID_FILE, f"{os.getpid()}\n".encode(), 0o600)
         _write(d / "host_key", self.context.host_key_private, 0o600)
         _write(d / "authorized_keys", (client_key + "\n").encode(), 0o600)
-        _write(d / "sshd_config", _SSHD_CONFIG.format(dir=d, force_command=self._force_command())
-               .encode(), 0o600)
+        self._write_sshd_config()
         _write(d / "job_env.sh", self._environment_script().encode(), 0o600)
         _write(d / "setup.sh", self._setup_script(shells).encode(), 0o700)
         host = self.context.host
         if host.nss_wrapper:
             _write(d / "passwd", (host.passwd_line + "\n").encode(), 0o600)
             _write(d / "group", (host.group_line + "\n").encode(), 0o600)
+
+    def _write_sshd_config(self) -> None:
+        """Where sessions cannot have a terminal, sshd refuses one (the client goes on without
+        it, or stops at ``-t``) instead of dying at the pty's chown, and its banner, the one
+        line every client shows before the session, says why and how to fix it."""
+        d = self.directory
+        no_terminal = self._no_terminal_line()
+        if no_terminal:
+            _write(d / "banner", f"{no_terminal}\n".encode(), 0o600)
+        config = _SSHD_CONFIG.format(dir=d, force_command=self._force_command(),
+                                     permit_tty="no" if no_terminal else "yes",
+                                     banner=d / "banner" if no_terminal else "none")
+        _write(d / "sshd_config", config.encode(), 0o600)
+
+    def _no_terminal_line(self) -> str | None:
+        reason = self.context.host.no_terminal
+        return f"condor-job-proxy: job {self.context.job} {reason}" if reason else None
+
+    def _no_terminal_notice(self) -> tuple[str, str]:
+        """Shell lines that repeat the banner's line for an interactive login without a
+        terminal that came over a shared connection (ControlMaster): only the connection's
+        first client showed the banner. The first session on this sshd marks that it ran."""
+        line = self._no_terminal_line()
+        if not line:
+            return "", ""
+        mark = shlex.quote(str(self.directory / "first-session-ran"))
+        return (f"mkdir {mark} 2>/dev/null || cjp_shared=1\n",
+                f"[ -n \"$cjp_shared\" ] && [ ! -t 0 ] && printf '%s\\n' {shlex.quote(line)} >&2\n"
+                "        ")
 
     def _force_command(self) -> str:
         script = shlex.quote(str(self.directory / "setup.sh"))
@@ -141,10 +170,11 @@ class Session:
         candidates = " ".join(q(shell) for shell in shells if shell.startswith("/"))
         sftp = q(self.context.host.sftp_server or "/usr/lib/openssh/sftp-server")
         welcome = q(f"Welcome to job {self.context.job} on {socket.gethostname()}!")
+        mark_session, no_terminal_notice = self._no_terminal_notice()
         return f"""\
 # Session setup for job {self.context.job}: sshd runs this as ForceCommand.
 login_shell=$SHELL
-. {q(str(self.directory / "job_env.sh"))}
+{mark_session}. {q(str(self.directory / "job_env.sh"))}
 cd {cwd} || {{ echo "cannot enter the job's working directory" {cwd} >&2; exit 1; }}
 if [ -z "$HOME" ] || [ ! -d "$HOME" ] || [ ! -w "$HOME" ]; then HOME={cwd}; fi
 export HOME
@@ -155,11 +185,11 @@ done
 export SHELL
 case $SSH_ORIGINAL_COMMAND in
     internal-sftp) exec {sftp} ;;
-    "") printf '%s\\nYour condor job is running with pid(s) %s.\\n' {welcome} "$_CONDOR_JOB_PIDS"
+    "") {no_terminal_notice}printf '%s\\nYour condor job is running with pid(s) %s.\\n' {welcome} "$_CONDOR_JOB_PIDS"
         exec "$SHELL" -i ;;
 esac
 if [ -n "$cjp_in_login_shell" ] && [ "$SHELL" = "$login_shell" ]; then
-    unset cjp_in_login_shell login_shell candidate
+    unset cjp_in_login_shell login_shell candidate cjp_shared
     eval "$SSH_ORIGINAL_COMMAND"
 else
     exec "$SHELL" -c "$SSH_ORIGINAL_COMMAND"

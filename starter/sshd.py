@@ -12,12 +12,13 @@ import os
 import pwd
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
+
+from . import terminals
 
 _SSHD_PLACES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd")
 _SFTP_PLACES = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
                 "/usr/libexec/sftp-server", "/usr/lib/ssh/sftp-server")
-_NSS_WRAPPER_PLACES = ("/usr/lib/x86_64-linux-gnu/libnss_wrapper.so",
+NSS_WRAPPER_PLACES = ("/usr/lib/x86_64-linux-gnu/libnss_wrapper.so",
                        "/usr/lib/aarch64-linux-gnu/libnss_wrapper.so",
                        "/usr/lib64/libnss_wrapper.so", "/usr/lib/libnss_wrapper.so")
 DISABLED_SHELLS = ("/bin/false", "/usr/bin/false", "/sbin/nologin", "/usr/sbin/nologin",
@@ -34,6 +35,7 @@ class SshdHost:
     login_shell: str
     user_name: str               # the login name sessions run as (uid<N> without an entry)
     has_passwd_entry: bool
+    no_terminal: str | None      # why sessions cannot have a terminal here; None when they can
 
     @property
     def login_disabled(self) -> bool:
@@ -50,8 +52,9 @@ def probe() -> SshdHost:
     except KeyError:
         name, home, shell = os.environ.get("USER") or f"uid{uid}", os.getcwd(), "/bin/sh"
         has_entry = False
-    wrapper = _first(_NSS_WRAPPER_PLACES)
-    needs_wrapper = uid != 0 and (not has_entry or not _pts_has_tty_gid())
+    wrapper = _first(NSS_WRAPPER_PLACES)
+    pts_needs_help = terminals.pts_needs_help()
+    needs_wrapper = uid != 0 and (not has_entry or pts_needs_help)
     return SshdHost(
         sshd=_first(_SSHD_PLACES) or shutil.which("sshd"),
         sftp_server=_first(_SFTP_PLACES),
@@ -61,20 +64,8 @@ def probe() -> SshdHost:
         login_shell=shell,
         user_name=name,
         has_passwd_entry=has_entry,
+        no_terminal=terminals.no_terminal_reason() if pts_needs_help and not wrapper else None,
     )
-
-
-def _pts_has_tty_gid() -> bool:
-    """Whether devpts gives new ptys to group tty (gid=5), so sshd needs no chown help."""
-    try:
-        mounts = Path("/proc/self/mounts").read_text()
-    except OSError:
-        return True
-    for line in mounts.splitlines():
-        fields = line.split()
-        if len(fields) > 3 and fields[1] == "/dev/pts":
-            return "gid=5" in fields[3].split(",")
-    return True
 
 
 def _group_name(gid: int, fallback: str) -> str:

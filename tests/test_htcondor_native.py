@@ -299,3 +299,14 @@ def test_condor_ssh_to_job_without_htcondors_tool_says_so_in_one_line(pool: Pool
     lines = result.stderr.decode().splitlines()
     assert result.returncode == 1 and len(lines) == 1, result
     assert "HTCondor's condor_ssh_to_job" in lines[0] and "not" in lines[0]
+
+
+def test_doctor_says_why_a_pool_job_has_no_terminal(native: Pool) -> None:
+    """As our starter publishes it on an execute node whose /dev/pts lacks gid=5, no wrapper."""
+    why = ("cannot give a terminal (ssh -t, interactive login) on exec.test: /dev/pts is mounted "
+           "without gid=5 and libnss-wrapper is not installed; install libnss-wrapper on that "
+           "execute node, or mount devpts with gid=5")
+    native.add_job(41, CondorJobProxyOwnerKey=native.public_key(), CondorJobProxyNoTerminal=why)
+    native.add_job(42, CondorJobProxyOwnerKey=native.public_key())
+    assert f"terminals: no: job 41.0 {why}\n" in native.proxy("doctor", "41").stdout.decode()
+    assert "terminals: yes" in native.proxy("doctor", "42").stdout.decode()

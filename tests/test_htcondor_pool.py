@@ -327,6 +327,7 @@ def test_starter_publishes_its_execute_address_through_chirp(pool: Pool, pool_jo
     assert host == EXEC_IP and PORTS[0] <= int(port) <= PORTS[1]
     assert ad["CondorJobProxyKey"].startswith("ssh-ed25519 ")
     assert ad["CondorJobProxyUser"] == _me()
+    assert "CondorJobProxyNoTerminal" not in ad   # root's sessions always get a terminal
 
 
 def test_ssh_from_access_point_into_job_on_execute_node(pool: Pool, two_hosts: TwoHosts,

@@ -67,6 +67,13 @@ def test_owner_gets_a_terminal_in_the_job(pool) -> None:
     assert len(lines[1].split()) == 2
 
 
+def test_doctor_says_the_job_gives_terminals(pool) -> None:
+    """The job's account is not in group tty, but the starter has libnss-wrapper for sshd."""
+    result = pool["owner"].run("condor-job-proxy", "doctor", pool["host"], env=pool["env"])
+    assert result.returncode == 0, result.stderr
+    assert "terminals: yes (ssh -t and interactive logins get one)" in result.stdout.decode()
+
+
 def _job_sshds(pool) -> list[str]:
     return subprocess.run(["pgrep", "-u", pool["job"].name, "-x", "sshd"], capture_output=True,
                           text=True).stdout.split()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import getpass
 from typing import Callable
 
-from starter.condor_publish import ADDRESS_ATTR, OWNER_KEY_ATTR, STARTER_KEY_ATTR, USER_ATTR
+from starter.condor_publish import (ADDRESS_ATTR, NO_TERMINAL_ATTR, OWNER_KEY_ATTR,
+                                    STARTER_KEY_ATTR, USER_ATTR)
 from starter.jobad import quote
 from starter.jobid import JobId
 
@@ -21,7 +22,8 @@ from . import BaseResolver
 
 PROJECTION = sorted({"ClusterId", "ProcId", "Owner", "JobStatus", "HoldReason",
                      "JobCurrentStartDate", "EnteredCurrentStatus", "Cmd", "Arguments", "Args",
-                     OWNER_KEY_ATTR, ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR, *EC2_ATTRIBUTES})
+                     OWNER_KEY_ATTR, ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR, NO_TERMINAL_ATTR,
+                     *EC2_ATTRIBUTES})
 RUNNING = 2
 # JobStatus -> (state name for JobNotRunning, how the one-line error says it)
 _NOT_RUNNING = {
