@@ -14,7 +14,7 @@ from starter.jobid import DEFAULT_HOST_PREFIX, BadJobId, parse_host
 from . import handoff, identities, knownhosts
 from .errors import ProxyError, UserMismatch, report
 from .resolvers import JobEndpoint, default_resolver
-from .transports import SessionRequest, open_session
+from .transports import OpenSession, SessionRequest, open_session
 
 
 class NotServed(Exception):
@@ -27,10 +27,13 @@ def connect(host: str, user: str | None = None, *, relay: bool = False,
             known_hosts: Path | None = None, job_identity: Path | None = None,
             shells: list[str] | None = None, prefix: str | None = None,
             deliver: Callable[[socket.socket, str], None] | None = None,
-            serves: Callable[[JobEndpoint], bool] | None = None) -> None:
+            serves: Callable[[JobEndpoint], bool] | None = None, session_key: str = "",
+            announce: Callable[[OpenSession], None] | None = None) -> None:
     """Resolve ``host``, open an authenticated session, pin its host key and hand it to ssh
     (or to ``deliver``, with any line to show the user). An endpoint that ``serves`` turns
-    down raises NotServed before any connection is made."""
+    down raises NotServed before any connection is made. ``session_key`` is a public key to
+    let into the session instead of ours; ``announce`` sees the session before the handoff
+    (the access point's side of ``connect --via`` sends it to the laptop)."""
     try:
         job = parse_host(host, prefix or DEFAULT_HOST_PREFIX)
     except BadJobId as err:
@@ -40,14 +43,16 @@ def connect(host: str, user: str | None = None, *, relay: bool = False,
         raise NotServed(endpoint.transport)
     connect_endpoint(host, endpoint, user, relay=relay, identity=identity,
                      known_hosts=known_hosts, job_identity=job_identity, shells=shells,
-                     deliver=deliver)
+                     deliver=deliver, session_key=session_key, announce=announce)
 
 
 def connect_endpoint(host: str, endpoint: JobEndpoint, user: str | None = None, *,
                      relay: bool = False, identity: Path | None = None,
                      known_hosts: Path | None = None, job_identity: Path | None = None,
                      shells: list[str] | None = None,
-                     deliver: Callable[[socket.socket, str], None] | None = None) -> None:
+                     deliver: Callable[[socket.socket, str], None] | None = None,
+                     session_key: str = "",
+                     announce: Callable[[OpenSession], None] | None = None) -> None:
     """From a resolved job on: session, pinned host keys, the job's identity link, handoff."""
     if user and endpoint.user and user != endpoint.user:
         raise UserMismatch(f"job {endpoint.job} runs as user {endpoint.user!r}, not {user!r}: "
@@ -56,10 +61,12 @@ def connect_endpoint(host: str, endpoint: JobEndpoint, user: str | None = None, 
     identity = identity or paths.user_key_path()
     known_hosts = knownhosts.job_file(host, known_hosts)
     session = open_session(endpoint, SessionRequest(endpoint.user, identity, tuple(shells or ()),
-                                                    known_hosts=known_hosts, host=host,
-                                                    ssh_user=user))
+                                                    session_key, known_hosts=known_hosts,
+                                                    host=host, ssh_user=user))
     knownhosts.pin(host, session.host_key, known_hosts, session.note)
     identities.point(host, endpoint.key_file or session.key_file or str(identity), job_identity)
+    if announce is not None:
+        announce(session)
     if deliver is not None:
         deliver(session.sock, session.notice)
         return

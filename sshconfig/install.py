@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proxycmd import identities, knownhosts
+from proxycmd.hop import Hop, list_jobs
 from proxycmd.resolvers import JobSummary, Resolver
 from starter import paths
 
@@ -75,23 +76,28 @@ def _daemon_client(command: list[str], chosen: settings.ConfigSettings,
     return [*fastclient.client_argv(command[0], chosen.compiled_client, create), str(base)]
 
 
-def include_change(resolver: Resolver, queue: str | None = None, dry_run: bool = False,
-                   jobs: list[JobSummary] | None = None) -> Change:
+def include_change(resolver: Resolver | None, queue: str | None = None, dry_run: bool = False,
+                   jobs: list[JobSummary] | None = None, via: Hop | None = None) -> Change:
     """The include as it should be now; a dry run creates no directory for the sockets either.
 
-    ``jobs`` spares a second query when the caller has listed them already.
+    ``jobs`` spares a second query when the caller has listed them already. With ``via`` the
+    jobs are the access point's, and ssh reaches them through it (no connect daemon).
     """
     chosen = settings.load()
     command = proxy_command(queue)
+    windows = os.name == "nt"
     include_settings = include.IncludeSettings(
         proxy_command=command, identity=paths.user_key_path(),
         known_hosts_dir=knownhosts.known_hosts_dir(), prefix=chosen.host_prefix,
         identities_dir=identities.identities_dir(),
-        control_dir=control.control_dir(create=not dry_run) if chosen.control_master else None,
+        control_dir=(control.control_dir(create=not dry_run)
+                     if chosen.control_master and not windows else None),
         control_persist=chosen.control_persist,
-        daemon_client=_daemon_client(command, chosen, create=not dry_run))
+        daemon_client=[] if via else _daemon_client(command, chosen, create=not dry_run),
+        via=via, windows=windows)
     path = include_file()
-    jobs = resolver.list_jobs() if jobs is None else jobs
+    if jobs is None:
+        jobs = list_jobs(via) if via else resolver.list_jobs()
     return Change(path, managed.read(path), include.render(jobs, include_settings))
 
 

@@ -1,0 +1,57 @@
+"""``connect --relay --prelude``: the access point's side of a laptop's ``connect --via``.
+
+Resolve and open the session exactly as ``ssh job-N.P`` on the access point would, then tell
+the laptop what it needs to check the job (host key, login user, any session key) in one
+prelude frame on stdout, then relay raw bytes. Stdout belongs to the laptop from the first
+byte: a failure is an error frame carrying the same one line a local connect prints.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from proxycmd import prelude
+from proxycmd.resolvers import JobEndpoint
+from proxycmd.transports import OpenSession
+
+from .launch import FAILED, NOT_SERVED, connect_outcome
+
+
+def serve(host: str, user: str | None, queue: str | None, session_key: str = "",
+          prefix: str | None = None, debug: bool = False) -> int:
+    """One relayed session for the laptop; the exit status, as the ProxyCommand's."""
+    announced: list[bool] = []
+
+    def announce(session: OpenSession) -> None:
+        _write(prelude.encode(prelude.Prelude(session.host_key, session.user,
+                                              _credential(session))))
+        announced.append(True)
+
+    status, line = connect_outcome({
+        "host": host, "user": user, "queue": queue, "relay": True, "debug": debug,
+        "config_dir": None, "state_dir": None, "identity": None, "known_hosts": None,
+        "job_identity": None, "prefix": prefix, "session_key": session_key,
+        "announce": announce}, serves=_relayable)
+    if status == NOT_SERVED:
+        line = (f"{host} is an EC2 job: its key pair stays on the access point, so ssh to it "
+                "from there")
+    if status != 0 and not announced:
+        _write(prelude.encode_error(line.removeprefix("condor-job-proxy: ")))
+    return FAILED if status != 0 else 0
+
+
+def _relayable(endpoint: JobEndpoint) -> bool:
+    """EC2 jobs log in with the job's key pair file, which must not leave the access point."""
+    return endpoint.transport != "ec2"
+
+
+def _credential(session: OpenSession) -> str:
+    """The private key the job's sshd insists on (a pool's own ssh-to-job issues one per
+    session); our starter let the laptop's public key in, so then there is none."""
+    return Path(session.key_file).read_text() if session.key_file else ""
+
+
+def _write(data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(1, view):]

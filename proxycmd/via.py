@@ -1,0 +1,144 @@
+"""``connect --via AP HOST USER``: the laptop's side of ssh into a job through the access point.
+
+The laptop cannot reach the pool; the access point can. We run the user's own ssh to the
+access point with ``connect --relay --prelude`` there, read its prelude (the job's
+authenticated host key, the login user, any session key), pin and install those in this
+machine's per-job files, and only then let the first SSH byte through to the user's ssh.
+
+Credentials: our laptop's public job-access key goes along (``--session-key``) and becomes the
+session's authorized key, so no private key moves; a pool's own ssh-to-job only accepts the
+key it issued, which arrives inside the prelude over the encrypted hop and is stored 0600.
+
+Handing over: where ssh takes a socket (ProxyUseFdpass, not on Windows), the hop's ssh talks
+over a socketpair whose other end goes to ssh, and no Python stays in the path; otherwise a
+pure-Python relay (threads, os.read/os.write on pipes) copies, which works on Windows too.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+from starter import paths
+from starter.jobid import DEFAULT_HOST_PREFIX, BadJobId, parse_host
+
+from . import handoff, identities, jobfiles, knownhosts, prelude
+from .errors import ProxyError, report
+from .hop import Hop, ssh_argv
+from .privatefile import write_private
+
+FAILED = 255
+HOP_EXIT_SECONDS = 5.0
+
+
+def run(hop: Hop, host: str, user: str | None, *, identity: Path | None = None,
+        known_hosts: Path | None = None, job_identity: Path | None = None,
+        prefix: str | None = None, debug: bool = False) -> int:
+    """The ProxyCommand's exit status; a failure is one line on stderr (and the terminal)."""
+    try:
+        connect(hop, host, user, identity=identity, known_hosts=known_hosts,
+                job_identity=job_identity, prefix=prefix)
+        return 0
+    except (ProxyError, OSError, ValueError) as err:
+        if debug:
+            raise
+        report(f"condor-job-proxy: {err}")
+        return FAILED
+
+
+def connect(hop: Hop, host: str, user: str | None, *, identity: Path | None = None,
+            known_hosts: Path | None = None, job_identity: Path | None = None,
+            prefix: str | None = None) -> None:
+    try:
+        parse_host(host, prefix or DEFAULT_HOST_PREFIX)
+    except BadJobId as err:
+        raise ProxyError(str(err)) from None
+    identity = identity or paths.user_key_path()
+    argv = ssh_argv(hop, _remote_words(host, user, identity, prefix))
+    files = _JobFiles(hop, host, identity, knownhosts.job_file(host, known_hosts), job_identity)
+    if os.name != "nt" and handoff.stdout_takes_fd():
+        _pass_hop(argv, files)
+    else:
+        _relay_hop(argv, files)
+
+
+def _remote_words(host: str, user: str | None, identity: Path, prefix: str | None) -> list[str]:
+    words = ["connect", "--relay", "--prelude", "--session-key", _public_key(identity)]
+    if prefix and prefix != DEFAULT_HOST_PREFIX:
+        words += ["--host-prefix", prefix]
+    return [*words, host, *([user] if user else [])]
+
+
+def _public_key(identity: Path) -> str:
+    path = identity.with_name(identity.name + ".pub")
+    try:
+        return " ".join(path.read_text().split()[:2])
+    except OSError as err:
+        raise ProxyError(f"cannot read your job-access public key {path}: {err.strerror} "
+                         "(run: condor-job-proxy setup --via ACCESS-POINT)") from None
+
+
+class _JobFiles:
+    """Where this laptop keeps what the prelude brings for one job."""
+
+    def __init__(self, hop: Hop, host: str, identity: Path, known_hosts: Path,
+                 job_identity: Path | None) -> None:
+        self.hop, self.host, self.identity = hop, host, identity
+        self.known_hosts, self.job_identity = known_hosts, job_identity
+
+    def install(self, fd: int) -> None:
+        """Read and check the prelude from ``fd``, then write the pinned key and credential."""
+        received = prelude.read(fd, self.hop.target)
+        knownhosts.pin(self.host, received.host_key, self.known_hosts,
+                       f"authenticated on {self.hop.target}")
+        key_file = (jobfiles.install_session_key(self.host, received.key) if received.key
+                    else self.identity)
+        _point_identity(self.host, key_file, self.job_identity)
+
+
+def _point_identity(host: str, key_file: Path, target: Path | None) -> None:
+    """The job's identity link; a private copy where this user cannot make symlinks (Windows)."""
+    try:
+        identities.point(host, str(key_file), target)
+    except (OSError, NotImplementedError):
+        link = target or identities.identities_dir() / host
+        link.unlink(missing_ok=True)
+        write_private(link, key_file.read_text())
+
+
+def _pass_hop(argv: list[str], files: _JobFiles) -> None:
+    """The hop's ssh on one end of a socketpair; the other end goes to ssh (ProxyUseFdpass)."""
+    ours, theirs = socket.socketpair()
+    with theirs:
+        hop = subprocess.Popen(argv, stdin=theirs, stdout=theirs)
+    try:
+        files.install(ours.fileno())
+    except BaseException:
+        ours.close()
+        _end(hop)
+        raise
+    handoff.pass_fd(ours)   # the hop's ssh carries on; it ends when ssh closes the connection
+
+
+def _relay_hop(argv: list[str], files: _JobFiles) -> None:
+    """The hop's ssh on pipes, relayed to and from our stdio by threads."""
+    hop = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+    try:
+        files.install(hop.stdout.fileno())
+    except BaseException:
+        _end(hop)
+        raise
+    handoff.relay_process(hop)
+
+
+def _end(hop: subprocess.Popen) -> None:
+    """Let a failed hop's ssh go: it exits by itself after an error prelude, else is stopped."""
+    for pipe in (hop.stdin, hop.stdout):
+        if pipe is not None:
+            pipe.close()
+    try:
+        hop.wait(HOP_EXIT_SECONDS)
+    except subprocess.TimeoutExpired:
+        hop.kill()
+        hop.wait()
