@@ -203,7 +203,6 @@ def config() -> None:
 @click.option("--if-missing", "host", metavar="HOST",
               help="Only if HOST has no Host block yet (ssh's Match exec runs this).")
 @click.option("--dry-run", is_flag=True, help="Show the changes as a unified diff.")
-@click.pass_obj
 @click.option("--via", metavar="[USER@]AP", help="List the jobs on this access point (default: "
               "the one setup --via named).")
 @click.pass_obj

@@ -77,15 +77,16 @@ def _daemon_client(command: list[str], chosen: settings.ConfigSettings,
 
 
 def include_change(resolver: Resolver | None, queue: str | None = None, dry_run: bool = False,
-                   jobs: list[JobSummary] | None = None, via: Hop | None = None) -> Change:
+                   jobs: list[JobSummary] | None = None, via: Hop | None = None,
+                   windows: bool = os.name == "nt") -> Change:
     """The include as it should be now; a dry run creates no directory for the sockets either.
 
     ``jobs`` spares a second query when the caller has listed them already. With ``via`` the
     jobs are the access point's, and ssh reaches them through it (no connect daemon).
+    ``windows``: for Windows' OpenSSH (no fd passing, no shared connections).
     """
     chosen = settings.load()
     command = proxy_command(queue)
-    windows = os.name == "nt"
     include_settings = include.IncludeSettings(
         proxy_command=command, identity=paths.user_key_path(),
         known_hosts_dir=knownhosts.known_hosts_dir(), prefix=chosen.host_prefix,
