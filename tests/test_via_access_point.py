@@ -213,12 +213,14 @@ def test_job_not_on_the_access_point_is_the_same_line_as_there(via) -> None:
 
 
 def test_a_host_key_other_than_the_prelude_pinned_is_rejected_on_the_laptop(via) -> None:
+    assert _ssh(via, "-o", "ControlPath=none", via["host"], "true").returncode == 0   # pins the real key
     command = f"{VENV}/bin/python {via['root']}/wrong_key.py {VENV}/bin/condor-job-proxy"
     proxy = (f"{VENV}/bin/condor-job-proxy connect --via ap --via-command '{command}' %n %r")
     result = _ssh(via, "-o", "ControlMaster=no", "-o", "ControlPath=none", "-o",
                   f"ProxyCommand={proxy}", via["host"], "echo reached")
     assert result.returncode == 255
     assert b"reached" not in result.stdout
+    assert b"REMOTE HOST IDENTIFICATION HAS CHANGED" in result.stderr
     assert b"Host key verification failed" in result.stderr
 
 
