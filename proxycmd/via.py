@@ -47,20 +47,35 @@ def run(hop: Hop, host: str, user: str | None, *, identity: Path | None = None,
         return FAILED
 
 
-def connect(hop: Hop, host: str, user: str | None, *, identity: Path | None = None,
-            known_hosts: Path | None = None, job_identity: Path | None = None,
-            prefix: str | None = None) -> None:
+def connect(hop: Hop, host: str, user: str | None, **options) -> None:
+    """Set the job's session up through ``hop`` and hand it to ssh (fd or relay).
+    ``options``: identity, known_hosts, job_identity, prefix (the include's paths)."""
+    argv, files = _prepare(hop, host, user, **options)
+    if os.name != "nt" and handoff.stdout_takes_fd():
+        sock, _ = _hop_socket(argv, files)
+        handoff.pass_fd(sock)   # the hop's ssh carries on; it ends when ssh closes the connection
+    else:
+        _relay_hop(argv, files)
+
+
+def open_socket(hop: Hop, host: str, user: str | None = None,
+                **options) -> tuple[socket.socket, prelude.Prelude]:
+    """The job's session through ``hop`` as a socket, for a Python SSH client (not on Windows,
+    whose subprocesses cannot take a socket as stdio)."""
+    return _hop_socket(*_prepare(hop, host, user, **options))
+
+
+def _prepare(hop: Hop, host: str, user: str | None, *, identity: Path | None = None,
+             known_hosts: Path | None = None, job_identity: Path | None = None,
+             prefix: str | None = None) -> tuple[list[str], _JobFiles]:
     try:
         parse_host(host, prefix or DEFAULT_HOST_PREFIX)
     except BadJobId as err:
         raise ProxyError(str(err)) from None
     identity = identity or paths.user_key_path()
     argv = ssh_argv(hop, _remote_words(host, user, identity, prefix))
-    files = _JobFiles(hop, host, identity, knownhosts.job_file(host, known_hosts), job_identity)
-    if os.name != "nt" and handoff.stdout_takes_fd():
-        _pass_hop(argv, files)
-    else:
-        _relay_hop(argv, files)
+    return argv, _JobFiles(hop, host, identity, knownhosts.job_file(host, known_hosts),
+                           job_identity)
 
 
 def _remote_words(host: str, user: str | None, identity: Path, prefix: str | None) -> list[str]:
@@ -87,7 +102,7 @@ class _JobFiles:
         self.hop, self.host, self.identity = hop, host, identity
         self.known_hosts, self.job_identity = known_hosts, job_identity
 
-    def install(self, fd: int) -> None:
+    def install(self, fd: int) -> prelude.Prelude:
         """Read and check the prelude from ``fd``, then write the pinned key and credential."""
         received = prelude.read(fd, self.hop.target)
         knownhosts.pin(self.host, received.host_key, self.known_hosts,
@@ -95,6 +110,7 @@ class _JobFiles:
         key_file = (jobfiles.install_session_key(self.host, received.key) if received.key
                     else self.identity)
         _point_identity(self.host, key_file, self.job_identity)
+        return received
 
 
 def _point_identity(host: str, key_file: Path, target: Path | None) -> None:
@@ -107,18 +123,17 @@ def _point_identity(host: str, key_file: Path, target: Path | None) -> None:
         write_private(link, key_file.read_text())
 
 
-def _pass_hop(argv: list[str], files: _JobFiles) -> None:
-    """The hop's ssh on one end of a socketpair; the other end goes to ssh (ProxyUseFdpass)."""
+def _hop_socket(argv: list[str], files: _JobFiles) -> tuple[socket.socket, prelude.Prelude]:
+    """The hop's ssh on one end of a socketpair; ours, past the prelude, is the session."""
     ours, theirs = socket.socketpair()
     with theirs:
         hop = subprocess.Popen(argv, stdin=theirs, stdout=theirs)
     try:
-        files.install(ours.fileno())
+        return ours, files.install(ours.fileno())
     except BaseException:
         ours.close()
         _end(hop)
         raise
-    handoff.pass_fd(ours)   # the hop's ssh carries on; it ends when ssh closes the connection
 
 
 def _relay_hop(argv: list[str], files: _JobFiles) -> None:

@@ -20,6 +20,7 @@ from conftest import free_port, wait_for_job_line, wait_until
 from jobstart import end_job
 from loginsshd import login_sshd
 from test_generated_config import _socks5_get, _vscode_script
+from test_python_client import CLIENT
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="test accounts and sshd need root")
 
@@ -49,9 +50,9 @@ from proxycmd.prelude import Prelude, encode
 d = tempfile.mkdtemp()
 subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", d + "/k"], check=True)
 other = " ".join(open(d + "/k.pub").read().split()[:2])
-host, user = sys.argv[-2], sys.argv[-1]
-os.write(1, encode(Prelude(other, user)))
-os.execv(sys.argv[1], [sys.argv[1], "connect", "--relay", host, user])
+host_and_user = sys.argv[sys.argv.index("--session-key") + 2:]
+os.write(1, encode(Prelude(other, os.environ["USER"])))
+os.execv(sys.argv[1], [sys.argv[1], "connect", "--relay", *host_and_user])
 '''
 
 
@@ -310,3 +311,16 @@ def _windows_include(laptop: Account) -> str:
     result = laptop.run(f"{VENV}/bin/python", "-c", code)
     assert result.returncode == 0, result.stderr
     return result.stdout.decode()
+
+
+def test_paramiko_client_on_the_laptop_runs_a_command_through_the_access_point(via) -> None:
+    result = via["laptop"].run(f"{VENV}/bin/python", "-c", CLIENT, via["host"], "ap", "")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().split() == ["in-the-job", str(via["cwd"])]
+
+
+def test_paramiko_client_refuses_a_host_key_other_than_the_prelude_pinned(via) -> None:
+    command = f"{VENV}/bin/python {via['root']}/wrong_key.py {VENV}/bin/condor-job-proxy"
+    result = via["laptop"].run(f"{VENV}/bin/python", "-c", CLIENT, via["host"], "ap", command)
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == "refused: BadHostKeyException"

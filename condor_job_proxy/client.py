@@ -1,0 +1,79 @@
+"""Python SSH clients into jobs: ``connect("job-32.0") -> paramiko.SSHClient``.
+
+For Fabric, Parsl's SSH channels and notebooks, which speak SSH through paramiko rather than
+running ssh. The session is set up as for ``ssh job-32.0`` (resolve, authenticate to the
+starter or the pool's ssh-to-job, or go through the access point with ``via``); the job's
+authenticated host key is pinned in the client's host-key store and any other key is
+refused (RejectPolicy, never AutoAddPolicy). paramiko is imported here only.
+"""
+from __future__ import annotations
+
+import base64
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from proxycmd.errors import ProxyError
+
+if TYPE_CHECKING:
+    import paramiko
+
+__all__ = ["JobSocket", "ProxyError", "connect", "open_job", "pin"]   # ProxyError: what fails
+
+
+class JobSocket(NamedTuple):
+    """A job's session, before any SSH byte: for code that builds its own paramiko Transport."""
+    sock: socket.socket
+    host_keys: tuple[str, ...]   # "<type> <base64>": the only keys the job's sshd may show
+    user: str                    # the login name the session runs as
+    key_file: Path               # the private key this session logs in with
+
+
+def open_job(host: str, via: str | None = None, via_command: str | None = None,
+             queue: str | None = None) -> JobSocket:
+    """Resolve and authenticate ``host`` (``job-32.0``), locally or through access point ``via``."""
+    from proxycmd import identities
+    if via:
+        from proxycmd import hop, via as laptop
+        sock, received = laptop.open_socket(hop.Hop(via, via_command or hop.DEFAULT_COMMAND), host)
+        host_key, user = received.host_key, received.user
+    else:
+        host_key, user, sock = _open_here(host, queue)
+    return JobSocket(sock, tuple(host_key.splitlines()), user,
+                     Path(identities.identities_dir() / host))
+
+
+def _open_here(host: str, queue: str | None) -> tuple[str, str, socket.socket]:
+    from proxycmd.connect import connect as connect_job
+    opened: dict = {}
+    connect_job(host, queue=queue,
+                announce=lambda session: opened.update(key=session.host_key, user=session.user),
+                deliver=lambda sock, notice: opened.update(sock=sock))
+    return opened["key"], opened["user"], opened["sock"]
+
+
+def pin(store: paramiko.HostKeys, host: str, host_keys: tuple[str, ...]) -> None:
+    """Put the job's authenticated host keys in a paramiko host-key store."""
+    import paramiko
+    for line in host_keys:
+        key_type, data = line.split()[:2]
+        store.add(host, key_type, paramiko.PKey.from_type_string(key_type, base64.b64decode(data)))
+
+
+def connect(host: str, via: str | None = None, via_command: str | None = None,
+            queue: str | None = None, timeout: float = 30.0) -> paramiko.SSHClient:
+    """A connected, authenticated paramiko client in the job (close it when done)."""
+    import paramiko
+    job = open_job(host, via, via_command, queue)
+    client = paramiko.SSHClient()
+    pin(client.get_host_keys(), host, job.host_keys)
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(host, username=job.user, sock=job.sock, key_filename=str(job.key_file),
+                       look_for_keys=False, allow_agent=False, timeout=timeout,
+                       banner_timeout=timeout, auth_timeout=timeout)
+    except BaseException:
+        client.close()
+        job.sock.close()
+        raise
+    return client
