@@ -28,6 +28,17 @@ class JobSocket(NamedTuple):
     user: str                    # the login name the session runs as
     key_file: Path               # the private key this session logs in with
 
+    def connect_kwargs(self) -> dict:
+        """``SSHClient.connect`` (or Fabric's ``connect_kwargs``) arguments for this session."""
+        return {"sock": self.sock, "key_filename": str(self.key_file), "look_for_keys": False,
+                "allow_agent": False}
+
+    def pin_in(self, client: paramiko.SSHClient, host: str) -> None:
+        """Make ``client`` accept only the job's authenticated host keys for ``host``."""
+        import paramiko
+        pin(client.get_host_keys(), host, self.host_keys)
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+
 
 def open_job(host: str, via: str | None = None, via_command: str | None = None,
              queue: str | None = None) -> JobSocket:
@@ -66,12 +77,10 @@ def connect(host: str, via: str | None = None, via_command: str | None = None,
     import paramiko
     job = open_job(host, via, via_command, queue)
     client = paramiko.SSHClient()
-    pin(client.get_host_keys(), host, job.host_keys)
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    job.pin_in(client, host)
     try:
-        client.connect(host, username=job.user, sock=job.sock, key_filename=str(job.key_file),
-                       look_for_keys=False, allow_agent=False, timeout=timeout,
-                       banner_timeout=timeout, auth_timeout=timeout)
+        client.connect(host, username=job.user, timeout=timeout, banner_timeout=timeout,
+                       auth_timeout=timeout, **job.connect_kwargs())
     except BaseException:
         client.close()
         job.sock.close()

@@ -22,18 +22,16 @@ print(out.read().decode(), end="")
 ssh.close()
 '''
 
-# Fabric's Connection makes an SSHClient with AutoAddPolicy and passes connect_kwargs on: the
-# README's example pins the job's key in it and turns the policy to reject. Same steps here.
-FABRIC_STYLE = '''import sys
+# Code that makes its own SSHClient (here with the AutoAddPolicy Fabric sets) and takes the
+# job's socket: pin_in pins the job's key and turns the policy to reject.
+OWN_CLIENT = '''import sys
 import paramiko
-from condor_job_proxy.client import open_job, pin
+from condor_job_proxy.client import open_job
 job = open_job(sys.argv[1])
 ssh = paramiko.SSHClient()
 ssh.set_missing_host_key_policy(paramiko.AutoAddPolicy())   # Fabric's default
-pin(ssh.get_host_keys(), sys.argv[1], job.host_keys)
-ssh.set_missing_host_key_policy(paramiko.RejectPolicy())
-ssh.connect(sys.argv[1], username=job.user, sock=job.sock, key_filename=str(job.key_file),
-            look_for_keys=False, allow_agent=False)
+job.pin_in(ssh, sys.argv[1])
+ssh.connect(sys.argv[1], username=job.user, **job.connect_kwargs())
 print(ssh.exec_command("whoami")[1].read().decode(), end="")
 '''
 
@@ -49,8 +47,8 @@ def test_paramiko_client_runs_a_command_in_a_local_job(bench: Workbench, job: Jo
     assert result.stdout.decode().split() == ["only-in-the-job", str(bench.root / "job0")]
 
 
-def test_fabric_style_connection_with_the_jobs_key_pinned(bench: Workbench, job: Job) -> None:
-    result = run_client(bench, FABRIC_STYLE, job.host)
+def test_own_paramiko_client_takes_the_jobs_socket_and_pinned_key(bench: Workbench, job: Job) -> None:
+    result = run_client(bench, OWN_CLIENT, job.host)
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().strip() == subprocess.run(
         ["id", "-un"], capture_output=True, text=True).stdout.strip()
