@@ -7,10 +7,10 @@ byte: a failure is an error frame carrying the same one line a local connect pri
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from proxycmd import prelude
+from proxycmd.handoff import write_all
 from proxycmd.resolvers import JobEndpoint
 from proxycmd.transports import OpenSession
 
@@ -52,6 +52,4 @@ def _credential(session: OpenSession) -> str:
 
 
 def _write(data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(1, view):]
+    write_all(1, data)

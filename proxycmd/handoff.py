@@ -58,12 +58,13 @@ def pump(source: int, sink: int) -> None:
             data = os.read(source, CHUNK)
             if not data:
                 return
-            _write_all(sink, data)
+            write_all(sink, data)
         except OSError:
             return
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is out (pipes and sockets take partial writes)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
