@@ -13,6 +13,7 @@ from proxycmd.resolvers import JobSummary, Resolver
 from starter import paths
 
 from . import control, fastclient, include, managed, settings
+from .via import via_file
 
 
 @dataclass(frozen=True)
@@ -121,12 +122,13 @@ def block_change(ssh_config: Path, queue: str | None = None) -> Change:
 
 
 def removal_changes(ssh_config: Path) -> list[Change]:
-    """Take out our block (and the file, if setup made it and nothing else is in it) and the include."""
+    """Take out our block (and the file, if setup made it and nothing else is in it), the
+    include and the remembered access point."""
     old = managed.read(ssh_config)
     new = managed.without_block(old) if old is not None else None
     created = managed.created_marker(old)
     if created and new == "":
         new = None
-    path = include_file()
+    path, hop = include_file(), via_file()
     return [Change(ssh_config, old, new, remove_directory=created == "directory"),
-            Change(path, managed.read(path), None)]
+            Change(path, managed.read(path), None), Change(hop, managed.read(hop), None)]

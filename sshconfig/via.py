@@ -13,23 +13,23 @@ from proxycmd.privatefile import write_private
 from starter import paths
 
 
-def _file() -> Path:
+def via_file() -> Path:
     return paths.config_dir() / "via.json"
 
 
 def remembered() -> Hop | None:
     try:
-        data = json.loads(_file().read_text())
+        data = json.loads(via_file().read_text())
         return Hop(check_target(str(data["target"])), str(data.get("command", DEFAULT_COMMAND)))
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{_file()}: unreadable ({err}): run condor-job-proxy setup again") from None
+        raise ValueError(f"{via_file()}: unreadable ({err}): run condor-job-proxy setup again") from None
 
 
 def remember(hop: Hop | None) -> None:
     if hop is None:
-        _file().unlink(missing_ok=True)
+        via_file().unlink(missing_ok=True)
         return
-    _file().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_private(_file(), json.dumps(hop._asdict()) + "\n")
+    via_file().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(via_file(), json.dumps(hop._asdict()) + "\n")

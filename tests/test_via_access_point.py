@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from accounts import VENV, Account, account, ensure_venv
+from accounts import SUFFIX, VENV, Account, account, ensure_venv
 from conftest import free_port, wait_for_job_line, wait_until
 from jobstart import end_job
 from loginsshd import login_sshd
@@ -324,3 +324,16 @@ def test_paramiko_client_refuses_a_host_key_other_than_the_prelude_pinned(via) -
     result = via["laptop"].run(f"{VENV}/bin/python", "-c", CLIENT, via["host"], "ap", command)
     assert result.returncode == 1
     assert result.stderr.decode().strip() == "refused: BadHostKeyException"
+
+
+def test_uninstall_on_the_laptop_forgets_the_access_point_and_setup_brings_it_back(via) -> None:
+    laptop: Account = via["laptop"]
+    remembered = laptop.home / ".config" / "condor-job-proxy" / "via.json"
+    assert remembered.exists()
+    assert laptop.run("condor-job-proxy", "config", "uninstall").returncode == 0
+    assert not remembered.exists()
+    assert (laptop.home / ".ssh" / "config").read_text() == \
+        via["sshd"].host_block("ap", via["ap"].name) + \
+        via["sshd"].host_block("stranger-ap", f"cjp-apstranger{SUFFIX}")
+    assert laptop.run("condor-job-proxy", "setup", "--yes", "--via", "ap").returncode == 0
+    assert _ssh(via, via["host"], "true").returncode == 0
