@@ -31,6 +31,10 @@ _PRIVATE_KEY = re.compile(r"-----BEGIN OPENSSH PRIVATE KEY-----\n[A-Za-z0-9+/=\n
                           r"-----END OPENSSH PRIVATE KEY-----\n?")
 
 
+class HopClosed(ProxyError):
+    """The hop ended before sending a byte: its ssh failed, or the command there did."""
+
+
 class Prelude(NamedTuple):
     host_key: str      # one "<type> <base64>" a line
     user: str
@@ -79,9 +83,10 @@ def _read_exactly(fd: int, count: int, hop: str) -> bytes:
     data = b""
     while len(data) < count:
         chunk = os.read(fd, count - len(data))
+        if not chunk and not data:
+            raise HopClosed(f"{hop} closed the connection before the session was set up")
         if not chunk:
-            raise ProxyError(f"{hop} closed the connection before the session was set up"
-                             if not data else f"{hop} sent a truncated session prelude")
+            raise ProxyError(f"{hop} sent a truncated session prelude")
         data += chunk
     return data
 

@@ -19,6 +19,7 @@ import os
 import socket
 import subprocess
 from pathlib import Path
+from typing import NoReturn
 
 from starter import paths
 from starter.jobid import DEFAULT_HOST_PREFIX, BadJobId, parse_host
@@ -40,10 +41,13 @@ def run(hop: Hop, host: str, user: str | None, *, identity: Path | None = None,
         connect(hop, host, user, identity=identity, known_hosts=known_hosts,
                 job_identity=job_identity, prefix=prefix)
         return 0
-    except (ProxyError, OSError, ValueError) as err:
+    except KeyboardInterrupt:
+        return FAILED
+    except Exception as err:   # noqa: BLE001 - the contract is one line, never a traceback
         if debug:
             raise
-        report(f"condor-job-proxy: {err}")
+        known = isinstance(err, (ProxyError, OSError, ValueError))
+        report(f"condor-job-proxy: {'' if known else 'internal error: '}{err}")
         return FAILED
 
 
@@ -130,10 +134,9 @@ def _hop_socket(argv: list[str], files: _JobFiles) -> tuple[socket.socket, prelu
         hop = subprocess.Popen(argv, stdin=theirs, stdout=theirs)
     try:
         return ours, files.install(ours.fileno())
-    except BaseException:
+    except BaseException as err:
         ours.close()
-        _end(hop)
-        raise
+        _end(hop, err)
 
 
 def _relay_hop(argv: list[str], files: _JobFiles) -> None:
@@ -141,19 +144,22 @@ def _relay_hop(argv: list[str], files: _JobFiles) -> None:
     hop = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
     try:
         files.install(hop.stdout.fileno())
-    except BaseException:
-        _end(hop)
-        raise
+    except BaseException as err:
+        _end(hop, err)
     handoff.relay_process(hop)
 
 
-def _end(hop: subprocess.Popen) -> None:
-    """Let a failed hop's ssh go: it exits by itself after an error prelude, else is stopped."""
+def _end(hop: subprocess.Popen, err: BaseException) -> NoReturn:
+    """Let a failed hop's ssh go (it exits by itself after an error prelude, else is stopped)
+    and raise ``err``, saying how ssh ended when it ended before saying anything."""
     for pipe in (hop.stdin, hop.stdout):
         if pipe is not None:
             pipe.close()
     try:
-        hop.wait(HOP_EXIT_SECONDS)
+        status = hop.wait(HOP_EXIT_SECONDS)
     except subprocess.TimeoutExpired:
         hop.kill()
-        hop.wait()
+        status = hop.wait()
+    if isinstance(err, prelude.HopClosed) and status:
+        raise ProxyError(f"{err} (ssh exited with status {status}; its message is above)") from None
+    raise err

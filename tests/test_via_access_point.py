@@ -252,6 +252,16 @@ def test_bad_prelude_is_one_clear_line_and_nothing_written(via, case: str) -> No
     assert not any("4242" in name for name in before)
 
 
+def test_access_point_without_condor_job_proxy_says_so_after_the_shells_line(via) -> None:
+    result = via["laptop"].run("condor-job-proxy", "connect", "--via", "ap", "--via-command",
+                               "no-such-condor-job-proxy", via["host"], input=b"")
+    assert result.returncode == 255
+    lines = result.stderr.decode().splitlines()
+    assert "no-such-condor-job-proxy: command not found" in lines[0]
+    assert lines[1:] == ["condor-job-proxy: ap closed the connection before the session was set "
+                         "up (ssh exited with status 127; its message is above)"]
+
+
 def test_laptops_ssh_dir_holds_nothing_of_ours_and_the_job_key_is_pinned(via) -> None:
     laptop: Account = via["laptop"]
     assert _ssh(via, via["host"], "true").returncode == 0
