@@ -278,6 +278,17 @@ def test_laptops_ssh_dir_holds_nothing_of_ours_and_the_job_key_is_pinned(via) ->
     assert os.readlink(identity) == str(laptop.home / ".config" / "condor-job-proxy" / "id_ed25519")
 
 
+def test_nothing_of_the_hop_outlives_the_session(via) -> None:
+    laptop: Account = via["laptop"]
+    hops = lambda: subprocess.run(["pgrep", "-u", laptop.name, "-f", "connect --relay --prelude"],  # noqa: E731
+                                  capture_output=True, text=True).stdout.split()
+    assert wait_until(lambda: not hops(), timeout=15)   # earlier tests' sessions have ended
+    assert _ssh(via, "-o", "ControlPath=none", via["host"], "true").returncode == 0
+    assert wait_until(lambda: not hops(), timeout=10), hops()
+    on_ap = ["pgrep", "-u", via["ap"].name, "-f", "condor-job-proxy connect --relay --prelude"]
+    assert wait_until(lambda: subprocess.run(on_ap, capture_output=True).returncode == 1)
+
+
 def _proxies(laptop: Account) -> list[str]:
     out = subprocess.run(["pgrep", "-u", laptop.name, "-f", "condor_job_proxy.*connect --via"],
                          capture_output=True, text=True).stdout
