@@ -15,12 +15,13 @@ import click
 
 from proxycmd import options
 from proxycmd.errors import one_line
-from proxycmd.main import FAILED
+from proxycmd.outcome import FAILED
 
 from . import refresh_include
 
 if TYPE_CHECKING:
     from proxycmd.model import JobSummary
+    from proxycmd.resolvers import BaseResolver
 
 
 class _Group(click.Group):
@@ -69,8 +70,9 @@ def cli(ctx: click.Context, queue: str | None, debug: bool, config_dir: str | No
 @click.pass_obj
 def connect(obj: dict, host: str, user: str | None, **given: object) -> None:
     """ProxyCommand: connect HOST [USER] (ssh_config: connect %n %r)."""
-    from proxycmd.main import connect_and_remember
-    connect_and_remember(host, user, obj["queue"], after_user_mismatch=refresh_include, **given)
+    from proxycmd.main import run_connect
+    sys.exit(run_connect({**obj, **given, "host": host, "user": user},
+                         after_user_mismatch=refresh_include))
 
 
 @cli.command()
@@ -130,20 +132,29 @@ def jobs(obj: dict, as_json: bool, names: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Show the changes as a unified diff; change nothing.")
 @click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path),
               help="The ssh config file to add the Include to (default: ~/.ssh/config).")
+@click.option("--via", metavar="[USER@]AP", help="Reach the jobs of this access point through "
+              "your own ssh to it (a laptop outside the pool).")
+@click.option("--via-command", metavar="CMD", help="condor-job-proxy on the access point "
+              "(default: condor-job-proxy).")
 @click.pass_obj
-def setup(obj: dict, yes: bool, dry_run: bool, ssh_config: Path | None) -> None:
+def setup(obj: dict, yes: bool, dry_run: bool, ssh_config: Path | None, via: str | None,
+          via_command: str | None) -> None:
     """Create your job-access key, the generated include and the Include block."""
-    from proxycmd.resolvers import default_resolver
+    from proxycmd.hop import DEFAULT_COMMAND, Hop
     from proxycmd.userkey import ensure_key
     from sshconfig import install, managed
+    from sshconfig import via as remembered_via
     ssh_config = ssh_config or managed.user_ssh_config()
-    include = install.include_change(default_resolver(obj["queue"]), obj["queue"], dry_run)
+    hop = Hop(via, via_command or DEFAULT_COMMAND) if via else None
+    include = install.include_change(None if hop else _resolver(obj), obj["queue"], dry_run,
+                                     via=hop)
     block = install.block_change(ssh_config, obj["queue"])
     if dry_run:
         click.echo(include.diff() + block.diff() or f"{ssh_config}: already set up", nl=False)
         return
     key, created = ensure_key()
     click.echo(f"{'created' if created else 'using'} job-access key {key}", err=True)
+    remembered_via.remember(hop)
     include.apply()
     if block.changed:
         if not yes and sys.stdin.isatty():
@@ -162,18 +173,24 @@ def config() -> None:
 @click.option("--if-missing", "host", metavar="HOST",
               help="Only if HOST has no Host block yet (ssh's Match exec runs this).")
 @click.option("--dry-run", is_flag=True, help="Show the changes as a unified diff.")
+@click.option("--via", metavar="[USER@]AP", help="List the jobs on this access point (default: "
+              "the one setup --via named).")
 @click.pass_obj
-def config_refresh(obj: dict, host: str | None, dry_run: bool) -> None:
+def config_refresh(obj: dict, host: str | None, dry_run: bool, via: str | None) -> None:
     """Rewrite the include from the current job list; forget files of jobs that left."""
+    from proxycmd import hop as hops
     from proxycmd import state
     from proxycmd.model import REACHABLE_STATES
-    from proxycmd.resolvers import default_resolver
     from sshconfig import install
+    from sshconfig import via as remembered_via
     if host is not None and install.includes_host(host):
         return
-    resolver = default_resolver(obj["queue"])
-    jobs = resolver.list_jobs()
-    change = install.include_change(resolver, obj["queue"], dry_run, jobs=jobs)
+    hop = remembered_via.remembered()
+    if via:
+        hop = hops.Hop(via, hop.command if hop else hops.DEFAULT_COMMAND)
+    resolver = None if hop else _resolver(obj)
+    jobs = hops.list_jobs(hop) if hop else resolver.list_jobs()
+    change = install.include_change(resolver, obj["queue"], dry_run, jobs=jobs, via=hop)
     if dry_run:
         click.echo(change.diff(), nl=False)
         return
@@ -246,6 +263,11 @@ def doctor(obj: dict, job: str) -> None:
     from condor_job_proxy import doctor as checks
     for line in checks.report(job, obj["queue"]):
         click.echo(line)
+
+
+def _resolver(obj: dict) -> BaseResolver:
+    from proxycmd.resolvers import default_resolver
+    return default_resolver(obj["queue"])
 
 
 def _summary_json(job: JobSummary) -> dict:

@@ -26,10 +26,12 @@ def connect(host: str, user: str | None = None, *, relay: bool = False,
             known_hosts: Path | None = None, job_identity: Path | None = None,
             shells: list[str] | None = None, prefix: str | None = None,
             deliver: Callable[[ReadySession], None] | None = None,
-            serves: Callable[[JobEndpoint], bool] | None = None) -> None:
+            serves: Callable[[JobEndpoint], bool] | None = None,
+            session_key: str | None = None) -> None:
     """Resolve ``host``, open its session through the pipeline and deliver it: to ssh (fd
     passing, or a relay with ``relay``) unless ``deliver`` takes it. An endpoint that
-    ``serves`` turns down raises NotServed before any connection is made."""
+    ``serves`` turns down raises NotServed before any connection is made. ``session_key`` is
+    a public key to let into the session instead of ours (a laptop's, via an access point)."""
     try:
         job = parse_host(host, prefix or DEFAULT_HOST_PREFIX)
     except BadJobId as err:
@@ -39,8 +41,8 @@ def connect(host: str, user: str | None = None, *, relay: bool = False,
         raise NotServed(endpoint.transport)
     known_hosts = state.known_hosts_file(host, known_hosts)
     request = SessionRequest(endpoint.user, identity or paths.user_key_path(),
-                             tuple(shells or ()), known_hosts=known_hosts, host=host,
-                             ssh_user=user)
+                             tuple(shells or ()), session_key or "", known_hosts=known_hosts,
+                             host=host, ssh_user=user)
     ready = pipeline.open_ready(endpoint, request, known_hosts,
                                 job_identity or state.identities_dir() / host)
     (deliver or pipeline.to_ssh(relay))(ready)

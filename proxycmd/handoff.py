@@ -10,6 +10,10 @@ import os
 import socket
 import stat
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import subprocess
 
 from . import fdpass
 
@@ -38,29 +42,41 @@ def relay(sock: socket.socket, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
     """Copy stdin -> sock and sock -> stdout until the job side closes."""
     upstream = threading.Thread(target=_pump_up, args=(stdin_fd, sock), daemon=True)
     upstream.start()
-    _pump(sock.fileno(), stdout_fd)
+    pump(sock.fileno(), stdout_fd)
 
 
 def _pump_up(stdin_fd: int, sock: socket.socket) -> None:
-    _pump(stdin_fd, sock.fileno())
+    pump(stdin_fd, sock.fileno())
     try:
         sock.shutdown(socket.SHUT_WR)   # ssh closed its side: tell sshd, keep reading replies
     except OSError:
         pass
 
 
-def _pump(source: int, sink: int) -> None:
+def pump(source: int, sink: int) -> None:
+    """Copy ``source`` to ``sink`` until end of file or an error on either side."""
     while True:
         try:
             data = os.read(source, CHUNK)
             if not data:
                 return
-            _write_all(sink, data)
+            write_all(sink, data)
         except OSError:
             return
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is out (pipes and sockets take partial writes)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def relay_process(process: subprocess.Popen, stdin_fd: int = 0, stdout_fd: int = 1) -> None:
+    """Copy our stdin -> the process's stdin and its stdout -> ours (pipes: works on Windows)."""
+    def upstream() -> None:
+        pump(stdin_fd, process.stdin.fileno())
+        process.stdin.close()   # ssh closed its side: let the process see the end
+    threading.Thread(target=upstream, daemon=True).start()
+    pump(process.stdout.fileno(), stdout_fd)
+    process.wait()

@@ -15,15 +15,10 @@ from typing import TYPE_CHECKING
 
 from . import options
 
+from .outcome import connect_outcome
+
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from .model import JobEndpoint, ReadySession
-
-    Hook = Callable[[str | None], None]
-
-FAILED = 255
-NOT_SERVED = -1   # connect_outcome: the caller's ``serves`` turned the job's endpoint down
+    from .outcome import Hook
 
 
 def parse_connect(argv: list[str]) -> dict | None:
@@ -66,7 +61,17 @@ def run_connect(request: dict, after_user_mismatch: Hook | None = None) -> int:
     """Run the ProxyCommand; a failure is one line on stderr and 255 (a traceback with --debug).
 
     Run by the fast client when no connect daemon answered, it starts one for the next ssh.
+    ``--via`` runs the laptop's side through an access point, ``--prelude`` the access
+    point's side of it.
     """
+    request = dict(request)
+    via, via_command, prelude = (request.pop(key, None) for key in options.VIA_MODES)
+    if prelude:
+        from .access_point import serve
+        return serve(request)
+    if via:
+        from .via import run
+        return run(via, via_command, request)
     daemon_socket = os.environ.pop("CONDOR_JOB_PROXY_START_DAEMON", None)
     shared = {key: request[key] for key in options.DAEMON_SHARED}
     status, line = connect_outcome(request, after_user_mismatch=after_user_mismatch)
@@ -77,51 +82,3 @@ def run_connect(request: dict, after_user_mismatch: Hook | None = None) -> int:
         from .daemon.start import start_in_background
         start_in_background(daemon_socket, shared)
     return status
-
-
-def connect_outcome(request: dict, deliver: Callable[[ReadySession], None] | None = None,
-                    serves: Callable[[JobEndpoint], bool] | None = None,
-                    after_user_mismatch: Hook | None = None) -> tuple[int, str]:
-    """(exit status, line for stderr) of one connect. ``deliver`` takes the ready session
-    instead of ssh's stdout; an endpoint ``serves`` turns down gives NOT_SERVED."""
-    from starter import paths
-
-    from .connect import NotServed
-    from .errors import ProxyError, one_line
-    request = dict(request)
-    debug = request.pop("debug", False)
-    paths.use_dirs(request.pop("config_dir", None), request.pop("state_dir", None))
-    try:
-        connect_and_remember(**request, deliver=deliver, serves=serves,
-                             after_user_mismatch=after_user_mismatch)
-        return 0, ""
-    except NotServed:
-        return NOT_SERVED, ""
-    except KeyboardInterrupt:
-        return FAILED, ""
-    except Exception as err:   # noqa: BLE001 - the contract is one line, never a traceback
-        if debug:
-            raise
-        return FAILED, one_line(err)
-
-
-def connect_and_remember(host: str, user: str | None, queue: str | None,
-                         after_user_mismatch: Hook | None = None, **given) -> None:
-    """The ProxyCommand's work; when ssh used the wrong login name, ``after_user_mismatch``
-    (the include's refresh) runs, so the next ``ssh job-N.P`` logs in as the job's user."""
-    from pathlib import Path
-
-    from .connect import connect
-    from .errors import ProxyError, UserMismatch
-    for option in options.CONNECT:
-        if option.is_path and given.get(option.key):
-            given[option.key] = Path(given[option.key])
-    try:
-        connect(host, user, queue=queue, **given)
-    except UserMismatch:
-        if after_user_mismatch is not None:
-            try:
-                after_user_mismatch(queue)
-            except (ProxyError, OSError, ValueError):
-                pass   # the one-line error already says how to log in; refresh is a convenience
-        raise

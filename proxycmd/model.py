@@ -69,4 +69,7 @@ class ReadySession(NamedTuple):
     user: str                  # the login name ssh must use
     identity: Path             # the private key ssh must offer
     known_hosts: Path          # where its host key is pinned, under the job's host name
+    host_key: str              # what is pinned there: "<type> <base64>", one a line
+    issued_key: str = ""       # a private key the transport was issued for this session (the
+                               # pool's own ssh-to-job's), the only one its sshd lets in
     notice: str = ""           # a line for the user (an EC2 first-use trust)

@@ -35,7 +35,16 @@ CONNECT = (
            "the job needs (EC2 key pair, a pool's session key).", "LINK", True),
     Option("--host-prefix", "prefix", True, "Job host names start with PREFIX (default: job-).",
            "PREFIX"),
+    Option("--via", "via", True, "Reach the job through this access point, with your own ssh "
+           "(a laptop outside the pool).", "[USER@]AP"),
+    Option("--via-command", "via_command", True,
+           "condor-job-proxy on the access point (default: condor-job-proxy).", "CMD"),
+    Option("--prelude", "prelude", False, "With --relay: the access point's side of --via."),
+    Option("--session-key", "session_key", True,
+           "With --prelude: the laptop's public key, let into this session.", "PUBKEY"),
 )
+# Options that choose another side of the connect than ssh's own (``--via``).
+VIA_MODES = ("via", "via_command", "prelude")
 # What a connect daemon shares with every request it serves (the rest varies per request).
 DAEMON_SHARED = ("queue", "config_dir", "state_dir")
 

@@ -34,7 +34,8 @@ def open_ready(endpoint: JobEndpoint, request: SessionRequest, known_hosts: Path
     identity = Path(session.key_file or endpoint.key_file or request.login_key or request.identity)
     if identity_link is not None:
         state.point_identity(host, identity, identity_link)
-    return ReadySession(session.sock, session.user, identity, known_hosts, session.notice)
+    return ReadySession(session.sock, session.user, identity, known_hosts, session.host_key,
+                        session.key_file, session.notice)
 
 
 def check_login(job: JobId, runs_as: str, asked: str | None, host: str) -> None:

@@ -11,6 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from proxycmd.hop import DEFAULT_COMMAND, Hop
 from proxycmd.model import REACHABLE_STATES, JobSummary
 from starter.jobid import DEFAULT_HOST_PREFIX
 
@@ -31,6 +32,8 @@ class IncludeSettings:
     control_dir: Path | None = None     # None: no shared connections
     control_persist: str = "no"
     daemon_client: list[str] = field(default_factory=list)   # fast client + socket base; [] = off
+    via: Hop | None = None      # jobs are reached through this access point (a laptop)
+    windows: bool = False       # Windows' OpenSSH: no fd passing, no shared connections
 
 
 def render(jobs: list[JobSummary], settings: IncludeSettings) -> str:
@@ -60,7 +63,7 @@ def _job_block(job: JobSummary, prefix: str) -> list[str]:
 def _wildcard_block(settings: IncludeSettings) -> list[str]:
     known_hosts = f"{_percent(settings.known_hosts_dir)}/%n"
     job_identity = f"{_percent(settings.identities_dir)}/%n" if settings.identities_dir else ""
-    argv = [*map(_percent, settings.proxy_command), "connect",
+    argv = [*map(_percent, settings.proxy_command), "connect", *_via_words(settings.via),
             "--identity", _percent(settings.identity), "--known-hosts", known_hosts]
     if job_identity:
         argv += ["--job-identity", job_identity]
@@ -73,8 +76,7 @@ def _wildcard_block(settings: IncludeSettings) -> list[str]:
         "    # host key in the job's own known_hosts file (absolute paths: no PATH or venv lookup).",
         *_daemon_comment(settings),
         f"    ProxyCommand {command} %n %r",
-        "    # The proxy hands ssh the connected socket and exits: no relay in the data path.",
-        "    ProxyUseFdpass yes",
+        *_handover_lines(settings),
         "    # AES-GCM first: with the CPU's AES instructions it moves ~1.3-1.7x the bytes of",
         "    # chacha20 here; the rest of OpenSSH's default list stays as it was.",
         "    Ciphers ^aes128-gcm@openssh.com,aes256-gcm@openssh.com",
@@ -90,7 +92,7 @@ def _wildcard_block(settings: IncludeSettings) -> list[str]:
         "    GlobalKnownHostsFile /dev/null",
         "    StrictHostKeyChecking yes",
         "    UpdateHostKeys no",
-        *_control_lines(settings),
+        *([] if settings.windows else _control_lines(settings)),
         "    # Notice a suspended or vanished job (3 missed replies, 90 s) instead of hanging.",
         "    ServerAliveInterval 30",
         "    # Give up on a job whose starter does not answer, rather than wait for TCP.",
@@ -106,7 +108,29 @@ def _daemon_client(settings: IncludeSettings) -> list[str]:
     return [_percent(word) for word in settings.daemon_client]
 
 
+def _via_words(via: Hop | None) -> list[str]:
+    if via is None:
+        return []
+    words = ["--via", via.target]
+    return words + (["--via-command", _percent(via.command)] if via.command != DEFAULT_COMMAND else [])
+
+
+def _handover_lines(settings: IncludeSettings) -> list[str]:
+    """Fd passing where ssh can take a socket; Windows' OpenSSH cannot, so the proxy relays."""
+    if settings.windows:
+        return ["    # Windows' OpenSSH takes no socket from a ProxyCommand: the proxy relays the bytes,",
+                "    # and shares no connections (no ControlMaster there)."]
+    if settings.via:
+        return ["    # The proxy hands ssh its end of the hop's ssh (a socketpair) and exits.",
+                "    ProxyUseFdpass yes"]
+    return ["    # The proxy hands ssh the connected socket and exits: no relay in the data path.",
+            "    ProxyUseFdpass yes"]
+
+
 def _daemon_comment(settings: IncludeSettings) -> list[str]:
+    if settings.via:
+        return [f"    # Your own ssh to {settings.via.target} runs condor-job-proxy there, which sends",
+                "    # the job's authenticated host key first; the proxy pins it here, then relays."]
     if not settings.daemon_client:
         return ["    # Every connect runs the proxy itself (connect_daemon = false in config.toml, or",
                 "    # no connect daemon can run here: see `condor-job-proxy doctor`)."]

@@ -9,11 +9,13 @@ from pathlib import Path
 
 from proxycmd import state
 from proxycmd.daemon import build
+from proxycmd.hop import Hop, list_jobs
 from proxycmd.model import JobSummary
 from proxycmd.resolvers import BaseResolver
 from starter import paths
 
 from . import control, include, managed, settings
+from .via import via_file
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,14 @@ def _daemon_client(command: list[str], chosen: settings.ConfigSettings,
     return [*build.client_argv(command[0], chosen.compiled_client, create), str(base)]
 
 
-def include_change(resolver: BaseResolver, queue: str | None = None, dry_run: bool = False,
-                   jobs: list[JobSummary] | None = None) -> Change:
+def include_change(resolver: BaseResolver | None, queue: str | None = None, dry_run: bool = False,
+                   jobs: list[JobSummary] | None = None, via: Hop | None = None,
+                   windows: bool = os.name == "nt") -> Change:
     """The include as it should be now; a dry run creates no directory for the sockets either.
 
-    ``jobs`` spares a second query when the caller has listed them already.
+    ``jobs`` spares a second query when the caller has listed them already. With ``via`` the
+    jobs are the access point's, and ssh reaches them through it (no connect daemon).
+    ``windows``: for Windows' OpenSSH (no fd passing, no shared connections).
     """
     chosen = settings.load()
     command = proxy_command(queue)
@@ -89,11 +94,14 @@ def include_change(resolver: BaseResolver, queue: str | None = None, dry_run: bo
         proxy_command=command, identity=paths.user_key_path(),
         known_hosts_dir=state.known_hosts_dir(), prefix=chosen.host_prefix,
         identities_dir=state.identities_dir(),
-        control_dir=control.control_dir(create=not dry_run) if chosen.control_master else None,
+        control_dir=(control.control_dir(create=not dry_run)
+                     if chosen.control_master and not windows else None),
         control_persist=chosen.control_persist,
-        daemon_client=_daemon_client(command, chosen, create=not dry_run))
+        daemon_client=[] if via else _daemon_client(command, chosen, create=not dry_run),
+        via=via, windows=windows)
     path = include_file()
-    jobs = resolver.list_jobs() if jobs is None else jobs
+    if jobs is None:
+        jobs = list_jobs(via) if via else resolver.list_jobs()
     return Change(path, managed.read(path), include.render(jobs, include_settings))
 
 
@@ -123,12 +131,13 @@ def block_change(ssh_config: Path, queue: str | None = None) -> Change:
 
 
 def removal_changes(ssh_config: Path) -> list[Change]:
-    """Take out our block (and the file, if setup made it and nothing else is in it) and the include."""
+    """Take out our block (and the file, if setup made it and nothing else is in it), the
+    include and the remembered access point."""
     old = managed.read(ssh_config)
     new = managed.without_block(old) if old is not None else None
     created = managed.created_marker(old)
     if created and new == "":
         new = None
-    path = include_file()
+    path, hop = include_file(), via_file()
     return [Change(ssh_config, old, new, remove_directory=created == "directory"),
-            Change(path, managed.read(path), None)]
+            Change(path, managed.read(path), None), Change(hop, managed.read(hop), None)]

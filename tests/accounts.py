@@ -73,8 +73,8 @@ def ensure_venv() -> Path:
     os.chmod(VENV.parent, 0o755)
     subprocess.run(["/usr/bin/python3", "-m", "venv", str(VENV)], check=True)
     pip = [str(VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check"]
-    # Only what the connect path and the starter import; paramiko and boto3 are not needed here.
-    subprocess.run([*pip, "click", "platformdirs", "wheel"], check=True)
+    # What the connect path, the starter and the Python client (paramiko) import; not boto3.
+    subprocess.run([*pip, "click", "platformdirs", "wheel", "paramiko"], check=True)
     subprocess.run([*pip, "--no-deps", "--no-build-isolation", str(ROOT)], check=True)
     subprocess.run(["chmod", "-R", "a+rX", str(VENV)], check=True)
     stamp.write_text(digest)

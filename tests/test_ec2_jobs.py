@@ -314,3 +314,21 @@ def test_ec2_job_through_the_connect_daemon(ec2_job: Ec2Job, lab: Lab, tmp_path:
         subprocess.run([sys.executable, "-m", "condor_job_proxy", "daemon", "--stop", "--socket",
                         str(next(iter(run.glob("cjp-d-ec2-*.sock")), run / "none"))],
                        env=ec2_job.env, capture_output=True)
+
+
+def test_access_point_does_not_relay_an_ec2_job_to_a_laptop(ec2_job: Ec2Job, lab: Lab) -> None:
+    """`connect --via` from a laptop: the job's key pair file would have to leave the access
+    point, so its side answers with an error frame and connects nowhere."""
+    from proxycmd import prelude
+    from proxycmd.errors import ProxyError
+    result = lab.client(sys.executable, "-m", "condor_job_proxy", "connect", "--relay",
+                        "--prelude", HOST, lab.login, env=ec2_job.env, input=b"")
+    assert result.returncode == 255 and result.stderr == b""
+    read, write = os.pipe()
+    os.write(write, result.stdout)
+    os.close(write)
+    with pytest.raises(ProxyError, match="^job-40.0 is an EC2 job: its key pair stays on the "
+                                         "access point, so ssh to it from there$"):
+        prelude.read(read, "ap")
+    os.close(read)
+    assert not ec2_job.known_hosts.exists()

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from starter import paths, sshsig
 
-from .. import fdpass, main
+from .. import fdpass, main, options, outcome
 from ..model import JobEndpoint, ReadySession
 from . import quick
 
@@ -44,7 +44,7 @@ class Daemon:
     """One listening socket; a thread per request; the options every request must share."""
 
     def __init__(self, socket_path: Path, shared: dict, idle_seconds: float,
-                 after_user_mismatch: main.Hook | None = None) -> None:
+                 after_user_mismatch: outcome.Hook | None = None) -> None:
         self.socket_path = socket_path
         self.shared = shared              # queue, config_dir, state_dir: as parse_connect has them
         self.idle_seconds = idle_seconds
@@ -109,11 +109,11 @@ class Daemon:
             conn.sendall(quick.FALLBACK)
             return
         identity = request["identity"] or str(paths.user_key_path())
-        status, line = main.connect_outcome(
+        status, line = outcome.connect_outcome(
             request, deliver=lambda ready: _pass_socket(conn, ready),
             serves=lambda endpoint: _serves(endpoint, identity),
             after_user_mismatch=self.after_user_mismatch)
-        if status == main.NOT_SERVED:
+        if status == outcome.NOT_SERVED:
             conn.sendall(quick.FALLBACK)
         elif status != 0:
             _reply_failure(conn, line, status)
@@ -133,6 +133,7 @@ class Daemon:
             return None
         request = main.parse_connect(command[3:])
         if (request is None or request["debug"] or request["relay"]
+                or any(request[key] for key in options.VIA_MODES)
                 or any(request[key] != value for key, value in self.shared.items())):
             return None
         return request
@@ -149,7 +150,7 @@ def _serves(endpoint: JobEndpoint, identity: str) -> bool:
 
 
 def serve(socket_path: Path, shared: dict, idle_seconds: float = DEFAULT_IDLE_SECONDS,
-          after_user_mismatch: main.Hook | None = None) -> None:
+          after_user_mismatch: outcome.Hook | None = None) -> None:
     """Run a daemon at ``socket_path`` unless another one already holds it."""
     lock_file = _hold_lock(socket_path)
     if lock_file is None:
@@ -257,7 +258,7 @@ def _pass_socket(conn: socket.socket, ready: ReadySession) -> None:
         ready.sock.close()
 
 
-def _reply_failure(conn: socket.socket, line: str, status: int = main.FAILED) -> None:
+def _reply_failure(conn: socket.socket, line: str, status: int = outcome.FAILED) -> None:
     conn.sendall(quick.FAILED + f"{status}\n{line}\n".encode(errors="replace"))
 
 

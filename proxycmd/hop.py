@@ -1,0 +1,69 @@
+"""The hop to the access point: the user's own ``ssh`` running our command there.
+
+Running the user's ssh (not a library) means their config for the access point applies as
+is: keys, agent, ProxyJump, 2FA prompts, ControlMaster. Used by ``connect --via`` and by
+``setup``/``config refresh --via``, which list the jobs on the access point.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+from typing import NamedTuple
+
+from starter.jobid import BadJobId, parse_job_id
+
+from .errors import ProxyError
+from .prelude import LOGIN_NAME
+from .model import JobSummary
+
+DEFAULT_COMMAND = "condor-job-proxy"
+LIST_SECONDS = 120.0
+
+
+class Hop(NamedTuple):
+    target: str                       # [user@]access-point, as the user's ssh knows it
+    command: str = DEFAULT_COMMAND    # condor-job-proxy on the access point (a shell word)
+
+
+def check_target(target: str) -> str:
+    """A hop target ssh takes as a host, never as an option or two words."""
+    if not target or target.startswith("-") or any(c.isspace() or c in "'\"\\" for c in target):
+        raise ProxyError(f"{target!r} is not an access point name for ssh: give [user@]host")
+    return target
+
+
+def ssh_argv(hop: Hop, words: list[str]) -> list[str]:
+    """The user's ssh running ``<command> WORDS...`` on the access point, with no terminal and
+    none of the user's forwardings for that host (they would clash on every job connect)."""
+    ssh = shutil.which("ssh")
+    if ssh is None:
+        raise ProxyError("no ssh on PATH: install OpenSSH's client to reach the access point")
+    remote = f"{hop.command} {shlex.join(words)}"
+    return [ssh, "-T", "-o", "ClearAllForwardings=yes", "-o", "ForwardX11=no",
+            check_target(hop.target), remote]
+
+
+def list_jobs(hop: Hop) -> list[JobSummary]:
+    """The access point's job list (``condor-job-proxy jobs --json`` there)."""
+    proc = subprocess.run(ssh_argv(hop, ["jobs", "--json"]), stdin=subprocess.DEVNULL,
+                          capture_output=True, timeout=LIST_SECONDS)
+    if proc.returncode != 0:
+        reason = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise ProxyError(f"cannot list the jobs on {hop.target}: "
+                         f"{reason[-1] if reason else f'ssh exit status {proc.returncode}'}")
+    try:
+        return [_summary(entry) for entry in json.loads(proc.stdout)]
+    except (ValueError, TypeError, KeyError, BadJobId):
+        raise ProxyError(f"{hop.target} sent a job list this version cannot read") from None
+
+
+def _summary(entry: dict) -> JobSummary:
+    """One listed job; names end up in the ssh config, so nothing there may span lines."""
+    user = str(entry["user"])
+    if not LOGIN_NAME.fullmatch(user):
+        raise ValueError(user)
+    return JobSummary(parse_job_id(str(entry["job"])), " ".join(str(entry["owner"]).split()), user,
+                      str(entry["state"]), float(entry["start_time"]),
+                      tuple(str(word) for word in entry["command"]), str(entry.get("address", "")))
