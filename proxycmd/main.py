@@ -64,8 +64,7 @@ def run_connect(request: dict, after_user_mismatch: Hook | None = None) -> int:
     ``--via`` runs the laptop's side through an access point, ``--prelude`` the access
     point's side of it.
     """
-    request = dict(request)
-    via, via_command, prelude = (request.pop(key, None) for key in options.VIA_MODES)
+    via, via_command, prelude = (request.get(key) for key in options.VIA_MODES)
     if prelude:
         from .access_point import serve
         return serve(request)
