@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Callable
 
 from starter import paths
-from starter.jobid import DEFAULT_HOST_PREFIX, BadJobId, parse_host
+from starter.jobid import DEFAULT_HOST_PREFIX, BadJobId, JobId, parse_host
 
 from . import handoff, identities, knownhosts
-from .errors import ProxyError, UserMismatch, report
-from .resolvers import JobEndpoint, default_resolver
+from .errors import JobNotRunning, ProxyError, UserMismatch, report
+from .resolvers import JobEndpoint, Resolver, default_resolver
 from .transports import SessionRequest, open_session
+
+
+INTERACTIVE_HOST = "condor-interactive"   # and condor-interactive-<template>
 
 
 class NotServed(Exception):
@@ -31,16 +34,34 @@ def connect(host: str, user: str | None = None, *, relay: bool = False,
     """Resolve ``host``, open an authenticated session, pin its host key and hand it to ssh
     (or to ``deliver``, with any line to show the user). An endpoint that ``serves`` turns
     down raises NotServed before any connection is made."""
+    if host.startswith(INTERACTIVE_HOST):
+        from .interactive import connect_interactive
+        return connect_interactive(host, user, queue=queue, relay=relay, identity=identity,
+                                   known_hosts=known_hosts, job_identity=job_identity,
+                                   shells=shells)
     try:
         job = parse_host(host, prefix or DEFAULT_HOST_PREFIX)
     except BadJobId as err:
         raise ProxyError(str(err)) from None
-    endpoint = default_resolver(queue).resolve(job)
+    endpoint = _resolve(default_resolver(queue), job, may_wait=deliver is None)
     if serves is not None and not serves(endpoint):
         raise NotServed(endpoint.transport)
     connect_endpoint(host, endpoint, user, relay=relay, identity=identity,
                      known_hosts=known_hosts, job_identity=job_identity, shells=shells,
                      deliver=deliver)
+
+
+def _resolve(resolver: Resolver, job: JobId, may_wait: bool) -> JobEndpoint:
+    """The job's endpoint, waiting for an idle job when the user wants that. The connect
+    daemon cannot see the user's terminal, nor show a status line: it leaves such a job to
+    the full proxy command."""
+    from .waiting import resolve_waiting, wait_seconds
+    try:
+        return resolve_waiting(resolver, job, wait_seconds() if may_wait else 0)
+    except JobNotRunning as err:
+        if err.may_start and not may_wait:
+            raise NotServed("idle") from None
+        raise
 
 
 def connect_endpoint(host: str, endpoint: JobEndpoint, user: str | None = None, *,

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from . import knownhosts
 from .errors import JobNotFound, JobNotRunning, NotAuthorized, ProxyError
 from .resolvers import JobEndpoint, Resolver
 from .transports import SessionRequest, open_session
+from .waiting import StatusLine, Waiter, explainer
 
 SETUP_FAILED = 1
 # Test/debug only: seconds between -auto-retry attempts instead of HTCondor's 5 s, then 30 s.
@@ -120,7 +120,7 @@ def split_arguments(text: str) -> list[str]:
 
 def _run(request: Request, interrupts: _Interrupts) -> int:
     resolver = _resolver(request)
-    waiter = _Waiter(request)
+    waiter = _waiter(request, resolver)
     while True:
         endpoint = _wait_for_endpoint(request, resolver, waiter)
         waiter.done()
@@ -147,7 +147,7 @@ def _resolver(request: Request) -> Resolver:
         raise SetupFailed(str(err)) from None
 
 
-def _wait_for_endpoint(request: Request, resolver: Resolver, waiter: _Waiter) -> JobEndpoint:
+def _wait_for_endpoint(request: Request, resolver: Resolver, waiter: Waiter) -> JobEndpoint:
     """Resolve the job; with -auto-retry, keep trying while it has not started."""
     while True:
         try:
@@ -186,30 +186,12 @@ def _setup_failure(request: Request, err: ProxyError) -> SetupFailed:
     return SetupFailed(str(err))
 
 
-class _Waiter:
-    """-auto-retry's wait: 'Waiting for job to start...' once, a live line on a terminal."""
-
-    def __init__(self, request: Request) -> None:
-        self.request = request
-        self.started = time.monotonic()
-        self.announced = False
-
-    def wait(self, err: ProxyError) -> None:
-        elapsed = time.monotonic() - self.started
-        if not self.announced:
-            self.announced = True
-            print("Waiting for job to start...", file=sys.stderr, flush=True)
-        if sys.stderr.isatty():
-            state = getattr(err, "state", "") or "not in the queue yet"
-            minutes, seconds = divmod(int(elapsed), 60)
-            print(f"\r\033[Kjob {self.request.job}: {state}, waited {minutes}:{seconds:02d}",
-                  end="", file=sys.stderr, flush=True)
-        _debug(self.request, f"not running yet: {err}")
-        time.sleep(retry_interval(elapsed))
-
-    def done(self) -> None:
-        if self.announced and sys.stderr.isatty():
-            print("\r\033[K", end="", file=sys.stderr, flush=True)
+def _waiter(request: Request, resolver: Resolver) -> Waiter:
+    """-auto-retry's wait: HTCondor's "Waiting for job to start..." once, then a live status
+    line (with the pool's analysis, where it can say) on a terminal only."""
+    return Waiter(request.job, StatusLine(log_changes=False), retry_interval,
+                  announce="Waiting for job to start...", explain=explainer(resolver, request.job),
+                  debug=lambda message: _debug(request, message))
 
 
 def retry_interval(elapsed: float) -> float:

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxycmd import identities, knownhosts
+from proxycmd import identities, interactive, knownhosts
 from proxycmd.resolvers import JobSummary, Resolver
 from starter import paths
 
@@ -89,7 +89,8 @@ def include_change(resolver: Resolver, queue: str | None = None, dry_run: bool =
         identities_dir=identities.identities_dir(),
         control_dir=control.control_dir(create=not dry_run) if chosen.control_master else None,
         control_persist=chosen.control_persist,
-        daemon_client=_daemon_client(command, chosen, create=not dry_run))
+        daemon_client=_daemon_client(command, chosen, create=not dry_run),
+        interactive_hosts=tuple(interactive.host_names()))
     path = include_file()
     jobs = resolver.list_jobs() if jobs is None else jobs
     return Change(path, managed.read(path), include.render(jobs, include_settings))

@@ -36,6 +36,7 @@ class JobOptions:
     port_range: tuple[int, int] | None = None   # (first, last): the first free one is used
     max_sessions: int = 64
     limits: Limits = field(default_factory=Limits)
+    label: str = ""   # kept in the record: how `ssh condor-interactive` finds its job again
 
 
 def run_job(options: JobOptions) -> int:
@@ -72,6 +73,8 @@ def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdenti
         signal.signal(signum, lambda num, _frame: early.append(num))
     publisher = options.publisher
     record = _initial_record(options.command, job_proc.pid, identity.public, host.user_name)
+    if options.label:
+        record["label"] = options.label
     context = JobContext(job="", cwd=record["cwd"], environment=job_env,
                          host_key_private=host_key[0], host_key_public=host_key[1], host=host,
                          pids=lambda: processes.job_pids(job_proc.pid))

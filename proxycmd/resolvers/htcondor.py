@@ -72,6 +72,25 @@ class HTCondorResolver:
         except htcondor2.HTCondorException as err:
             raise ProxyError(f"cannot remove job {job} from {self._label(name)}: {err}") from None
 
+    def submit(self, description: dict[str, str]) -> JobId:
+        """condor_submit of one job to the first configured schedd (interactive jobs)."""
+        htcondor2 = self.htcondor2
+        name = self.schedd_names[0]
+        try:
+            result = self._schedd(name).submit(htcondor2.Submit(description))
+        except htcondor2.HTCondorException as err:
+            raise ProxyError(f"cannot submit to {self._label(name)}: {err}") from None
+        return JobId(result.cluster(), result.first_proc())
+
+    def query_first_schedd(self, constraint: str) -> list:
+        """Job ads (the usual projection) from the schedd that ``submit`` uses."""
+        return self._query(self.schedd_names[0], constraint)
+
+    def why_idle(self, job: JobId) -> str:
+        """Why the job does not run yet, as far as the pool can say (condor_q -better-analyze)."""
+        from .htcondor_analysis import why_idle
+        return why_idle(self, job)
+
     def list_jobs(self) -> list[JobSummary]:
         """This user's running jobs on every configured schedd."""
         constraint = f"Owner == {quote(getpass.getuser())} && JobStatus == {RUNNING}"
