@@ -65,11 +65,12 @@ def template_name(host: str) -> str | None:
 
 
 def template_names() -> list[str]:
-    """Every configured template (for the include's Host line and VS Code's host list)."""
-    names = {DEFAULT_NAME}
+    """Every configured template, the default first (for the include's Host line and VS
+    Code's host list)."""
+    names = set()
     names |= {key for key, value in _section().items() if isinstance(value, dict)}
     names |= {path.stem for path in _files_dir().glob("*.sub") if _NAME.fullmatch(path.stem)}
-    return sorted(name for name in names if _NAME.fullmatch(name))
+    return [DEFAULT_NAME, *sorted(name for name in names - {DEFAULT_NAME} if _NAME.fullmatch(name))]
 
 
 def host_for(name: str) -> str:

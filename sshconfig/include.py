@@ -31,7 +31,7 @@ class IncludeSettings:
     control_dir: Path | None = None     # None: no shared connections
     control_persist: str = "no"
     daemon_client: list[str] = field(default_factory=list)   # fast client + socket base; [] = off
-    interactive_hosts: tuple[str, ...] = ()   # condor-interactive and its named templates
+    interactive_hosts: tuple[str, ...] = ()   # condor-interactive (first), its named templates
 
 
 def render(jobs: list[JobSummary], settings: IncludeSettings) -> str:
@@ -82,7 +82,7 @@ def _interactive_block(settings: IncludeSettings) -> list[str]:
     proxy's stderr, the status line, to /dev/null; the job itself stays for reconnects."""
     command = " ".join(shlex.quote(arg) for arg in _connect_argv(settings))
     return [
-        f"Host {' '.join(settings.interactive_hosts)}",
+        f"Host {' '.join(settings.interactive_hosts)} {settings.interactive_hosts[0]}-*",
         "    # Finds your live job of this template or submits one ([interactive] in config.toml),",
         "    # shows why it waits while it waits, then connects as for a job host. The job ends",
         "    # itself once no session has been open for the template's linger time.",
