@@ -26,6 +26,7 @@ WAIT_ENV = "CONDOR_JOB_PROXY_WAIT"
 POLL_ENV = "CONDOR_JOB_PROXY_WAIT_POLL"   # seconds between polls (tests)
 DEFAULT_TIMEOUT = 24 * 3600
 _LOG_EVERY = 60.0   # seconds between repeated lines when the status is not live
+_EXPLAIN_EVERY = 30.0   # seconds between analyses (a collector query of every slot)
 
 
 def wait_seconds(interactive_host: bool = False) -> float:
@@ -66,14 +67,22 @@ def _parse_wait(value: object) -> float | None:
 def _at_a_terminal() -> bool:
     if sys.stderr.isatty():
         return True
+    terminal = _terminal_if_hidden()
+    if terminal is None:
+        return False
+    terminal.close()
+    return True
+
+
+def _terminal_if_hidden() -> TextIO | None:
+    """The controlling terminal when ssh sent our stderr to /dev/null (ControlPersist)."""
     from .errors import _is_dev_null
     if not _is_dev_null(2):
-        return False
+        return None
     try:
-        os.close(os.open("/dev/tty", os.O_WRONLY | os.O_NOCTTY))
-        return True
+        return open("/dev/tty", "w")   # noqa: SIM115 - kept for the life of the wait
     except OSError:
-        return False
+        return None
 
 
 def pace(elapsed: float) -> float:
@@ -90,7 +99,7 @@ class StatusLine:
 
     def __init__(self, live: bool | None = None, log_changes: bool = True,
                  stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stderr
+        self.stream = stream or _terminal_if_hidden() or sys.stderr
         self.live = self.stream.isatty() if live is None else live
         self.log_changes = log_changes
         self.shown = False
@@ -136,6 +145,7 @@ class Waiter:
         self.debug = debug
         self.started = time.monotonic()
         self.announced = False
+        self._explained = ("", -_EXPLAIN_EVERY)   # (text, when)
 
     @property
     def elapsed(self) -> float:
@@ -159,12 +169,14 @@ class Waiter:
         self.status.clear()
 
     def _explanation(self) -> str:
-        if self.explain is None:
-            return ""
+        if self.explain is None or self.elapsed - self._explained[1] < _EXPLAIN_EVERY:
+            return self._explained[0]
         try:
-            return self.explain()
+            text = self.explain()
         except (ProxyError, OSError, ValueError):
-            return ""   # the analysis is a courtesy; the wait goes on without it
+            text = ""   # the analysis is a courtesy; the wait goes on without it
+        self._explained = (text, self.elapsed)
+        return text
 
 
 def clock(seconds: float) -> str:

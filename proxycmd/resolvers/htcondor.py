@@ -97,9 +97,12 @@ class HTCondorResolver:
         return [summary(ad) for name in self.schedd_names for ad in self._query(name, constraint)]
 
     def _query(self, name: str | None, constraint: str) -> list:
+        return self.query_schedd(name, constraint, PROJECTION)
+
+    def query_schedd(self, name: str | None, constraint: str, projection: list[str]) -> list:
         htcondor2 = self.htcondor2
         try:
-            return self._schedd(name).query(constraint=constraint, projection=PROJECTION)
+            return self._schedd(name).query(constraint=constraint, projection=projection)
         except htcondor2.HTCondorException as err:
             raise ProxyError(f"cannot query {self._label(name)}: {err}") from None
 
