@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
+import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -96,6 +100,31 @@ def test_ssh_to_idle_job_says_why_it_waits_and_ends_with_the_hold_reason(pool: P
     assert not any("Traceback" in line for line in lines)
 
 
+def test_at_a_terminal_ssh_to_idle_job_waits_with_a_live_line(pool: Pool) -> None:
+    """No setting and no variable: a person at a terminal gets the wait (batch use does not,
+    see test_htcondor_pool's idle case)."""
+    _slots(pool, 8192)
+    pool.add_job(5, JobStatus=1, RequestMemory=1024, CondorJobProxyOwnerKey=pool.public_key())
+    env = {**pool.env, "CONDOR_JOB_PROXY_WAIT_POLL": "0.2"}
+    controller, terminal = pty.openpty()
+    proxy = subprocess.Popen([sys.executable, "-m", "condor_job_proxy", "connect", "job-5.0",
+                              _me()], env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=terminal)
+    os.close(terminal)
+    seen = b""
+    deadline = time.monotonic() + 20
+    while seen.count(b"\r\x1b[Kjob 5.0: idle") < 2 and time.monotonic() < deadline:
+        if select.select([controller], [], [], 1)[0]:
+            try:
+                seen += os.read(controller, 4096)
+            except OSError:   # the proxy ended and closed the terminal
+                break
+    _change_job(pool, 5, JobStatus=3)
+    assert proxy.wait(30) == 255
+    os.close(controller)
+    assert seen.count(b"\r\x1b[Kjob 5.0: idle; 1 of 1 slots match") >= 2, seen   # rewritten
+
+
 def test_ssh_to_idle_job_lands_in_it_once_it_runs(pool: Pool) -> None:
     pool.configure('resolver = "htcondor"\ncontrol_master = false\n')
     assert pool.proxy("config", "refresh").returncode == 0
@@ -148,3 +177,54 @@ def test_condor_interactive_reuses_my_idle_job(pool: Pool) -> None:
     waiting.wait(30)
     assert len(json.loads(pool.file.read_text())["schedds"]["ap.test"]["jobs"]) == 1
     assert pool.job_ad(3)["JobStatus"] == 1   # not ours to remove: we did not submit it
+
+
+def _daemon_sockets(pool: Pool) -> list[Path]:
+    include = (pool.root / "config" / "condor-job-proxy" / "ssh_config").read_text()
+    line = next(line.strip() for line in include.splitlines()
+                if line.strip().startswith("ProxyCommand "))
+    base = next(word for word in shlex.split(line) if Path(word).name.startswith("cjp-d-"))
+    return list(Path(base).parent.glob(Path(base).name + "-*.sock"))
+
+
+def test_connect_daemon_leaves_an_idle_job_to_the_waiting_proxy(pool: Pool) -> None:
+    (pool.root / "run").mkdir(mode=0o700)   # a private place for the daemon's socket
+    # The same environment for every ssh here, so the daemon the first one starts serves all.
+    pool.env.update(XDG_RUNTIME_DIR=str(pool.root / "run"), CONDOR_JOB_PROXY_WAIT="60",
+                    CONDOR_JOB_PROXY_WAIT_POLL="0.2")
+    pool.configure('resolver = "htcondor"\ncontrol_master = false\n')
+    assert pool.proxy("config", "refresh").returncode == 0
+    pool.add_job(6, WantIOProxy=True, CondorJobProxyOwnerKey=pool.public_key())
+    starter = _start_starter(pool, 6)
+    try:
+        first = subprocess.run(["ssh", "-F", str(pool.ssh_config), "-o", "BatchMode=yes",
+                                "job-6.0", "true"], env=pool.env, capture_output=True, timeout=60)
+        assert first.returncode == 0, first.stderr
+        deadline = time.monotonic() + 20
+        while not _daemon_sockets(pool):
+            assert time.monotonic() < deadline, "the first connect started no daemon"
+            time.sleep(0.1)
+        pool.add_job(9, JobStatus=1, CondorJobProxyOwnerKey=pool.public_key())
+        waiting = _waiting(pool, "job-9.0", "true", tool="ssh")
+        _wait_for_line(pool, "job 9.0: idle")   # only the full proxy command waits and says so
+        _change_job(pool, 9, JobStatus=5, HoldReason=HOLD_REASON)
+        assert waiting.wait(30) == 255
+        assert any(f"job 9.0 is held: {HOLD_REASON}" in line for line in _stderr(pool))
+    finally:
+        subprocess.run([sys.executable, "-m", "condor_job_proxy", "daemon", "--stop"],
+                       env=pool.env, capture_output=True, timeout=30)
+        starter.terminate()
+        starter.wait(15)
+
+
+def test_interrupted_wait_removes_the_job_it_submitted(pool: Pool) -> None:
+    """ssh ends its ProxyCommand with SIGHUP when the user gives up (Ctrl-C, VS Code's cancel)."""
+    (pool.root / "config" / "condor-job-proxy" / "config.toml").write_text(
+        'resolver = "htcondor"\n')
+    waiting = _waiting(pool, "connect", "condor-interactive", _me())
+    _wait_for_line(pool, "job 1.0 (condor-interactive): idle")
+    waiting.send_signal(signal.SIGHUP)
+    assert waiting.wait(30) == 255
+    assert pool.job_ad(1)["JobStatus"] == 3
+    assert "removed job 1.0" in _stderr(pool)
+    assert pool.job_ad(1)["RemoveReason"].endswith("gave up waiting (interrupted)")

@@ -164,7 +164,7 @@ def _starter_endpoint(job: JobId, ad) -> JobEndpoint:
         # Like HTCondor's own early-start window: treated as "not running yet", so waiting helps.
         raise JobNotRunning(f"job {job} runs condor-job-proxy's starter, which has not published "
                          "its address yet; try again in a few seconds (is +WantIOProxy = true "
-                         "in the submit file?)", "idle")
+                         "in the submit file?)", "starting")
     return JobEndpoint(job=job, user=_login_user(ad), transport="starter", address=address,
                        starter_key=key)
 

@@ -34,7 +34,7 @@ class LocalResolver:
                                 f"{record.get('starter_pid')}) is gone", "lost")
         if not record.get("starter_address"):
             raise JobNotRunning(f"job {job} is not running yet: its starter has not published "
-                                "an address", "idle")
+                                "an address", "starting")
         try:
             return JobEndpoint(job=job, user=record["owner"], transport="starter",
                                address=record["starter_address"], starter_key=record["starter_key"])
