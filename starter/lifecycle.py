@@ -63,6 +63,7 @@ class JobLifecycle:
         self._seen: set[tuple[int, int]] = set()   # (pid, start) of every job process ever seen
         self._sessions_due: float | None = None   # when a session change is to be accounted for
         self._unused_since = time.monotonic()   # when the last session ended (or the job began)
+        self._in_use = False                    # whether the last look found a session open
 
     def install(self) -> None:
         """Route signals and session changes to the main loop; watch the job's exit."""
@@ -214,8 +215,10 @@ class JobLifecycle:
         if self.limits.linger_seconds is None:
             return None
         now = time.monotonic()
-        if self.server.session_count():
-            self._unused_since = now
+        if self.server.session_count() or self._in_use:
+            # Still in use, or the first look since the last session ended (a session's end
+            # is accounted for within _SESSIONS_SETTLE): the linger time starts now.
+            self._unused_since, self._in_use = now, bool(self.server.session_count())
             return None
         if now - self._unused_since < self.limits.linger_seconds:
             return None
