@@ -55,13 +55,7 @@ class LocalBackend:
         self.queue = resolver.queue
 
     def find(self, template: Template) -> JobId | None:
-        from starter.queue import RUNNING
-        from .resolvers.local import _alive
-        for record in reversed(self.queue.records()):
-            if (record.get("label") == template.label and record.get("owner_uid") == os.getuid()
-                    and record.get("state") == RUNNING and _alive(record.get("starter_pid"))):
-                return JobId(record["cluster"], record["proc"])
-        return None
+        return self.resolver.running_job_labelled(template.label)
 
     def submit(self, template: Template) -> JobId:
         memory = template.resources.get("request_memory")

@@ -18,8 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from conftest import wait_for_job_line
 from test_htcondor_pool import STANDIN, Pool, _classad, _me, pool  # noqa: F401 - fixture
 

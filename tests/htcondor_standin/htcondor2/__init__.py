@@ -15,7 +15,7 @@ slot ads come from the pool file (see ``_pool``); a submitted job is idle until 
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+from typing import Any, Callable, Iterator, List, Optional, Union
 
 from . import _pool
 from ._submit import DefaultItemData, Submit, SubmitResult, job_ad_from
