@@ -35,6 +35,8 @@ def connect(host: str, user: str | None = None, *, relay: bool = False,
     (or to ``deliver``, with any line to show the user). An endpoint that ``serves`` turns
     down raises NotServed before any connection is made."""
     if host.startswith(INTERACTIVE_HOST):
+        if deliver is not None:
+            raise NotServed("interactive")   # the wait and its status line belong to this ssh
         from .interactive import connect_interactive
         return connect_interactive(host, user, queue=queue, relay=relay, identity=identity,
                                    known_hosts=known_hosts, job_identity=job_identity,
@@ -55,13 +57,15 @@ def _resolve(resolver: Resolver, job: JobId, may_wait: bool) -> JobEndpoint:
     """The job's endpoint, waiting for an idle job when the user wants that. The connect
     daemon cannot see the user's terminal, nor show a status line: it leaves such a job to
     the full proxy command."""
-    from .waiting import resolve_waiting, wait_seconds
     try:
-        return resolve_waiting(resolver, job, wait_seconds() if may_wait else 0)
+        return resolver.resolve(job)
     except JobNotRunning as err:
-        if err.may_start and not may_wait:
+        if not err.may_start:
+            raise
+        if not may_wait:
             raise NotServed("idle") from None
-        raise
+    from .waiting import resolve_waiting, wait_seconds
+    return resolve_waiting(resolver, job, wait_seconds())
 
 
 def connect_endpoint(host: str, endpoint: JobEndpoint, user: str | None = None, *,

@@ -189,7 +189,7 @@ def _setup_failure(request: Request, err: ProxyError) -> SetupFailed:
 def _waiter(request: Request, resolver: Resolver) -> Waiter:
     """-auto-retry's wait: HTCondor's "Waiting for job to start..." once, then a live status
     line (with the pool's analysis, where it can say) on a terminal only."""
-    return Waiter(request.job, StatusLine(log_changes=False), retry_interval,
+    return Waiter(request.job, StatusLine(log_changes=False, stream=sys.stderr), retry_interval,
                   announce="Waiting for job to start...", explain=explainer(resolver, request.job),
                   debug=lambda message: _debug(request, message))
 
