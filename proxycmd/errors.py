@@ -59,8 +59,9 @@ class JobNotRunning(ProxyError):
 
     @property
     def may_start(self) -> bool:
-        """Whether waiting can help: the job has not started yet (HTCondor's idle)."""
-        return self.state == "idle"
+        """Whether waiting can help: the job has not started yet (HTCondor's idle), or runs
+        but its starter has not published how to reach it yet."""
+        return self.state in ("idle", "starting")
 
 
 class NotAuthorized(ProxyError):

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from . import htcondor_tool as htcondor_tool_module
 from .errors import JobNotFound, JobNotRunning, NotAuthorized, ProxyError, report
 from .model import JobEndpoint, ReadySession, SessionRequest
 from .resolvers import BaseResolver
+from .waiting import StatusLine, Waiter, explainer
 
 SETUP_FAILED = 1
 # Test/debug only: seconds between -auto-retry attempts instead of HTCondor's 5 s, then 30 s.
@@ -123,7 +123,7 @@ def split_arguments(text: str) -> list[str]:
 
 def _run(request: Request, interrupts: _Interrupts) -> int:
     resolver = _resolver(request)
-    waiter = _Waiter(request)
+    waiter = _waiter(request, resolver)
     while True:
         endpoint = _wait_for_endpoint(request, resolver, waiter)
         waiter.done()
@@ -150,7 +150,7 @@ def _resolver(request: Request) -> BaseResolver:
         raise SetupFailed(str(err)) from None
 
 
-def _wait_for_endpoint(request: Request, resolver: BaseResolver, waiter: _Waiter) -> JobEndpoint:
+def _wait_for_endpoint(request: Request, resolver: BaseResolver, waiter: Waiter) -> JobEndpoint:
     """Resolve the job; with -auto-retry, keep trying while it has not started."""
     while True:
         try:
@@ -193,30 +193,12 @@ def _setup_failure(request: Request, err: ProxyError) -> SetupFailed:
     return SetupFailed(str(err))
 
 
-class _Waiter:
-    """-auto-retry's wait: 'Waiting for job to start...' once, a live line on a terminal."""
-
-    def __init__(self, request: Request) -> None:
-        self.request = request
-        self.started = time.monotonic()
-        self.announced = False
-
-    def wait(self, err: ProxyError) -> None:
-        elapsed = time.monotonic() - self.started
-        if not self.announced:
-            self.announced = True
-            print("Waiting for job to start...", file=sys.stderr, flush=True)
-        if sys.stderr.isatty():
-            state = getattr(err, "state", "") or "not in the queue yet"
-            minutes, seconds = divmod(int(elapsed), 60)
-            print(f"\r\033[Kjob {self.request.job}: {state}, waited {minutes}:{seconds:02d}",
-                  end="", file=sys.stderr, flush=True)
-        _debug(self.request, f"not running yet: {err}")
-        time.sleep(retry_interval(elapsed))
-
-    def done(self) -> None:
-        if self.announced and sys.stderr.isatty():
-            print("\r\033[K", end="", file=sys.stderr, flush=True)
+def _waiter(request: Request, resolver: BaseResolver) -> Waiter:
+    """-auto-retry's wait: HTCondor's "Waiting for job to start..." once, then a live status
+    line (with the pool's analysis, where it can say) on a terminal only."""
+    return Waiter(request.job, StatusLine(log_changes=False, stream=sys.stderr), retry_interval,
+                  announce="Waiting for job to start...", explain=explainer(resolver, request.job),
+                  debug=lambda message: _debug(request, message))
 
 
 def retry_interval(elapsed: float) -> float:

@@ -34,6 +34,7 @@ class IncludeSettings:
     daemon_client: list[str] = field(default_factory=list)   # fast client + socket base; [] = off
     via: Hop | None = None      # jobs are reached through this access point (a laptop)
     windows: bool = False       # Windows' OpenSSH: no fd passing, no shared connections
+    interactive_hosts: tuple[str, ...] = ()   # condor-interactive (first), its named templates
 
 
 def render(jobs: list[JobSummary], settings: IncludeSettings) -> str:
@@ -42,6 +43,8 @@ def render(jobs: list[JobSummary], settings: IncludeSettings) -> str:
         if job.state in REACHABLE_STATES:
             lines += _job_block(job, settings.prefix)
     lines += _wildcard_block(settings)
+    if settings.interactive_hosts:
+        lines += _interactive_block(settings)
     return "\n".join(lines)
 
 
@@ -61,12 +64,7 @@ def _job_block(job: JobSummary, prefix: str) -> list[str]:
 
 
 def _wildcard_block(settings: IncludeSettings) -> list[str]:
-    known_hosts = f"{_percent(settings.known_hosts_dir)}/%n"
-    job_identity = f"{_percent(settings.identities_dir)}/%n" if settings.identities_dir else ""
-    argv = [*map(_percent, settings.proxy_command), "connect", *_via_words(settings.via),
-            "--identity", _percent(settings.identity), "--known-hosts", known_hosts]
-    if job_identity:
-        argv += ["--job-identity", job_identity]
+    argv = _connect_argv(settings)
     if settings.prefix != DEFAULT_HOST_PREFIX:
         argv += ["--host-prefix", settings.prefix]
     command = " ".join(shlex.quote(arg) for arg in [*_daemon_client(settings), *argv])
@@ -75,6 +73,50 @@ def _wildcard_block(settings: IncludeSettings) -> list[str]:
         "    # Finds the job, authenticates to its starter with your key and pins the session's",
         "    # host key in the job's own known_hosts file (absolute paths: no PATH or venv lookup).",
         *_daemon_comment(settings),
+        *_session_lines(settings, command),
+        *([] if settings.windows else _control_lines(settings)),
+        *_keepalive_lines(),
+    ]
+
+
+def _interactive_block(settings: IncludeSettings) -> list[str]:
+    """Hosts that submit a job on connect. No connect daemon (the wait and its status line
+    belong to this ssh) and no shared connection: with ControlPersist ssh would send the
+    proxy's stderr, the status line, to /dev/null; the job itself stays for reconnects."""
+    command = " ".join(shlex.quote(arg) for arg in _connect_argv(settings))
+    return [
+        f"Host {' '.join(settings.interactive_hosts)} {settings.interactive_hosts[0]}-*",
+        "    # Finds your live job of this template or submits one ([interactive] in config.toml),",
+        "    # shows why it waits while it waits, then connects as for a job host. The job ends",
+        "    # itself once no session has been open for the template's linger time.",
+        *_session_lines(settings, command),
+        "    # Each ssh connects on its own, so the waiting status reaches your terminal (or VS",
+        "    # Code's log); the job stays for the linger time, so reconnects find it.",
+        "    ControlMaster no",
+        *_keepalive_lines(),
+    ]
+
+
+def _connect_argv(settings: IncludeSettings) -> list[str]:
+    argv = [*map(_percent, settings.proxy_command), "connect", *_via_words(settings.via),
+            "--identity", _percent(settings.identity), "--known-hosts", _known_hosts(settings)]
+    if settings.identities_dir:
+        argv += ["--job-identity", _job_identity(settings)]
+    return argv
+
+
+def _known_hosts(settings: IncludeSettings) -> str:
+    return f"{_percent(settings.known_hosts_dir)}/%n"
+
+
+def _job_identity(settings: IncludeSettings) -> str:
+    return f"{_percent(settings.identities_dir)}/%n" if settings.identities_dir else ""
+
+
+def _session_lines(settings: IncludeSettings, command: str) -> list[str]:
+    """The ProxyCommand and what ssh needs to trust and log in to the session it hands over."""
+    known_hosts, job_identity = _known_hosts(settings), _job_identity(settings)
+    return [
         f"    ProxyCommand {command} %n %r",
         *_handover_lines(settings),
         "    # AES-GCM first: with the CPU's AES instructions it moves ~1.3-1.7x the bytes of",
@@ -92,7 +134,11 @@ def _wildcard_block(settings: IncludeSettings) -> list[str]:
         "    GlobalKnownHostsFile /dev/null",
         "    StrictHostKeyChecking yes",
         "    UpdateHostKeys no",
-        *([] if settings.windows else _control_lines(settings)),
+    ]
+
+
+def _keepalive_lines() -> list[str]:
+    return [
         "    # Notice a suspended or vanished job (3 missed replies, 90 s) instead of hanging.",
         "    ServerAliveInterval 30",
         "    # Give up on a job whose starter does not answer, rather than wait for TCP.",

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxycmd import state
+from proxycmd import interactive, state
 from proxycmd.daemon import build
 from proxycmd.hop import Hop, list_jobs
 from proxycmd.model import JobSummary
@@ -98,7 +98,7 @@ def include_change(resolver: BaseResolver | None, queue: str | None = None, dry_
                      if chosen.control_master and not windows else None),
         control_persist=chosen.control_persist,
         daemon_client=[] if via else _daemon_client(command, chosen, create=not dry_run),
-        via=via, windows=windows)
+        via=via, windows=windows, interactive_hosts=tuple(interactive.host_names()))
     path = include_file()
     if jobs is None:
         jobs = list_jobs(via) if via else resolver.list_jobs()

@@ -36,6 +36,7 @@ class JobOptions:
     port_range: tuple[int, int] | None = None   # (first, last): the first free one is used
     max_sessions: int = 64
     limits: Limits = field(default_factory=Limits)
+    label: str = ""   # kept in the record: how `ssh condor-interactive` finds its job again
 
 
 def run_job(options: JobOptions) -> int:
@@ -73,6 +74,8 @@ def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdenti
     publisher = options.publisher
     record = _initial_record(options.command, job_proc.pid, identity.public, host.user_name)
     record["no_terminal"] = host.no_terminal   # doctor reports it; each session's banner says it
+    if options.label:
+        record["label"] = options.label
     context = JobContext(job="", cwd=record["cwd"], environment=job_env,
                          host_key_private=host_key[0], host_key_public=host_key[1], host=host,
                          pids=lambda: processes.job_pids(job_proc.pid))

@@ -47,11 +47,15 @@ def cli() -> None:
               help="Remove the job when the CPU time of it and its sessions exceeds SECONDS.")
 @click.option("--grace", default=5.0, show_default=True, type=click.FloatRange(min=0),
               metavar="SECONDS", help="On removal, time between SIGTERM/SIGHUP and SIGKILL.")
+@click.option("--linger", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Remove the job once no session has been open for SECONDS (interactive jobs).")
+@click.option("--label", default="", metavar="TEXT",
+              help="A label kept in the job's record (interactive jobs are found again by it).")
 @click.argument("command", nargs=-1, required=True)
 def run(queue: str | None, keys_files: tuple[Path, ...], htcondor: bool | None,
         listen: str | None, port: int, port_range: str | None, super_users_keys: Path | None,
         max_sessions: int, memory_limit: float | None, cpu_limit: float | None, grace: float,
-        command: tuple[str, ...]) -> None:
+        linger: float | None, label: str, command: tuple[str, ...]) -> None:
     """Run COMMAND as a job you can ssh into: condor-job-starter run -- CMD ARGS..."""
     try:
         if htcondor is None:
@@ -62,7 +66,7 @@ def run(queue: str | None, keys_files: tuple[Path, ...], htcondor: bool | None,
                              authorized_keys_files=list(keys_files),
                              listen_host=listen or default_listen, listen_port=port,
                              port_range=_port_range(port_range), max_sessions=max_sessions,
-                             limits=Limits(memory_limit, cpu_limit, grace))
+                             limits=Limits(memory_limit, cpu_limit, grace, linger), label=label)
         status = run_job(options)
     except (StarterError, ChirpError, JobAdError, ValueError, OSError) as err:
         click.echo(f"condor-job-starter: {err}", err=True)

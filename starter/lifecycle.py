@@ -45,6 +45,7 @@ class Limits:
     memory_mb: float | None = None     # resident memory of the job and its sessions, summed
     cpu_seconds: float | None = None   # CPU time of the job and its sessions, summed
     grace_seconds: float = 5.0         # between SIGTERM/SIGHUP and SIGKILL
+    linger_seconds: float | None = None   # end the job once no session was open this long
 
 
 class JobLifecycle:
@@ -61,6 +62,8 @@ class JobLifecycle:
         self._published: dict = {}
         self._seen: set[tuple[int, int]] = set()   # (pid, start) of every job process ever seen
         self._sessions_due: float | None = None   # when a session change is to be accounted for
+        self._unused_since = time.monotonic()   # when the last session ended (or the job began)
+        self._in_use = False                    # whether the last look found a session open
 
     def install(self) -> None:
         """Route signals and session changes to the main loop; watch the job's exit."""
@@ -204,6 +207,24 @@ class JobLifecycle:
         return False
 
     def _over_limit(self) -> str | None:
+        return self._memory_or_cpu_over() or self._lingered()
+
+    def _lingered(self) -> str | None:
+        """An interactive job ends once nobody used it for the linger time: long enough for
+        VS Code's reconnects to find it, short enough not to hold a slot for nobody."""
+        if self.limits.linger_seconds is None:
+            return None
+        now = time.monotonic()
+        if self.server.session_count() or self._in_use:
+            # Still in use, or the first look since the last session ended (a session's end
+            # is accounted for within _SESSIONS_SETTLE): the linger time starts now.
+            self._unused_since, self._in_use = now, bool(self.server.session_count())
+            return None
+        if now - self._unused_since < self.limits.linger_seconds:
+            return None
+        return f"removed: no session for {self.limits.linger_seconds:g} s (its linger time)"
+
+    def _memory_or_cpu_over(self) -> str | None:
         memory_mb = self.record["memory_kb"] / 1024
         if self.limits.memory_mb is not None and memory_mb > self.limits.memory_mb:
             return (f"removed: resident memory {memory_mb:.0f} MB is over the limit of "

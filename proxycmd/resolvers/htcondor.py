@@ -79,15 +79,37 @@ class Resolver(BaseResolver):
         except htcondor2.HTCondorException as err:
             raise ProxyError(f"cannot remove job {job} from {self._label(name)}: {err}") from None
 
+    def submit(self, description: dict[str, str]) -> JobId:
+        """condor_submit of one job to the first configured schedd (interactive jobs)."""
+        htcondor2 = self.htcondor2
+        name = self.schedd_names[0]
+        try:
+            result = self._schedd(name).submit(htcondor2.Submit(description))
+        except htcondor2.HTCondorException as err:
+            raise ProxyError(f"cannot submit to {self._label(name)}: {err}") from None
+        return JobId(result.cluster(), result.first_proc())
+
+    def query_first_schedd(self, constraint: str) -> list:
+        """Job ads (the usual projection) from the schedd that ``submit`` uses."""
+        return self._query(self.schedd_names[0], constraint)
+
+    def why_idle(self, job: JobId) -> str:
+        """Why the job does not run yet, as far as the pool can say (condor_q -better-analyze)."""
+        from .htcondor_analysis import why_idle
+        return why_idle(self, job)
+
     def list_jobs(self) -> list[JobSummary]:
         """This user's running jobs on every configured schedd."""
         constraint = f"Owner == {quote(getpass.getuser())} && JobStatus == {RUNNING}"
         return [summary(ad) for name in self.schedd_names for ad in self._query(name, constraint)]
 
     def _query(self, name: str | None, constraint: str) -> list:
+        return self.query_schedd(name, constraint, PROJECTION)
+
+    def query_schedd(self, name: str | None, constraint: str, projection: list[str]) -> list:
         htcondor2 = self.htcondor2
         try:
-            return self._schedd(name).query(constraint=constraint, projection=PROJECTION)
+            return self._schedd(name).query(constraint=constraint, projection=projection)
         except htcondor2.HTCondorException as err:
             raise ProxyError(f"cannot query {self._label(name)}: {err}") from None
 
@@ -152,7 +174,7 @@ def _starter_endpoint(job: JobId, ad) -> JobEndpoint:
         # Like HTCondor's own early-start window: treated as "not running yet", so waiting helps.
         raise JobNotRunning(f"job {job} runs condor-job-proxy's starter, which has not published "
                          "its address yet; try again in a few seconds (is +WantIOProxy = true "
-                         "in the submit file?)", "idle")
+                         "in the submit file?)", "starting")
     return JobEndpoint(job=job, user=_login_user(ad), transport="starter", address=address,
                        starter_key=key)
 

@@ -5,7 +5,7 @@ import os
 
 from starter import paths
 from starter.jobid import JobId
-from starter.queue import EXITED, LIVE_STATES, LocalQueue, UntrustedRecord
+from starter.queue import EXITED, LIVE_STATES, RUNNING, LocalQueue, UntrustedRecord
 
 from ..errors import JobNotFound, JobNotRunning, ProxyError
 from ..model import JobEndpoint, JobSummary
@@ -38,7 +38,7 @@ class Resolver(BaseResolver):
                                 f"{record.get('starter_pid')}) is gone", "lost")
         if not record.get("starter_address"):
             raise JobNotRunning(f"job {job} is not running yet: its starter has not published "
-                                "an address", "idle")
+                                "an address", "starting")
         try:
             return JobEndpoint(job=job, user=record["owner"], transport="starter",
                                address=record["starter_address"], starter_key=record["starter_key"])
@@ -52,6 +52,14 @@ class Resolver(BaseResolver):
             control.act(self.queue, job, "remove")
         except control.ControlError as err:
             raise ProxyError(str(err)) from None
+
+    def running_job_labelled(self, label: str) -> JobId | None:
+        """This user's newest running job started with ``--label label`` (interactive jobs)."""
+        for record in reversed(self.queue.records()):
+            if (record.get("label") == label and record.get("owner_uid") == os.getuid()
+                    and _state(record) == RUNNING):
+                return JobId(record["cluster"], record["proc"])
+        return None
 
     def list_jobs(self) -> list[JobSummary]:
         return [JobSummary(job=JobId(r["cluster"], r["proc"]), owner=r.get("owner", "?"),

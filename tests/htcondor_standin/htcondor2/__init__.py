@@ -4,15 +4,21 @@ It implements exactly the calls condor-job-proxy's HTCondor resolver makes, with
 signatures (checked against htcondor 25.14.1's htcondor2/_collector.py and _schedd.py):
 ``Collector(pool=None)``, ``Collector.locate(daemon_type, name=None)`` (None when no daemon
 matches), ``Schedd(location=None)`` (the local schedd when None; TypeError unless a ClassAd),
-``Schedd.query(constraint='True', projection=[], callback=None, limit=-1, opts=...)`` and
-``HTCondorException``. Job ads come from the pool file (see ``_pool``).
+``Schedd.query(constraint='True', projection=[], callback=None, limit=-1, opts=...)``,
+``Schedd.act``, ``Schedd.submit(description, count=0, spool=False, itemdata=...)`` returning a
+``SubmitResult`` (cluster(), first_proc(), num_procs(), clusterad()), ``Submit`` (a mapping
+of submit commands to strings), ``Collector.query(ad_type=AdType.Any, constraint=None,
+projection=None, statistics=None)`` for slot ads, and ``HTCondorException`` (signatures from
+htcondor2/_schedd.py, _submit.py, _submit_result.py, _collector.py, _ad_type.py). Job and
+slot ads come from the pool file (see ``_pool``); a submitted job is idle until a test moves it.
 """
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Callable, Iterator, List, Optional, Union
 
 from . import _pool
+from ._submit import DefaultItemData, Submit, SubmitResult, job_ad_from
 
 
 class HTCondorException(Exception):
@@ -26,6 +32,16 @@ class DaemonType(enum.IntEnum):
     Startd = 3
     Collector = 4
     Negotiator = 5
+
+
+class AdType(enum.IntEnum):
+    """The bindings' values (htcondor2/_ad_type.py); the stand-in collector has slot ads only."""
+    Startd = 0
+    Schedd = 1
+    Master = 2
+    Collector = 7
+    Any = 10
+    Negotiator = 13
 
 
 class QueryOpts(enum.IntEnum):
@@ -53,6 +69,21 @@ class Collector:
             return None
         return ClassAd(Name=name, MyType="Scheduler", MyAddress=schedd["address"],
                        CondorVersion="$CondorVersion: 25.14.1 (stand-in) $")
+
+    def query(self, ad_type: AdType = AdType.Any, constraint: Optional[str] = None,
+              projection: Optional[List[str]] = None,
+              statistics: Optional[str] = None) -> List[ClassAd]:
+        """Slot ads (the pool file's "startds"), as condor_status gets them."""
+        if not isinstance(ad_type, AdType):
+            raise TypeError("ad_type must be an AdType")
+        if ad_type != AdType.Startd:
+            raise HTCondorException(f"stand-in collector has no {ad_type.name} ads")
+        try:
+            found = [ad for ad in self.state.get("startds", [])
+                     if _pool.matches(ad, str(constraint or "True"))]
+        except ValueError as err:
+            raise HTCondorException(str(err)) from None
+        return [_project(ad, projection or []) for ad in found]
 
 
 class JobAction(enum.IntEnum):
@@ -115,6 +146,25 @@ class Schedd:
                     ad.update(JobStatus=3, RemoveReason=reason or "Python-initiated action")
                     changed += 1
         return ClassAd({"TotalSuccess": changed})
+
+
+    def submit(self, description: Submit, count: int = 0, spool: bool = False,
+               itemdata: Optional[Union[Iterator[str], Iterator[dict]]] = DefaultItemData,
+               ) -> SubmitResult:
+        """One job (the stand-in refuses counts, spooling and item data), idle in this schedd."""
+        if not isinstance(description, Submit):
+            raise TypeError("description must be a Submit")   # real: no getQArgs() otherwise
+        if count not in (0, 1) or spool or itemdata not in (DefaultItemData, None):
+            raise HTCondorException("stand-in schedd submits one job, without spooling")
+        with _pool.editing() as state:
+            schedd = next((s for s in state["schedds"].values() if s["address"] == self._addr),
+                          None)
+            if schedd is None:
+                raise HTCondorException(f"Failed to connect to schedd at {self._addr}")
+            cluster = 1 + max((ad["ClusterId"] for ad in schedd["jobs"]), default=0)
+            ad = job_ad_from(description, cluster)
+            schedd["jobs"].append(ad)
+        return SubmitResult(cluster, 0, 1, ClassAd(ad))
 
 
 def _project(ad: dict, projection: List[str]) -> ClassAd:

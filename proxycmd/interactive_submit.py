@@ -1,0 +1,148 @@
+"""Submitting, finding and removing interactive jobs: the local queue and an HTCondor schedd.
+
+Either way the job runs under our starter with ``--linger``, so the job itself ends once
+nobody has used it for the template's linger time, however the sessions ended.
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import subprocess
+import sys
+import time
+from typing import Protocol
+
+from starter import paths
+from starter.jobid import JobId
+
+from .errors import ProxyError
+from .interactive_template import Template
+from .resolvers import BaseResolver as Resolver
+
+LABEL_ATTR = "CondorJobProxyInteractive"   # HTCondor: the template label, in the job ad
+_IDLE, _RUNNING = 1, 2
+_PUBLISH_TIMEOUT = 60.0
+
+
+class Backend(Protocol):
+    def find(self, template: Template) -> JobId | None:
+        """This user's live (idle or running) job of ``template``, if there is one."""
+
+    def submit(self, template: Template) -> JobId: ...
+
+    def remove(self, job: JobId, reason: str) -> None: ...
+
+
+def backend_for(resolver: Resolver) -> Backend:
+    if resolver.name == "local":
+        return LocalBackend(resolver)
+    return HTCondorBackend(resolver)
+
+
+def starter_arguments(template: Template, *extra: str) -> list[str]:
+    """``run ... -- COMMAND``: the starter's arguments for an interactive job."""
+    return ["run", *extra, "--linger", str(template.linger), "--label", template.label,
+            "--", *template.command]
+
+
+class LocalBackend:
+    """A ``condor-job-starter run`` started in the background, in the user's home directory."""
+
+    def __init__(self, resolver) -> None:
+        self.resolver = resolver
+        self.queue = resolver.queue
+
+    def find(self, template: Template) -> JobId | None:
+        return self.resolver.running_job_labelled(template.label)
+
+    def submit(self, template: Template) -> JobId:
+        memory = template.resources.get("request_memory")
+        extra = ["--queue", str(self.queue.directory),
+                 *(["--memory-limit", str(memory)] if memory else [])]
+        log = paths.state_dir() / "interactive" / f"{template.name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(log, "ab") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "starter", *starter_arguments(template, *extra)],
+                cwd=os.path.expanduser("~"), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                start_new_session=True)   # outlives ssh, and Ctrl-C in ssh's terminal
+        return self._published(process, log)
+
+    def _published(self, process: subprocess.Popen, log) -> JobId:
+        """The job id, once the starter has published its record (a fraction of a second)."""
+        deadline = time.monotonic() + _PUBLISH_TIMEOUT
+        while time.monotonic() < deadline:
+            for record in self.queue.records():
+                if record.get("starter_pid") == process.pid:
+                    return JobId(record["cluster"], record["proc"])
+            if process.poll() is not None:
+                tail = log.read_text(errors="replace").strip().splitlines()[-1:]
+                raise ProxyError(f"the interactive job's starter exited ({process.returncode})"
+                                 f"{': ' + tail[0] if tail else ''}; see {log}")
+            time.sleep(0.05)
+        process.terminate()
+        raise ProxyError(f"the interactive job's starter did not publish its job; see {log}")
+
+    def remove(self, job: JobId, reason: str) -> None:
+        self.resolver.remove(job, reason)
+
+
+class HTCondorBackend:
+    """Schedd.submit of a description that runs the template's command under our starter."""
+
+    def __init__(self, resolver) -> None:
+        self.resolver = resolver
+
+    def find(self, template: Template) -> JobId | None:
+        from starter.jobad import quote
+        constraint = (f"Owner == {quote(getpass.getuser())} && "
+                      f"{LABEL_ATTR} == {quote(template.label)}")
+        for ad in self.resolver.query_first_schedd(constraint):
+            if ad.get("JobStatus") in (_IDLE, _RUNNING):
+                return JobId(int(ad["ClusterId"]), int(ad["ProcId"]))
+        return None
+
+    def submit(self, template: Template) -> JobId:
+        return self.resolver.submit(description(template))
+
+    def remove(self, job: JobId, reason: str) -> None:
+        self.resolver.remove(job, reason)
+
+
+def description(template: Template) -> dict[str, str]:
+    """The submit description (submit language, all values strings) of an interactive job."""
+    from starter.condor_publish import OWNER_KEY_ATTR
+    from starter.jobad import quote
+
+    from .userkey import public_key
+    lines = {
+        "universe": "vanilla",
+        "executable": template.starter,
+        "transfer_executable": "false",
+        "arguments": _submit_arguments(starter_arguments(template)),
+        "My.WantIOProxy": "true",
+        f"My.{OWNER_KEY_ATTR}": quote(public_key()),
+        f"My.{LABEL_ATTR}": quote(template.label),
+        **{key: str(value) for key, value in template.resources.items()},
+    }
+    for line in template.submit:
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ValueError(f"interactive submit line {line!r} is not KEY = VALUE")
+        key = key.strip()
+        lines["My." + key[1:] if key.startswith("+") else key] = value.strip()
+    return lines
+
+
+def _submit_arguments(words: list[str]) -> str:
+    """condor_submit's new argument syntax: the whole in double quotes, each word in single
+    quotes (a ' doubled, a " doubled)."""
+    quoted = ["'" + word.replace("'", "''").replace('"', '""') + "'" for word in words]
+    return '"' + " ".join(quoted) + '"'
+
+
+def describe(template: Template) -> str:
+    """One line for the user: what the job will run and how long it stays."""
+    return (f"{shlex.join(template.command)}, {template.label}, ends {template.linger} s "
+            "after its last session")
