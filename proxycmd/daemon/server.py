@@ -110,7 +110,7 @@ class Daemon:
             return
         identity = request["identity"] or str(paths.user_key_path())
         status, line = outcome.connect_outcome(
-            request, deliver=lambda ready: _pass_socket(conn, ready),
+            {**request, "may_wait": False}, deliver=lambda ready: _pass_socket(conn, ready),
             serves=lambda endpoint: _serves(endpoint, identity),
             after_user_mismatch=self.after_user_mismatch)
         if status == outcome.NOT_SERVED:
