@@ -88,6 +88,12 @@ class SessionServer:
             _try(lambda: channel.send("refused", code=Refusal.PROTOCOL, message=str(err)))
             conn.close()
             return
+        except Exception as err:   # a bug must not leave a hostile peer a hanging thread
+            print(f"condor-job-starter: refused a connection: {type(err).__name__}: {err}",
+                  file=sys.stderr)
+            _try(lambda: channel.send("refused", code=Refusal.INTERNAL, message="internal error"))
+            conn.close()
+            return
         try:
             conn.settimeout(None)
             session.start(conn)
