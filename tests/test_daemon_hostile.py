@@ -78,6 +78,10 @@ def test_daemon_survives_a_flood_of_malformed_requests(bench: Workbench, job: Jo
     assert result.returncode == 0 and result.stdout == b"only-in-the-job\n", result.stderr
 
 
+def served_by_daemon(bench: Workbench, job: Job) -> bool:
+    return bench.ssh("-o", f"ProxyCommand={client_only(bench)}", job.host, "true").returncode == 0
+
+
 def replace_key(bench: Workbench) -> Path:
     """The user swaps their job-access key for a new one (a rotation after a scare)."""
     key = bench.root / "config" / "condor-job-proxy" / "id_ed25519"
@@ -91,6 +95,7 @@ def test_daemon_signs_with_the_key_as_it_is_now(bench: Workbench, job: Job) -> N
     """After the key file changes, the daemon signs with the new key, never a copy of the old
     one: the starter (which reads the user's public key per connect) lets in only the new."""
     first_connect(bench, job)
+    assert served_by_daemon(bench, job)         # the daemon has signed with the old key
     replace_key(bench)
     result = bench.ssh("-o", f"ProxyCommand={client_only(bench)}", job.host, "echo rotated")
     assert result.returncode == 0 and result.stdout == b"rotated\n", result.stderr
@@ -98,6 +103,7 @@ def test_daemon_signs_with_the_key_as_it_is_now(bench: Workbench, job: Job) -> N
 
 def test_daemon_stops_signing_when_the_key_is_removed(bench: Workbench, job: Job) -> None:
     socket_path = first_connect(bench, job)
+    assert served_by_daemon(bench, job)
     key = bench.root / "config" / "condor-job-proxy" / "id_ed25519"
     key.unlink()
     context = quick.context({os.fsencode(k): os.fsencode(v) for k, v in bench.env.items()})
