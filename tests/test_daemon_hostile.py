@@ -43,6 +43,11 @@ def request(rng: random.Random, kind: str, command: list[str], context: list[byt
     }[kind]
 
 
+def connect_command(bench: Workbench, job: Job) -> list[str]:
+    """The full command ssh runs for ``job``, as its user (the daemon serves it)."""
+    return full_command(bench, job)[:-1] + [pwd.getpwuid(os.getuid()).pw_name]
+
+
 def send(socket_path: Path, data: bytes) -> bytes:
     with socket.socket(socket.AF_UNIX) as channel:
         channel.settimeout(20)
@@ -61,7 +66,7 @@ def send(socket_path: Path, data: bytes) -> bytes:
 def test_daemon_survives_a_flood_of_malformed_requests(bench: Workbench, job: Job) -> None:
     socket_path = first_connect(bench, job)
     pid = daemon_pid(socket_path)
-    command = full_command(bench, job)[:-1] + [pwd.getpwuid(os.getuid()).pw_name]
+    command = connect_command(bench, job)
     context = quick.context({os.fsencode(k): os.fsencode(v) for k, v in bench.env.items()})
     assert ask_daemon(socket_path, command, context)[:1] == quick.SOCKET   # warmed up
     memory, baseline_threads = rss_kb(pid), threads(pid)
@@ -107,6 +112,6 @@ def test_daemon_stops_signing_when_the_key_is_removed(bench: Workbench, job: Job
     key = bench.root / "config" / "condor-job-proxy" / "id_ed25519"
     key.unlink()
     context = quick.context({os.fsencode(k): os.fsencode(v) for k, v in bench.env.items()})
-    assert ask_daemon(socket_path, full_command(bench, job), context)[:1] != quick.SOCKET
+    assert ask_daemon(socket_path, connect_command(bench, job), context)[:1] == quick.FALLBACK
     result = bench.ssh("-o", f"ProxyCommand={client_only(bench)}", job.host, "true")
     assert result.returncode == 255
