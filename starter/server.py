@@ -7,9 +7,11 @@ that the queue record publishes.
 """
 from __future__ import annotations
 
+import errno
 import secrets
 import socket
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from typing import Callable
@@ -165,7 +167,10 @@ class SessionServer:
             if len(self._sessions) >= self.max_sessions:
                 raise Refused(Refusal.TOO_MANY_SESSIONS, f"job {self.context.job} already has "
                               f"{self.max_sessions} sessions open (the limit)")
-            session = Session(self.context, client_key, shells, job_pids)
+            try:
+                session = Session(self.context, client_key, shells, job_pids)
+            except OSError as err:
+                raise Refused(Refusal.INTERNAL, _tmpdir_problem(err)) from None
             self._sessions.add(session)
         return session
 
@@ -184,6 +189,16 @@ def _session_key(hello: dict) -> str | None:
     if key is None:
         raise Refused(Refusal.PROTOCOL, "hello carries an unusable session_key")
     return key
+
+
+def _tmpdir_problem(err: OSError) -> str:
+    """Why no session directory could be made, in words an admin acts on."""
+    where = f"the job's TMPDIR ({tempfile.gettempdir()})"
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"cannot open a session: no space left in {where}"
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"cannot open a session: {where} is not writable"
+    return f"cannot open a session in {where}: {err.strerror or err}"
 
 
 def _try(action: Callable[[], None]) -> None:
