@@ -18,6 +18,11 @@ from starter import sshsig
 from starter.protocol import NONCE_BYTES, PROTOCOL_VERSION, Channel
 
 
+def user_key(root: Path) -> Path:
+    """The set-up user's job-access key, under a test's root (XDG_CONFIG_HOME=root/config)."""
+    return root / "config" / "condor-job-proxy" / "id_ed25519"
+
+
 def public_line(key_file: Path) -> str:
     """``type base64`` of a key pair's public half."""
     return " ".join(Path(f"{key_file}.pub").read_text().split()[:2])
@@ -156,6 +161,17 @@ def descendants(pid: int) -> set[int]:
                 found.add(child)
                 todo.append(child)
     return found
+
+
+def running_command(root_pid: int, cmdline: bytes) -> int | None:
+    """The pid of a process below ``root_pid`` whose command line is exactly ``cmdline``."""
+    for pid in descendants(root_pid):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes() == cmdline:
+                return pid
+        except OSError:
+            pass
+    return None
 
 
 def listening_ports(pids: set[int]) -> set[tuple[str, int]]:

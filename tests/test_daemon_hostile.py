@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from conftest import Job, Workbench, wait_until
-from handshake import new_key, rss_kb, threads
+from handshake import new_key, rss_kb, threads, user_key
 from proxycmd import quick
 from test_connect_daemon import ask_daemon, client_only, daemon_pid, first_connect, full_command
 
@@ -89,7 +89,7 @@ def served_by_daemon(bench: Workbench, job: Job) -> bool:
 
 def replace_key(bench: Workbench) -> Path:
     """The user swaps their job-access key for a new one (a rotation after a scare)."""
-    key = bench.root / "config" / "condor-job-proxy" / "id_ed25519"
+    key = user_key(bench.root)
     new = new_key(bench.root / "rotated")
     os.replace(f"{new}.pub", f"{key}.pub")
     os.replace(new, key)
@@ -109,7 +109,7 @@ def test_daemon_signs_with_the_key_as_it_is_now(bench: Workbench, job: Job) -> N
 def test_daemon_stops_signing_when_the_key_is_removed(bench: Workbench, job: Job) -> None:
     socket_path = first_connect(bench, job)
     assert served_by_daemon(bench, job)
-    key = bench.root / "config" / "condor-job-proxy" / "id_ed25519"
+    key = user_key(bench.root)
     key.unlink()
     context = quick.context({os.fsencode(k): os.fsencode(v) for k, v in bench.env.items()})
     assert ask_daemon(socket_path, connect_command(bench, job), context)[:1] == quick.FALLBACK

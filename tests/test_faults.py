@@ -18,15 +18,13 @@ import pytest
 
 from conftest import Job, Workbench, can_connect, session_leftovers, sshd_children, wait_until
 from handshake import (address, descendants, frame, job_record, listening_ports, open_channel,
-                       open_fds, public_line, send_hello)
+                       open_fds, public_line, running_command, send_hello, user_key)
 from jobstart import end_job
 from starter import sshsig
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small TMPDIR needs root")
 
 
-def owner_key(bench: Workbench) -> Path:
-    return bench.root / "config" / "condor-job-proxy" / "id_ed25519"
 
 
 class Machine:
@@ -55,9 +53,9 @@ def authenticated(bench: Workbench, job: Job) -> socket.socket:
     """A connection that has passed the handshake: an sshd now listens on it."""
     record = job_record(bench.root / "queue", job.id)
     channel = open_channel(address(record))
-    send_hello(channel, job.id, record["owner"], public_line(owner_key(bench)))
+    send_hello(channel, job.id, record["owner"], public_line(user_key(bench.root)))
     assert channel.receive("challenge")["type"] == "challenge"
-    channel.send("auth", sig=sshsig.sign(str(owner_key(bench)),
+    channel.send("auth", sig=sshsig.sign(str(user_key(bench.root)),
                                          channel.transcript.signed_data("client")))
     assert channel.receive("accept")["type"] == "accept"
     channel.receive("sig")
@@ -68,7 +66,7 @@ def test_client_killed_mid_handshake_leaves_nothing(bench: Workbench, job: Job) 
     machine = Machine(bench, job)
     record = job_record(bench.root / "queue", job.id)
     hello = frame({"type": "hello", "proto": 1, "job": job.id, "user": record["owner"],
-                   "key": public_line(owner_key(bench)), "nonce": "ab" * 32})
+                   "key": public_line(user_key(bench.root)), "nonce": "ab" * 32})
     for cut in (1, 4, len(hello) // 2, len(hello)):       # inside and after the hello
         sock = socket.create_connection(address(record))
         sock.sendall(hello[:cut])
@@ -85,14 +83,6 @@ def test_client_killed_mid_handshake_leaves_nothing(bench: Workbench, job: Job) 
     assert bench.ssh(job.host, "true").returncode == 0
 
 
-def session_command(job: Job, cmdline: bytes) -> int | None:
-    for pid in descendants(job.process.pid):
-        try:
-            if Path(f"/proc/{pid}/cmdline").read_bytes() == cmdline:
-                return pid
-        except OSError:
-            pass
-    return None
 
 
 def test_sshd_killed_mid_session_leaves_nothing(bench: Workbench, job: Job) -> None:
@@ -100,7 +90,7 @@ def test_sshd_killed_mid_session_leaves_nothing(bench: Workbench, job: Job) -> N
     ssh = subprocess.Popen(["ssh", "-F", str(bench.ssh_config), "-o", "BatchMode=yes", job.host,
                             "sleep 61 & sleep 62; wait"], env=bench.env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert wait_until(lambda: session_command(job, b"sleep\x0062\x00"), timeout=20)
+    assert wait_until(lambda: running_command(job.process.pid, b"sleep\x0062\x00"), timeout=20)
     for pid in sshd_children(job.process.pid):
         os.kill(pid, signal.SIGKILL)
     assert ssh.wait(10) == 255
@@ -162,7 +152,7 @@ def test_starter_killed_and_started_again_leaves_nothing(bench: Workbench, job: 
     ssh = subprocess.Popen(["ssh", "-F", str(bench.ssh_config), "-o", "BatchMode=yes", job.host,
                             "sleep 63"], env=bench.env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
-    assert wait_until(lambda: session_command(job, b"sleep\x0063\x00"), timeout=20)
+    assert wait_until(lambda: running_command(job.process.pid, b"sleep\x0063\x00"), timeout=20)
     old_tree = descendants(job.process.pid)
     (_, port), = listening_ports({job.process.pid})
     job.process.kill()
@@ -188,12 +178,12 @@ def random_fault(rng: random.Random, bench: Workbench, job: Job) -> str:
         rst_close(sock)
     elif fault == "hang up after challenge":
         channel = open_channel(address(record))
-        send_hello(channel, job.id, record["owner"], public_line(owner_key(bench)))
+        send_hello(channel, job.id, record["owner"], public_line(user_key(bench.root)))
         channel.receive("challenge")
         channel.sock.close()
     elif fault == "bad signature":
         channel = open_channel(address(record))
-        send_hello(channel, job.id, record["owner"], public_line(owner_key(bench)))
+        send_hello(channel, job.id, record["owner"], public_line(user_key(bench.root)))
         channel.receive("challenge")
         channel.send("auth", sig="x")
         channel.receive("accept")
@@ -225,7 +215,7 @@ def test_200_sessions_with_random_faults_leave_the_machine_as_it_was(bench: Work
             ssh = subprocess.Popen(["ssh", "-F", str(bench.ssh_config), "-o", "BatchMode=yes",
                                     job.host, "sleep 64"], env=bench.env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            assert wait_until(lambda: session_command(job, b"sleep\x0064\x00"), timeout=20)
+            assert wait_until(lambda: running_command(job.process.pid, b"sleep\x0064\x00"), timeout=20)
             for pid in sshd_children(job.process.pid):
                 os.kill(pid, signal.SIGKILL)
             ssh.wait(10)

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import Job, Workbench, session_leftovers, sshd_children, wait_until
-from handshake import address, frame, job_record, new_key, public_line, rss_kb, threads
+from handshake import (address, frame, job_record, new_key, public_line, rss_kb, threads,
+                       user_key)
 from starter.jobid import BadJobId, JobId, parse_host, parse_job_id
 from starter.keys import normalize
 from starter.protocol import MAX_MESSAGE, Channel, ProtocolError, Refusal
@@ -127,8 +128,6 @@ def test_public_key_parser_gives_a_key_or_none(prefix: str, text: str) -> None:
 
 # --- against a real starter ---------------------------------------------------------------------
 
-def owner_key(bench: Workbench):
-    return bench.root / "config" / "condor-job-proxy" / "id_ed25519"
 
 
 def ask(where: tuple[str, int], data: bytes, timeout: float = 12) -> list[dict]:
@@ -168,7 +167,7 @@ def test_starter_answers_hostile_hellos_with_typed_refusals(bench: Workbench, jo
                                                             data: st.DataObject) -> None:
     record = job_record(bench.root / "queue", job.id)
     valid = {"proto": 1, "job": job.id, "user": record["owner"],
-             "key": public_line(owner_key(bench)), "nonce": "ab" * 32}
+             "key": public_line(user_key(bench.root)), "nonce": "ab" * 32}
     hello = {"type": "hello"}
     for name, good in valid.items():   # mostly good fields, so the later checks are reached
         if data.draw(st.integers(0, 3), label=f"{name} is good") > 0:
@@ -234,7 +233,7 @@ def test_slow_client_is_cut_off_while_others_are_served(bench: Workbench, job: J
     """One byte a second: the handshake's deadline (10 s) ends it; meanwhile ssh works."""
     record = job_record(bench.root / "queue", job.id)
     hello = frame({"type": "hello", "proto": 1, "job": job.id, "user": record["owner"],
-                   "key": public_line(owner_key(bench)), "nonce": "ab" * 32})
+                   "key": public_line(user_key(bench.root)), "nonce": "ab" * 32})
     cut_off = threading.Event()
     started = time.monotonic()
 

@@ -7,13 +7,12 @@ import base64
 import os
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import Job, Workbench, free_port, sshd_children, wait_until
-from handshake import descendants, listening_ports
+from conftest import Job, Workbench, free_port, wait_until
+from handshake import descendants, listening_ports, running_command, user_key
 
 PRIVATE_KEY_HEADER = b"PRIVATE KEY-----"
 # Key files, and the session's copy of the job's environment (which may hold a job's tokens).
@@ -36,7 +35,7 @@ def private_fragments(key_file: Path) -> list[bytes]:
 def key_files(bench: Workbench) -> list[Path]:
     """Every private key of this machine's setup: the user's, each starter's two."""
     tmp = bench.root / "tmp"
-    return [bench.root / "config" / "condor-job-proxy" / "id_ed25519",
+    return [user_key(bench.root),
             *tmp.glob("cjp-starter-*/starter_key"), *tmp.glob("cjp-starter-*/host_key")]
 
 
@@ -64,9 +63,6 @@ def daemon_pids(bench: Workbench) -> set[int]:
             if lock.read_text().strip().isdigit()}
 
 
-def session_command_runs(job: Job, cmdline: bytes) -> bool:
-    texts = process_texts(descendants(job.process.pid))
-    return any(text == cmdline for where, text in texts.items() if where.endswith("cmdline"))
 
 
 def test_private_keys_are_in_no_argv_environment_log_or_error(bench: Workbench, job: Job) -> None:
@@ -76,7 +72,7 @@ def test_private_keys_are_in_no_argv_environment_log_or_error(bench: Workbench, 
                                 job.host, "sleep 30"], env=bench.env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     try:
-        assert wait_until(lambda: session_command_runs(job, b"sleep\x0030\x00"), timeout=20)
+        assert wait_until(lambda: running_command(job.process.pid, b"sleep\x0030\x00"), timeout=20)
         fragments = [f for key in key_files(bench) for f in private_fragments(key)]
         ours = descendants(job.process.pid) | daemon_pids(bench) | {session.pid} | \
             descendants(session.pid)
@@ -100,13 +96,13 @@ def test_private_keys_are_in_no_argv_environment_log_or_error(bench: Workbench, 
 def error_outputs(bench: Workbench, job: Job) -> dict[str, bytes]:
     """What the proxy says when things go wrong around keys: a key ssh-keygen cannot load, a
     key the job does not know, --debug tracebacks."""
-    user_key = bench.root / "config" / "condor-job-proxy" / "id_ed25519"
+    key = user_key(bench.root)
     broken = bench.root / "broken_key"
-    broken.write_bytes(user_key.read_bytes()[:200] + user_key.read_bytes()[-100:])
+    broken.write_bytes(key.read_bytes()[:200] + key.read_bytes()[-100:])
     broken.chmod(0o600)
-    Path(f"{broken}.pub").write_bytes(Path(f"{user_key}.pub").read_bytes())
+    Path(f"{broken}.pub").write_bytes(Path(f"{key}.pub").read_bytes())
     lonely = bench.root / "lonely_key"
-    lonely.write_bytes(user_key.read_bytes())
+    lonely.write_bytes(key.read_bytes())
     lonely.chmod(0o600)
     runs = {
         "broken key": ("connect", "--identity", str(broken), job.host),
@@ -146,8 +142,8 @@ def test_session_and_key_files_are_private(bench: Workbench, job: Job) -> None:
     finally:
         session.kill()
         session.wait()
-    user_key = bench.root / "config" / "condor-job-proxy" / "id_ed25519"
-    assert mode(user_key) == 0o600
+    key = user_key(bench.root)
+    assert mode(key) == 0o600
     assert mode(bench.root / "queue" / f"{job.id}.json") & 0o022 == 0
     for socket_path in (bench.root / "run").glob("cjp-d-*.sock"):
         assert mode(socket_path.parent) == 0o700
@@ -162,7 +158,7 @@ def test_only_the_starter_listens_and_only_where_configured(bench: Workbench) ->
                                env=bench.env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
-        assert wait_until(lambda: session_command_runs(job, b"sleep\x0030\x00"), timeout=20)
+        assert wait_until(lambda: running_command(job.process.pid, b"sleep\x0030\x00"), timeout=20)
         assert listening_ports({job.process.pid}) == {("127.0.0.1", port)}
         others = descendants(job.process.pid) | daemon_pids(bench)
         assert listening_ports(others) == set(), "a session process or the daemon listens"
