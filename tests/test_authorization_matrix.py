@@ -16,12 +16,14 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 
 from conftest import Job, Workbench, session_leftovers, sshd_children, wait_until
 from handshake import (address, finish, handshake, job_record, new_key, open_channel,
                        public_line, read_frame, send_hello, user_key)
 from starter import sshsig
 from starter.protocol import Refusal
+from test_connect_daemon import client_only, first_connect
 
 
 
@@ -207,11 +209,17 @@ def plant_record(bench: Workbench, job: Job, cluster: int, starter_address: str)
     return f"job-{cluster}.0"
 
 
-def test_impostor_starter_is_detected_before_any_ssh_byte(bench: Workbench, job: Job) -> None:
+@pytest.mark.parametrize("via", ["full command", "connect daemon"])
+def test_impostor_starter_is_detected_before_any_ssh_byte(bench: Workbench, job: Job,
+                                                          via: str) -> None:
+    options = []
+    if via == "connect daemon":     # the daemon alone connects: the full command cannot run
+        first_connect(bench, job)
+        options = ["-o", f"ProxyCommand={client_only(bench)}"]
     impostor = Impostor(key_file=new_key(bench.root / "impostor"))
     host = plant_record(bench, job, 9001, impostor.address)
     try:
-        result = bench.ssh(host, "touch", str(bench.root / "ran"))
+        result = bench.ssh(*options, host, "touch", str(bench.root / "ran"))
         assert impostor.done.wait(10)
     finally:
         impostor.close()
