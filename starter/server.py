@@ -160,7 +160,9 @@ class SessionServer:
             raise Refused(Refusal.NO_SSHD, "the job's machine has no sshd (install openssh-server)")
 
     def _open_session(self, client_key: str, shells: object, job_pids: list[int]) -> Session:
-        shells = [s for s in shells if isinstance(s, str)][:16] if isinstance(shells, list) else []
+        # Printable strings only: they go into the setup script (a lone surrogate cannot).
+        shells = [s for s in shells if isinstance(s, str) and s.isprintable()][:16] \
+            if isinstance(shells, list) else []
         with self._lock:
             if self.refusal:   # checked again: the job may have stopped taking sessions meanwhile
                 raise Refused(*self.refusal)

@@ -11,7 +11,7 @@ import os
 import socket
 import struct
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from starter import sshsig
@@ -69,7 +69,6 @@ class Outcome:
     reply: dict
     channel: Channel
     starter_proved: bool = False
-    frames: list[bytes] = field(default_factory=list)   # the starter's frames, as received
 
     @property
     def accepted(self) -> bool:

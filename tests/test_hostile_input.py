@@ -19,13 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import Job, Workbench, session_leftovers, sshd_children, wait_until
-from handshake import (address, frame, job_record, new_key, public_line, rss_kb, threads,
-                       user_key)
+from handshake import (address, frame, handshake, job_record, new_key, public_line, rss_kb,
+                       threads, user_key)
 from starter.jobid import BadJobId, JobId, parse_host, parse_job_id
 from starter.keys import normalize
 from starter.protocol import MAX_MESSAGE, Channel, ProtocolError, Refusal
 
-QUICK = settings(max_examples=300, deadline=None)
+QUICK = settings(max_examples=200, deadline=None)
 AGAINST_A_STARTER = settings(max_examples=60, deadline=None,
                              suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -281,4 +281,16 @@ def test_stranger_sending_garbage_after_a_refusal_gets_nothing(bench: Workbench,
     replies = ask(address(record), hello + b"SSH-2.0-OpenSSH_9.2\r\n" + b"\0" * 1000)
     assert [r["type"] for r in replies] == ["refused"]
     assert replies[0]["code"] == Refusal.NOT_OWNER
+    assert_starter_unharmed(bench, job)
+
+
+def test_owners_odd_shell_list_still_opens_a_session(bench: Workbench, job: Job) -> None:
+    """The hello's shells go into the session's setup script: odd ones (a lone surrogate,
+    a newline, not a string) are dropped, not fatal."""
+    record = job_record(bench.root / "queue", job.id)
+    outcome = handshake(address(record), job.id, record["owner"], user_key(bench.root),
+                        shells=["/\ud800", "/bin/sh\nrm -rf /", 7, None, "/bin/bash"],
+                        starter_key=record["starter_key"])
+    outcome.close()
+    assert outcome.accepted and outcome.starter_proved, outcome.reply
     assert_starter_unharmed(bench, job)
