@@ -38,6 +38,18 @@ def job_record(queue: Path, job_id: str) -> dict:
     return json.loads((queue / f"{job_id}.json").read_text())
 
 
+def plant_record(queue: Path, like_job: str, cluster: int, starter_address: str) -> str:
+    """A record in the user's own queue naming ``like_job``'s starter key but another address:
+    what an attacker who can answer on some address (not write the queue) would exploit.
+    Returns the new job's host name."""
+    record = dict(job_record(queue, like_job), cluster=cluster, proc=0,
+                  starter_address=starter_address)
+    path = queue / f"{cluster}.0.json"
+    path.write_text(json.dumps(record))
+    os.chmod(path, 0o644)
+    return f"job-{cluster}.0"
+
+
 def address(record: dict) -> tuple[str, int]:
     host, _, port = record["starter_address"].rpartition(":")
     return host.strip("[]"), int(port)

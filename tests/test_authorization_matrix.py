@@ -20,7 +20,7 @@ import pytest
 
 from conftest import Job, Workbench, session_leftovers, sshd_children, wait_until
 from handshake import (address, finish, handshake, job_record, new_key, open_channel,
-                       public_line, read_frame, send_hello, user_key)
+                       plant_record, public_line, read_frame, send_hello, user_key)
 from starter import sshsig
 from starter.protocol import Refusal
 from test_connect_daemon import client_only, first_connect
@@ -198,15 +198,6 @@ class Impostor:
         self.listener.close()
 
 
-def plant_record(bench: Workbench, job: Job, cluster: int, starter_address: str) -> str:
-    """A record in the user's own queue naming ``job``'s starter key but another address:
-    what an attacker who can answer on some address (not write the queue) would exploit."""
-    record = dict(record_of(bench, job), cluster=cluster, proc=0,
-                  starter_address=starter_address)
-    path = bench.root / "queue" / f"{cluster}.0.json"
-    path.write_text(json.dumps(record))
-    os.chmod(path, 0o644)
-    return f"job-{cluster}.0"
 
 
 @pytest.mark.parametrize("via", ["full command", "connect daemon"])
@@ -217,7 +208,7 @@ def test_impostor_starter_is_detected_before_any_ssh_byte(bench: Workbench, job:
         first_connect(bench, job)
         options = ["-o", f"ProxyCommand={client_only(bench)}"]
     impostor = Impostor(key_file=new_key(bench.root / "impostor"))
-    host = plant_record(bench, job, 9001, impostor.address)
+    host = plant_record(bench.root / "queue", job.id, 9001, impostor.address)
     try:
         result = bench.ssh(*options, host, "touch", str(bench.root / "ran"))
         assert impostor.done.wait(10)

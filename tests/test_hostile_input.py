@@ -15,12 +15,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import Job, Workbench, session_leftovers, sshd_children, wait_until
-from handshake import (address, frame, handshake, job_record, new_key, public_line, rss_kb,
-                       threads, user_key)
+from handshake import (address, frame, handshake, job_record, new_key, plant_record,
+                       public_line, rss_kb, threads, user_key)
 from starter.jobid import BadJobId, JobId, parse_host, parse_job_id
 from starter.keys import normalize
 from starter.protocol import MAX_MESSAGE, Channel, ProtocolError, Refusal
@@ -294,3 +295,53 @@ def test_owners_odd_shell_list_still_opens_a_session(bench: Workbench, job: Job)
     outcome.close()
     assert outcome.accepted and outcome.starter_proved, outcome.reply
     assert_starter_unharmed(bench, job)
+
+
+class HostileStarter:
+    """A listener that answers a proxy's hello with ``reply`` and hangs up."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return "127.0.0.1:%d" % self.listener.getsockname()[1]
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+            with conn:
+                conn.settimeout(10)
+                conn.recv(MAX_MESSAGE + 4)
+                conn.sendall(self.reply)
+        except OSError:
+            pass
+        finally:
+            self.listener.close()
+
+
+HOSTILE_REPLIES = {
+    "deep json": framed(b'{"type":"challenge","n":' + b"[" * 8000 + b"]" * 8000 + b"}"),
+    "lying length": struct.pack(">I", 2**32 - 1) + b"{",
+    "bad utf-8": framed(b'{"type":"challenge","nonce":"\xff\xfe"}'),
+    "refusal of odd types": frame({"type": "refused", "code": ["not_owner"], "message": {"a": 1}}),
+    "refusal with escapes": frame({"type": "refused", "code": "x", "message": "\x1b[2J\nspoof"}),
+    "not an object": framed(b"[]"),
+    "cut frame": framed(b'{"type":"challenge"}')[:9],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_REPLIES))
+def test_proxy_answers_a_hostile_starter_with_one_line(bench: Workbench, job: Job,
+                                                       kind: str) -> None:
+    """The proxy parses what a starter sends with the same decoder: garbage from the
+    other end is one line on stderr and exit 255, never a traceback or a terminal escape."""
+    starter = HostileStarter(HOSTILE_REPLIES[kind])
+    host = plant_record(bench.root / "queue", job.id, 9100, starter.address)
+    result = bench.proxy("connect", host, input=b"")
+    lines = result.stderr.decode().splitlines()
+    assert result.returncode == 255
+    assert len(lines) == 1 and lines[0].startswith("condor-job-proxy: "), lines
+    assert lines[0].isprintable(), lines
