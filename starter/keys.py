@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 from pathlib import Path
 
@@ -19,7 +18,7 @@ def normalize(line: str) -> str | None:
             blob = fields[index + 1]
             try:
                 base64.b64decode(blob, validate=True)
-            except binascii.Error:
+            except ValueError:   # binascii.Error, or a str that is not ASCII
                 return None
             return f"{field} {blob}"
     return None

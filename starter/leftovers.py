@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from . import processes
-from .session import SESSION_PREFIX, SSHD_PID_FILE, STARTER_PID_FILE
+from .session import SESSION_PREFIX, SSHD_PID_FILE, STARTER_PID_FILE, end_processes
 
 STARTER_PREFIX = "cjp-starter-"
 PROCESSES_FILE = "processes"
@@ -41,7 +41,9 @@ def sweep(tmpdir: str | None = None) -> list[str]:
     for path in entries:
         if path.name.startswith(STARTER_PREFIX) and _mine(path) and _stale_starter(path):
             _kill_listed(path / PROCESSES_FILE)
-        elif not (path.name.startswith(SESSION_PREFIX) and _mine(path) and _stale_session(path)):
+        elif path.name.startswith(SESSION_PREFIX) and _mine(path) and _stale_session(path):
+            end_processes(path)
+        else:
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path.name)

@@ -140,3 +140,25 @@ def reap(pid: int) -> bool:
         return os.waitpid(pid, os.WNOHANG)[0] == pid
     except ChildProcessError:
         return False
+
+
+def marked(environment_entry: bytes, command_text: bytes) -> list[int]:
+    """This user's processes whose environment holds ``environment_entry`` or whose command
+    line holds ``command_text``: how a session's processes are found once its sshd is gone
+    (they may have left its process group, and the starter's tree if the starter died)."""
+    uid, found = os.getuid(), []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{name}").st_uid != uid:
+                continue
+            with open(f"/proc/{name}/environ", "rb") as file:
+                environ = file.read()
+            with open(f"/proc/{name}/cmdline", "rb") as file:
+                cmdline = file.read()
+        except OSError:
+            continue
+        if environment_entry in environ.split(b"\0") or command_text in cmdline:
+            found.append(int(name))
+    return found

@@ -94,7 +94,7 @@ class Channel:
         self.transcript.add(header + body)
         try:
             message = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):   # RecursionError: deeply nested JSON
             raise ProtocolError("malformed message") from None
         if not isinstance(message, dict) or message.get("type") not in (*expected, "refused"):
             raise ProtocolError(f"unexpected message (wanted {' or '.join(expected)})")

@@ -7,9 +7,11 @@ that the queue record publishes.
 """
 from __future__ import annotations
 
+import errno
 import secrets
 import socket
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from typing import Callable
@@ -88,6 +90,12 @@ class SessionServer:
             _try(lambda: channel.send("refused", code=Refusal.PROTOCOL, message=str(err)))
             conn.close()
             return
+        except Exception as err:   # a bug must not leave a hostile peer a hanging thread
+            print(f"condor-job-starter: refused a connection: {type(err).__name__}: {err}",
+                  file=sys.stderr)
+            _try(lambda: channel.send("refused", code=Refusal.INTERNAL, message="internal error"))
+            conn.close()
+            return
         try:
             conn.settimeout(None)
             session.start(conn)
@@ -152,14 +160,19 @@ class SessionServer:
             raise Refused(Refusal.NO_SSHD, "the job's machine has no sshd (install openssh-server)")
 
     def _open_session(self, client_key: str, shells: object, job_pids: list[int]) -> Session:
-        shells = [s for s in shells if isinstance(s, str)][:16] if isinstance(shells, list) else []
+        # Printable strings only: they go into the setup script (a lone surrogate cannot).
+        shells = [s for s in shells if isinstance(s, str) and s.isprintable()][:16] \
+            if isinstance(shells, list) else []
         with self._lock:
             if self.refusal:   # checked again: the job may have stopped taking sessions meanwhile
                 raise Refused(*self.refusal)
             if len(self._sessions) >= self.max_sessions:
                 raise Refused(Refusal.TOO_MANY_SESSIONS, f"job {self.context.job} already has "
                               f"{self.max_sessions} sessions open (the limit)")
-            session = Session(self.context, client_key, shells, job_pids)
+            try:
+                session = Session(self.context, client_key, shells, job_pids)
+            except OSError as err:
+                raise Refused(Refusal.INTERNAL, _tmpdir_problem(err)) from None
             self._sessions.add(session)
         return session
 
@@ -178,6 +191,16 @@ def _session_key(hello: dict) -> str | None:
     if key is None:
         raise Refused(Refusal.PROTOCOL, "hello carries an unusable session_key")
     return key
+
+
+def _tmpdir_problem(err: OSError) -> str:
+    """Why no session directory could be made, in words an admin acts on."""
+    where = f"the job's TMPDIR ({tempfile.gettempdir()})"
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"cannot open a session: no space left in {where}"
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"cannot open a session: {where} is not writable"
+    return f"cannot open a session in {where}: {err.strerror or err}"
 
 
 def _try(action: Callable[[], None]) -> None:

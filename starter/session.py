@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -18,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .processes import die_with_parent
+from .processes import die_with_parent, marked
 from .sshd import SshdHost
 
 SESSION_PREFIX = "cjp-session-"
+SESSION_ENV = "CONDOR_JOB_PROXY_SESSION"   # in a session's environment: its directory
 STARTER_PID_FILE = "starter.pid"
 SSHD_PID_FILE = "sshd.pid"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -99,6 +101,8 @@ class Session:
     def wait(self) -> str:
         """Wait for sshd to end; return what it logged if it failed."""
         returncode = self.process.wait() if self.process else 0
+        if returncode < 0:    # sshd was killed: what it ran has no client left to serve
+            end_processes(self.directory)
         log = ""
         if returncode not in (0, 255):
             try:
@@ -161,6 +165,7 @@ class Session:
     def _environment_script(self) -> str:
         env = dict(self.context.environment)
         env["_CONDOR_JOB_PIDS"] = " ".join(map(str, self.job_pids))
+        env[SESSION_ENV] = str(self.directory)
         return "".join(f"export {name}={shlex.quote(value)}\n"
                        for name, value in env.items() if _NAME.fullmatch(name))
 
@@ -195,6 +200,20 @@ else
     exec "$SHELL" -c "$SSH_ORIGINAL_COMMAND"
 fi
 """
+
+
+def end_processes(directory: Path) -> None:
+    """SIGKILL what a session left running: its commands carry its directory in their
+    environment, its login shell in its command line."""
+    for _ in range(3):    # a shell may start another process while we look
+        pids = marked(f"{SESSION_ENV}={directory}".encode(), str(directory).encode())
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:

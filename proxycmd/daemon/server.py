@@ -123,7 +123,8 @@ class Daemon:
         if data is None:
             return None
         parts = data.split(b"\0")
-        if len(parts) < 2 or parts[0] != quick.PROTOCOL or not parts[1].isdigit():
+        if len(parts) < 2 or parts[0] != quick.PROTOCOL or not parts[1].isdigit() \
+                or len(parts[1]) > 6:    # int() refuses (ValueError) beyond 4300 digits
             return None
         count = int(parts[1])
         command = [os.fsdecode(word) for word in parts[2:2 + count]]

@@ -118,7 +118,10 @@ def _raise_if_refused(message: dict, job: object) -> None:
     if message.get("type") != "refused":
         return
     code = str(message.get("code", ""))
-    text = str(message.get("message", "refused"))[:500].replace("\n", " ")
+    # Shown before the starter has proved anything: no control character (a terminal escape)
+    # from the other end reaches the user's terminal.
+    raw = str(message.get("message", "refused"))[:500]
+    text = "".join(c if c.isprintable() else " " for c in raw)
     prefix = _REFUSAL_PREFIX.get(code)
     line = f"job {job}: {prefix}: {text}" if prefix else f"job {job}: {text}"
     if code == Refusal.NOT_OWNER:
