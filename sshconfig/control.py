@@ -1,10 +1,14 @@
 """Where ssh's shared-connection sockets go: a short, private directory that exists when ssh runs.
 
 ssh exits with an error when it cannot create the socket (a missing directory is fatal), and
-unix socket paths are short (104 bytes on macOS, 108 on Linux), so the choice is made when
-the include is written: the login session's runtime directory (it exists while the user is
-logged in, and holds no stale sockets after a reboot), else a directory in the state dir that
-refresh creates; if neither is short enough, sharing is switched off rather than broken.
+unix socket paths are short (104 bytes on macOS, 108 on Linux, and ssh first binds the path
+plus a 17-byte temporary suffix), so the choice is made when the include is written: the login
+session's runtime directory (it exists while the user is logged in, and holds no stale sockets
+after a reboot), else a directory in the state dir that refresh creates, else (no runtime
+directory and a home too long for the state dir: containers, su/runuser, cron, HPC access
+points) /tmp/cjp-<uid>. That last one may vanish with a reboot and someone else may create it
+first, so ssh checks it before every use (see ``needs_check``); if no choice is short enough or
+/tmp/cjp-<uid> is not ours alone, sharing is switched off rather than broken.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ _EXPANDED = len("cjp-") + 40 + 17
 
 def control_dir(create: bool = True, name_length: int = _EXPANDED) -> Path | None:
     """A private directory for sockets whose names take up to ``name_length`` bytes, or None
-    when none gives a short enough path."""
+    when none gives a short enough path (or /tmp/cjp-<uid> belongs to someone else)."""
     runtime = _login_runtime_dir()
     if runtime is not None and _fits(runtime, name_length):
         return runtime
@@ -32,7 +36,40 @@ def control_dir(create: bool = True, name_length: int = _EXPANDED) -> Path | Non
         if create:
             _make_private(fallback)
         return fallback
+    short = tmp_dir()
+    if _fits(short, name_length) and private_tmp_problem(short, create) is None:
+        return short
     return None
+
+
+def tmp_dir() -> Path:
+    """The last resort: short whatever the home, named by uid so it needs no lookup."""
+    return Path(f"/tmp/cjp-{os.getuid()}")
+
+
+def needs_check(directory: Path) -> bool:
+    """Whether ssh must check the directory before each use: /tmp is everyone's, and a reboot
+    empties it; a master socket planted there by another user would get our terminal."""
+    return directory == tmp_dir()
+
+
+def private_tmp_problem(directory: Path, create: bool = True) -> str | None:
+    """Why ``directory`` cannot hold our sockets, or None when it is (or, if ``create``, now
+    is) a real directory of ours that nobody else can enter. The fast client's
+    ``--private-dir`` makes the same check for ssh (proxycmd/quick.c)."""
+    try:
+        info = os.lstat(directory)
+    except FileNotFoundError:
+        if not create:
+            return None       # the check before each ssh creates it
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+        info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        return f"{directory} is not a directory of yours"
+    return None if _private(info) else f"{directory} is open to other users"
 
 
 def daemon_socket_base(proxy_command: list[str], create: bool = True) -> Path | None:
@@ -65,10 +102,15 @@ def _login_runtime_dir() -> Path | None:
             info = os.lstat(candidate)
         except OSError:
             continue
-        if (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
-                and stat.S_IMODE(info.st_mode) & 0o077 == 0):
+        if _private(info):
             return Path(candidate)
     return None
+
+
+def _private(info: os.stat_result) -> bool:
+    """A real directory (lstat: not a link to one) of ours that no one else may enter."""
+    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+            and stat.S_IMODE(info.st_mode) & 0o077 == 0)
 
 
 def _make_private(directory: Path) -> None:

@@ -75,6 +75,15 @@ def _daemon_client(command: list[str], chosen: settings.ConfigSettings,
     return [*fastclient.client_argv(command[0], chosen.compiled_client, create), str(base)]
 
 
+def _control_check(sockets: Path | None, command: list[str], chosen: settings.ConfigSettings,
+                   create: bool) -> list[str]:
+    """The fast client's check that ssh runs before it uses a socket directory in /tmp."""
+    if sockets is None or not control.needs_check(sockets):
+        return []
+    return [*fastclient.client_argv(command[0], chosen.compiled_client, create),
+            "--private-dir", str(sockets)]
+
+
 def include_change(resolver: Resolver, queue: str | None = None, dry_run: bool = False,
                    jobs: list[JobSummary] | None = None) -> Change:
     """The include as it should be now; a dry run creates no directory for the sockets either.
@@ -83,12 +92,13 @@ def include_change(resolver: Resolver, queue: str | None = None, dry_run: bool =
     """
     chosen = settings.load()
     command = proxy_command(queue)
+    sockets = control.control_dir(create=not dry_run) if chosen.control_master else None
     include_settings = include.IncludeSettings(
         proxy_command=command, identity=paths.user_key_path(),
         known_hosts_dir=knownhosts.known_hosts_dir(), prefix=chosen.host_prefix,
         identities_dir=identities.identities_dir(),
-        control_dir=control.control_dir(create=not dry_run) if chosen.control_master else None,
-        control_persist=chosen.control_persist,
+        control_dir=sockets, control_persist=chosen.control_persist,
+        control_check=_control_check(sockets, command, chosen, create=not dry_run),
         daemon_client=_daemon_client(command, chosen, create=not dry_run))
     path = include_file()
     jobs = resolver.list_jobs() if jobs is None else jobs
