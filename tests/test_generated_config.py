@@ -222,6 +222,8 @@ def test_second_ssh_reuses_the_connection_without_a_runtime_dir_and_a_long_home(
     second = user.run("ssh", "-o", "BatchMode=yes", host, "echo $MARKER")
     assert second.returncode == 0 and second.stdout == b"in-the-job\n", second.stderr
     assert len(_sessions(user)) == 1
+    doctor = user.run("condor-job-proxy", "doctor", host).stdout.decode()
+    assert f"check shared connections: in {tmp_dir} (no login runtime directory" in doctor
 
 
 def test_a_tmp_directory_taken_by_someone_else_turns_sharing_off_with_one_line(sharer) -> None:
@@ -236,6 +238,8 @@ def test_a_tmp_directory_taken_by_someone_else_turns_sharing_off_with_one_line(s
     assert lines == [f"condor-job-proxy: {tmp_dir} is not a directory of yours: connecting "
                      "without a shared connection (remove it, or run: condor-job-proxy doctor)"]
     assert list(tmp_dir.iterdir()) == [], "a socket went into a directory someone else owns"
+    doctor = user.run("condor-job-proxy", "doctor", host).stdout.decode()
+    assert f"check shared connections: off: {tmp_dir} is not a directory of yours\n" in doctor
 
 
 # ---------------------------------------------------------------- using a job by name
