@@ -1,8 +1,9 @@
 """Where ssh's shared-connection sockets go: a short, private directory that exists when ssh runs.
 
 ssh exits with an error when it cannot create the socket (a missing directory is fatal), and
-unix socket paths are short (104 bytes on macOS, 108 on Linux, and ssh first binds the path
-plus a 17-byte temporary suffix), so the choice is made when the include is written: the login
+unix socket paths are short (sun_path holds 104 bytes on macOS, 108 on Linux, with the NUL;
+ssh first binds the path plus a 17-byte temporary suffix: OpenSSH 9.2 here takes a 45-byte
+directory for cjp-%C and refuses 46), so the choice is made when the include is written: the login
 session's runtime directory (it exists while the user is logged in, and holds no stale sockets
 after a reboot), else a directory in the state dir that refresh creates, else (no runtime
 directory and a home too long for the state dir: containers, su/runuser, cron, HPC access
@@ -15,14 +16,18 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import sys
 from pathlib import Path
 
 from starter import paths
 
-SOCKET_LIMIT = 104
+SOCKET_LIMIT = 108 if sys.platform.startswith("linux") else 104    # sun_path, with its NUL
 # ssh's %C is 40 hex digits; while it sets the socket up it adds ".XXXXXXXXXXXXXXXX".
 _NAME = "cjp-%C"
 _EXPANDED = len("cjp-") + 40 + 17
+# In /tmp/cjp-<uid> the name also carries 8 hex digits of the config directory: every config
+# of one account meets there (tests run as root), and %C names only host, port and user.
+_TAGGED = len("-01234567")
 
 
 def control_dir(create: bool = True, name_length: int = _EXPANDED) -> Path | None:
@@ -37,7 +42,7 @@ def control_dir(create: bool = True, name_length: int = _EXPANDED) -> Path | Non
             _make_private(fallback)
         return fallback
     short = tmp_dir()
-    if _fits(short, name_length) and private_tmp_problem(short, create) is None:
+    if _fits(short, name_length + _TAGGED) and private_tmp_problem(short, create) is None:
         return short
     return None
 
@@ -83,7 +88,10 @@ def daemon_socket_base(proxy_command: list[str], create: bool = True) -> Path | 
 
 
 def control_path(directory: str | Path) -> str:
-    return f"{directory}/{_NAME}"
+    if not needs_check(Path(directory)):
+        return f"{directory}/{_NAME}"
+    tag = hashlib.sha256(os.fsencode(paths.config_dir())).hexdigest()[:8]
+    return f"{directory}/cjp-{tag}-%C"
 
 
 def _fits(directory: Path, name_length: int) -> bool:
