@@ -1,6 +1,6 @@
 """Speed benchmark: how close `ssh job-N.0` comes to plain ssh, as ratios to floors measured here.
 
-    python tests/bench.py [--quick] [--runs N] [--json FILE] [--account]
+    python tests/bench.py [--quick] [--runs N] [--times N] [--json FILE] [--account]
 
 Not a test (pytest does not collect it): it times things, and timings belong here, not in
 tests. It sets up its own user (XDG dirs, queue, key, ssh config) in a temporary directory,
@@ -409,9 +409,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs, 64 MiB transfers")
     parser.add_argument("--runs", type=int, help="runs per variant (default 15, quick 5)")
+    parser.add_argument("--times", type=int, default=1,
+                        help="whole benchmark runs, each with a fresh set-up; with more than one "
+                             "the JSON holds every run and the median of each ratio")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--account", action="store_true",
-                        help="(root) run as a fresh plain account with a 51-byte home and no "
+                        help="(root) run as a fresh plain account with a 50-byte home and no "
                              "runtime directory, its config in that home, with the code "
                              "installed in the tests' venv")
     parser.add_argument("--installed", action="store_true", help=argparse.SUPPRESS)
@@ -419,6 +422,23 @@ def main() -> None:
     args = parser.parse_args()
     if args.account:
         sys.exit(run_as_account(args))
+    results = []
+    for number in range(args.times):
+        if args.times > 1:
+            print(f"\n== run {number + 1} of {args.times}")
+        results.append(one_run(args))
+        print_table(results[-1])
+    out = results[0] if args.times == 1 else {"runs": results, "median_of_runs": {
+        key: med([run[key] for run in results]) for key in results[0] if key.endswith("_ratio")}}
+    if args.times > 1:
+        print("\nmedian of the runs: " + ", ".join(f"{key} {value:.2f}" for key, value in
+                                                  out["median_of_runs"].items()))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+
+
+def one_run(args: argparse.Namespace) -> dict:
+    """Set up a user and a job, measure everything, clean up."""
     runs = args.runs or (5 if args.quick else 15)
     size = (64 if args.quick else 512) * MIB
     transfer_runs = 2 if args.quick else 3
@@ -441,9 +461,7 @@ def main() -> None:
                       "python": platform.python_version(), "ssh": _ssh_version(),
                       "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
                       "runs": runs, "transfer_mib": size // MIB}
-    print_table(out)
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    return out
 
 
 def measure(bench: Bench, runs: int, size: int, transfer_runs: int) -> dict:
@@ -590,6 +608,7 @@ def run_as_account(args: argparse.Namespace) -> int:
             "--json", str(out / "r.json")]
     argv += ["--quick"] if args.quick else []
     argv += ["--runs", str(args.runs)] if args.runs else []
+    argv += ["--times", str(args.times)]
     try:
         status = subprocess.run(user.command(*argv), cwd=user.home).returncode
         if status == 0 and args.json:
