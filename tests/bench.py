@@ -163,6 +163,17 @@ class Bench:
         for this user (else the same as cold)."""
         return ["ssh", "-F", str(self.ssh_config), "-o", "BatchMode=yes", self.host]
 
+    def ssh_warm_unchecked(self) -> list[str] | None:
+        """The warm connect without the include's check of a shared-connection directory in
+        /tmp (its `Match ... exec`), to show what the check costs; None when there is none."""
+        lines = self.include.splitlines()
+        if not any(line.startswith("Match ") and " exec " in line for line in lines):
+            return None
+        config = self.root / "ssh_config_unchecked"
+        config.write_text("\n".join("Match all" if line.startswith("Match ") else line
+                                    for line in lines) + "\n")
+        return ["ssh", "-F", str(config), "-o", "BatchMode=yes", self.host]
+
     def ssh_floor(self, defaults: bool = False) -> list[str]:
         config = self.floor / ("sshd_config_defaults" if defaults else "sshd_config")
         # The same client cipher choice as the generated include, so a ratio measures only us.
@@ -225,6 +236,9 @@ def connect_times(bench: Bench, runs: int) -> dict[str, list[float]]:
         "first": bench.ssh_first(),
         "warm": bench.ssh_warm(),
     }
+    unchecked = bench.ssh_warm_unchecked()
+    if unchecked:
+        variants["warm_unchecked"] = unchecked
     bench.timed(variants["warm"] + ["true"])   # starts the master, and the connect daemon
     bench.wait_for_daemon()
     times: dict[str, list[float]] = {name: [] for name in variants}
@@ -345,8 +359,9 @@ def proxy_alone(bench: Bench, extra_args: tuple[str, ...] = ()) -> tuple[int, st
 
 def daemon_memory(bench: Bench) -> dict[str, int]:
     """VmRSS / VmHWM (KiB) of the connect daemon (its pid is in its socket's lock file)."""
-    lock = next(bench.daemon_dir.glob("cjp-d-*.sock.lock"))
-    return starter_memory(int(lock.read_text()))
+    # The live daemon's lock: lock files outlive their daemons (and earlier runs' are here too).
+    live = next(bench.daemon_dir.glob("cjp-d-*.sock"))
+    return starter_memory(int(Path(f"{live}.lock").read_text()))
 
 
 def starter_memory(pid: int) -> dict[str, int]:
@@ -429,7 +444,8 @@ def main() -> None:
         results.append(one_run(args))
         print_table(results[-1])
     out = results[0] if args.times == 1 else {"runs": results, "median_of_runs": {
-        key: med([run[key] for run in results]) for key in results[0] if key.endswith("_ratio")}}
+        key: med([run[key] for run in results]) for key in results[0]
+        if key.endswith("_ratio") and results[0][key] is not None}}
     if args.times > 1:
         print("\nmedian of the runs: " + ", ".join(f"{key} {value:.2f}" for key, value in
                                                   out["median_of_runs"].items()))
@@ -491,6 +507,8 @@ def measure(bench: Bench, runs: int, size: int, transfer_runs: int) -> dict:
         "connect_cold_ratio": cold / floor,
         "connect_first_ratio": med(connects["first"]) / floor,
         "connect_warm_ratio": med(connects["warm"]) / floor,
+        "connect_warm_unchecked_ratio": (med(connects["warm_unchecked"]) / floor
+                                         if "warm_unchecked" in connects else None),
         "throughput_mb_s": {name: med(values) for name, values in rates.items()},
         "throughput_fdpass_ratio": rate("fdpass") / rate("floor"),
         "throughput_relay_ratio": rate("relay") / rate("floor"),
@@ -538,6 +556,9 @@ def print_table(out: dict) -> None:
         ("ssh job true, warm control master (s)", out["connect_warm_s"], noise["warm"],
          "connect_warm_ratio"),
     ]
+    if out["connect_warm_unchecked_ratio"] is not None:
+        rows.append(("  the same without the /tmp directory check", out["connect_warm_unchecked_ratio"]
+                     * out["connect_floor_s"], noise["warm_unchecked"], "connect_warm_unchecked_ratio"))
     for name in ("floor", "fdpass", "relay"):
         key = "" if name == "floor" else f"throughput_{name}_ratio"
         rows.append((f"throughput {name} up/down (MB/s)",
