@@ -89,6 +89,7 @@ def _checks(transport: str) -> list[str]:
               ("job-access key", str(key) if key.exists() else "missing (run: condor-job-proxy setup)"),
               ("generated include", str(include) if include.exists() else "missing (run: setup)"),
               ("Include in ~/.ssh/config", "yes" if included else "no (run: condor-job-proxy setup)"),
+              ("shared connections", _sharing_state()),
               ("connect daemon", _daemon_state())]
     if transport in ("starter", ""):
         checks.append(("sshd (for jobs on this machine)", _version(["sshd", "-V"], "/usr/sbin/sshd")))
@@ -97,6 +98,21 @@ def _checks(transport: str) -> list[str]:
         checks.append(("condor_ssh_to_job", tool or shutil.which("condor_ssh_to_job") or
                        "missing: install HTCondor's client tools or set htcondor_native.tool"))
     return [f"check {name}: {result}" for name, result in checks]
+
+
+def _sharing_state() -> str:
+    """Where ssh's shared connections live for this account, or why there are none."""
+    from sshconfig import control, settings
+    if not settings.load().control_master:
+        return "off (control_master = false): every ssh makes its own connection"
+    directory = control.control_dir(create=False)
+    if directory is None:
+        tmp = control.tmp_dir()
+        return f"off: {control.private_tmp_problem(tmp, create=False) or 'no short enough path'}"
+    if control.needs_check(directory):
+        return (f"in {directory} (no login runtime directory, and the state directory's path is "
+                "too long for a socket: ssh checks it is yours alone before each use)")
+    return f"in {directory}"
 
 
 def _daemon_state() -> str:

@@ -35,6 +35,8 @@ class IncludeSettings:
     via: Hop | None = None      # jobs are reached through this access point (a laptop)
     windows: bool = False       # Windows' OpenSSH: no fd passing, no shared connections
     interactive_hosts: tuple[str, ...] = ()   # condor-interactive (first), its named templates
+    # argv that checks control_dir before each ssh uses it (a directory in /tmp); [] = none
+    control_check: list[str] = field(default_factory=list)
 
 
 def render(jobs: list[JobSummary], settings: IncludeSettings) -> str:
@@ -42,6 +44,7 @@ def render(jobs: list[JobSummary], settings: IncludeSettings) -> str:
     for job in sorted(jobs, key=lambda j: j.job):
         if job.state in REACHABLE_STATES:
             lines += _job_block(job, settings.prefix)
+    lines += _checked_control_block(settings)
     lines += _wildcard_block(settings)
     if settings.interactive_hosts:
         lines += _interactive_block(settings)
@@ -185,11 +188,32 @@ def _daemon_comment(settings: IncludeSettings) -> list[str]:
             "    # connect_daemon = false in config.toml turns this off."]
 
 
+def _checked_control_block(settings: IncludeSettings) -> list[str]:
+    """Shared connections in a directory under /tmp, only after a check each time ssh runs:
+    ssh tries a socket there before it runs the ProxyCommand, and a reboot may have left the
+    name free for another user to take. When the check fails, the wildcard's ControlMaster no."""
+    if settings.control_dir is None or not settings.control_check:
+        return []
+    check = " ".join(shlex.quote(_percent(word)) for word in settings.control_check)
+    return ["# No login runtime directory here, and the state directory's path is too long for",
+            f"# a socket: shared connections live in {settings.control_dir}, which ssh first has",
+            "# the fast client create (0700) or check to be a directory of yours alone.",
+            f"Match originalhost {settings.prefix}* exec \"{check}\"",
+            *_shared_lines(settings), ""]
+
+
 def _control_lines(settings: IncludeSettings) -> list[str]:
+    if settings.control_dir is not None and settings.control_check:
+        return ["    # Reached only when the check of the shared connections' directory above failed.",
+                "    ControlMaster no"]
     if settings.control_dir is None:
         return ["    # No shared connections: control_master is off in config.toml, or no private",
                 "    # directory gives a socket path short enough for a unix socket.",
                 "    ControlMaster no"]
+    return _shared_lines(settings)
+
+
+def _shared_lines(settings: IncludeSettings) -> list[str]:
     persist = ("stays open this long after the last session ends" if settings.control_persist != "no"
                else "ends with its first session (control_persist = false)")
     return ["    # Later ssh/scp/rsync runs (and VS Code's reconnects) reuse the first connection:",

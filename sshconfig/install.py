@@ -79,6 +79,15 @@ def _daemon_client(command: list[str], chosen: settings.ConfigSettings,
     return [*build.client_argv(command[0], chosen.compiled_client, create), str(base)]
 
 
+def _control_check(sockets: Path | None, command: list[str], chosen: settings.ConfigSettings,
+                   create: bool) -> list[str]:
+    """The fast client's check that ssh runs before it uses a socket directory in /tmp."""
+    if sockets is None or not control.needs_check(sockets):
+        return []
+    return [*build.client_argv(command[0], chosen.compiled_client, create),
+            "--private-dir", str(sockets)]
+
+
 def include_change(resolver: BaseResolver | None, queue: str | None = None, dry_run: bool = False,
                    jobs: list[JobSummary] | None = None, via: Hop | None = None,
                    windows: bool = os.name == "nt") -> Change:
@@ -90,13 +99,14 @@ def include_change(resolver: BaseResolver | None, queue: str | None = None, dry_
     """
     chosen = settings.load()
     command = proxy_command(queue)
+    sockets = (control.control_dir(create=not dry_run)
+               if chosen.control_master and not windows else None)
     include_settings = include.IncludeSettings(
         proxy_command=command, identity=paths.user_key_path(),
         known_hosts_dir=state.known_hosts_dir(), prefix=chosen.host_prefix,
         identities_dir=state.identities_dir(),
-        control_dir=(control.control_dir(create=not dry_run)
-                     if chosen.control_master and not windows else None),
-        control_persist=chosen.control_persist,
+        control_dir=sockets, control_persist=chosen.control_persist,
+        control_check=_control_check(sockets, command, chosen, create=not dry_run),
         daemon_client=[] if via else _daemon_client(command, chosen, create=not dry_run),
         via=via, windows=windows, interactive_hosts=tuple(interactive.host_names()))
     path = include_file()

@@ -46,13 +46,22 @@ class Account:
                 *(f"{k}={v}" for k, v in base.items()), *argv]
 
 
-def account(role: str, shell: str = "/bin/bash") -> Account:
-    """Create the account cjp-<role> if needed, with a fresh home (no config from an earlier run)."""
+# Homes as long as many real ones (/home/<department>/<group>/<login>, NFS mounts): 48 bytes
+# and more, where the state directory leaves no room for a socket path.
+LONG_HOMES = Path("/home/hpc-users/astro-particle-physics")
+
+
+def account(role: str, shell: str = "/bin/bash", long_home: bool = False) -> Account:
+    """Create the account cjp-<role> if needed, with a fresh home (no config from an earlier run),
+    under LONG_HOMES if ``long_home``."""
     name = f"cjp-{role}{SUFFIX}"
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "-m", "-s", shell, name], check=True)
+        where = ["-d", str(LONG_HOMES / name)] if long_home else []
+        if long_home:
+            LONG_HOMES.mkdir(parents=True, exist_ok=True, mode=0o755)
+        subprocess.run(["useradd", "-m", *where, "-s", shell, name], check=True)
         entry = pwd.getpwnam(name)
     if entry.pw_shell != shell:
         subprocess.run(["usermod", "-s", shell, name], check=True)

@@ -1,6 +1,6 @@
 """Speed benchmark: how close `ssh job-N.0` comes to plain ssh, as ratios to floors measured here.
 
-    python tests/bench.py [--quick] [--runs N] [--json FILE]
+    python tests/bench.py [--quick] [--runs N] [--times N] [--json FILE] [--account]
 
 Not a test (pytest does not collect it): it times things, and timings belong here, not in
 tests. It sets up its own user (XDG dirs, queue, key, ssh config) in a temporary directory,
@@ -12,6 +12,11 @@ Floors: ssh with `ProxyCommand sshd -i -f CFG` and ready keys, CFG being the ssh
 the starter writes for its sessions (so both sides negotiate the same algorithms) less its
 ForceCommand (plain sshd runs commands with the login shell), and the same with OpenSSH's
 default algorithms for reference.
+
+With --account (as root) it runs as a plain account the way many users are: a 51-byte home,
+no $XDG_RUNTIME_DIR and no /run/user/<uid> (containers, su/runuser, cron, HPC access points),
+its config and state in that home, so shared connections and the connect daemon live where
+setup puts them for such a user, and the warm connect is the one that user gets.
 """
 from __future__ import annotations
 
@@ -47,23 +52,28 @@ MIB = 1024 * 1024
 class Bench:
     """One isolated user with one running job, and a floor sshd set up beside it."""
 
-    def __init__(self, root: Path, installed: bool = False) -> None:
+    def __init__(self, root: Path, installed: bool = False, real_home: bool = False) -> None:
+        """``real_home``: the account's own XDG directories (and no runtime dir if it has none),
+        not ones made under ``root``."""
         self.root = root
         self.env = dict(os.environ)
-        self.env.update(XDG_CONFIG_HOME=str(root / "config"), XDG_STATE_HOME=str(root / "state"),
-                        XDG_RUNTIME_DIR=str(root / "run"),
-                        CONDOR_JOB_PROXY_QUEUE=str(root / "queue"), TMPDIR=str(root / "tmp"))
+        self.env.update(CONDOR_JOB_PROXY_QUEUE=str(root / "queue"), TMPDIR=str(root / "tmp"))
+        if real_home:
+            self.config_home = Path.home() / ".config"
+        else:
+            self.config_home = root / "config"
+            self.env.update(XDG_CONFIG_HOME=str(self.config_home),
+                            XDG_STATE_HOME=str(root / "state"), XDG_RUNTIME_DIR=str(root / "run"))
+            (root / "run").mkdir(mode=0o700)
         if not installed:
             self.env["PYTHONPATH"] = str(ROOT)   # this checkout's code
         # An installed package has its bytecode compiled; without it every start would compile
         # this checkout's modules again (__pycache__ is ignored by git).
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         (root / "tmp").mkdir()
-        (root / "run").mkdir(mode=0o700)
         self.ssh_config = root / "ssh_config"
         self.starter: subprocess.Popen | None = None
         self.host = ""
-        self.control_path = root / "run" / "cm-%C"
 
     # -- set-up ----------------------------------------------------------------------------
     def setup(self) -> None:
@@ -77,11 +87,16 @@ class Bench:
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         self.host = "job-" + _wait_for_job(self.starter, err_file)
         self.proxy("config", "refresh")
-        self.include = (self.root / "config" / "condor-job-proxy" / "ssh_config").read_text()
+        self.include = (self.config_home / "condor-job-proxy" / "ssh_config").read_text()
         self.full_command = self._full_proxy_command()
         words = shlex.split(self._include_option("ProxyCommand"))
         self.fast_client = ("compiled (quick.c)" if "cjp-quick-" in words[0]
                             else "quick.py" if "-S" in words[:2] else "none")
+        # The daemon's socket base comes just before the full command, when there is a client.
+        self.daemon_dir = (Path(words[words.index("-m") - 2]).parent
+                           if self.fast_client != "none" else None)
+        path = self._include_option("ControlPath", "none")
+        self.control_dir = str(Path(path).parent) if path != "none" else None
         self.relay_command = self.full_command.replace(" connect ", " connect --relay ", 1)
         self._setup_floor()
 
@@ -92,9 +107,12 @@ class Bench:
         start = words.index("-m") - 1
         return " ".join([shlex.join(words[start:-2]), *words[-2:]])
 
-    def _include_option(self, name: str) -> str:
-        return next(line.split(None, 1)[1] for line in self.include.splitlines()
-                    if line.strip().startswith(name + " ")).strip()
+    def _include_option(self, name: str, default: str | None = None) -> str:
+        found = [line.split(None, 1)[1].strip() for line in self.include.splitlines()
+                 if line.strip().startswith(name + " ")]
+        if not found and default is None:
+            raise SystemExit(f"the generated include has no {name}")
+        return found[0] if found else default
 
     def _setup_floor(self) -> None:
         floor = self.root / "floor"
@@ -141,8 +159,20 @@ class Bench:
         return self.ssh_ours("-o", "ProxyUseFdpass=no", "-o", f"ProxyCommand={self.relay_command}")
 
     def ssh_warm(self) -> list[str]:
-        return self.ssh_ours("-o", "ControlMaster=auto", "-o", f"ControlPath={self.control_path}",
-                             "-o", "ControlPersist=600")
+        """ssh as the include has it: through the shared connection, where the include has one
+        for this user (else the same as cold)."""
+        return ["ssh", "-F", str(self.ssh_config), "-o", "BatchMode=yes", self.host]
+
+    def ssh_warm_unchecked(self) -> list[str] | None:
+        """The warm connect without the include's check of a shared-connection directory in
+        /tmp (its `Match ... exec`), to show what the check costs; None when there is none."""
+        lines = self.include.splitlines()
+        if not any(line.startswith("Match ") and " exec " in line for line in lines):
+            return None
+        config = self.root / "ssh_config_unchecked"
+        config.write_text("\n".join("Match all" if line.startswith("Match ") else line
+                                    for line in lines) + "\n")
+        return ["ssh", "-F", str(config), "-o", "BatchMode=yes", self.host]
 
     def ssh_floor(self, defaults: bool = False) -> list[str]:
         config = self.floor / ("sshd_config_defaults" if defaults else "sshd_config")
@@ -157,8 +187,10 @@ class Bench:
 
     def wait_for_daemon(self) -> None:
         """The first connect starts the daemon in the background; wait until it listens."""
+        if self.daemon_dir is None:
+            raise SystemExit("the generated include runs no connect daemon")
         deadline = time.monotonic() + 30
-        while not list((self.root / "run").glob("cjp-d-*.sock")):
+        while not list(self.daemon_dir.glob("cjp-d-*.sock")):
             if time.monotonic() > deadline:
                 raise SystemExit("the connect daemon did not start")
             time.sleep(0.05)
@@ -204,6 +236,9 @@ def connect_times(bench: Bench, runs: int) -> dict[str, list[float]]:
         "first": bench.ssh_first(),
         "warm": bench.ssh_warm(),
     }
+    unchecked = bench.ssh_warm_unchecked()
+    if unchecked:
+        variants["warm_unchecked"] = unchecked
     bench.timed(variants["warm"] + ["true"])   # starts the master, and the connect daemon
     bench.wait_for_daemon()
     times: dict[str, list[float]] = {name: [] for name in variants}
@@ -249,26 +284,27 @@ def login_shell_cost(runs: int) -> float:
     return med(times)
 
 
-def concurrent(bench: Bench, clients: int, rounds: int,
-               argv: list[str] | None = None) -> tuple[int, list[float]]:
-    """``clients`` cold connects started together; how many succeed, and the median time of
-    each round (our connects unless ``argv`` names another ssh command line)."""
-    argv = argv or bench.ssh_ours()
-    times = []
+def concurrent(bench: Bench, clients: int, rounds: int) -> dict[str, tuple[int, list[float]]]:
+    """``clients`` cold connects started together, ours and plain ssh's (the floor, same
+    options), alternating round by round: per variant, how many succeeded in its worst round
+    and the median connect time of each round."""
+    variants = {"ours": bench.ssh_ours(), "floor": bench.ssh_floor()}
+    found = {name: (clients, []) for name in variants}
 
-    def one(_: int) -> tuple[bool, float]:
+    def one(argv: list[str]) -> tuple[bool, float]:
         start = time.perf_counter()
         result = subprocess.run(argv + ["true"], env=bench.env,
                                 stdin=subprocess.DEVNULL, capture_output=True)
         return result.returncode == 0, time.perf_counter() - start
 
-    worst_ok = clients
     for _ in range(rounds):
-        with ThreadPoolExecutor(clients) as pool:
-            results = list(pool.map(one, range(clients)))
-        worst_ok = min(worst_ok, sum(success for success, _ in results))
-        times.append(statistics.median(t for _, t in results))
-    return worst_ok, times
+        for name, argv in variants.items():
+            with ThreadPoolExecutor(clients) as pool:
+                results = list(pool.map(one, [argv] * clients))
+            worst_ok, times = found[name]
+            found[name] = (min(worst_ok, sum(ok for ok, _ in results)),
+                           times + [statistics.median(t for _, t in results)])
+    return found
 
 
 def refresh_10k(bench: Bench, jobs: int, runs: int) -> list[float]:
@@ -285,7 +321,7 @@ def refresh_10k(bench: Bench, jobs: int, runs: int) -> list[float]:
         queue.update(JobId(cluster, 0), {**template, "cluster": cluster, "proc": 0})
     env = {**bench.env, "XDG_CONFIG_HOME": str(root / "config"),
            "XDG_STATE_HOME": str(root / "state"), "CONDOR_JOB_PROXY_QUEUE": str(queue.directory)}
-    shutil.copytree(bench.root / "config", root / "config")
+    shutil.copytree(bench.config_home / "condor-job-proxy", root / "config" / "condor-job-proxy")
     times = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -323,8 +359,9 @@ def proxy_alone(bench: Bench, extra_args: tuple[str, ...] = ()) -> tuple[int, st
 
 def daemon_memory(bench: Bench) -> dict[str, int]:
     """VmRSS / VmHWM (KiB) of the connect daemon (its pid is in its socket's lock file)."""
-    lock = next((bench.root / "run").glob("cjp-d-*.sock.lock"))
-    return starter_memory(int(lock.read_text()))
+    # The live daemon's lock: lock files outlive their daemons (and earlier runs' are here too).
+    live = next(bench.daemon_dir.glob("cjp-d-*.sock"))
+    return starter_memory(int(Path(f"{live}.lock").read_text()))
 
 
 def starter_memory(pid: int) -> dict[str, int]:
@@ -387,19 +424,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs, 64 MiB transfers")
     parser.add_argument("--runs", type=int, help="runs per variant (default 15, quick 5)")
+    parser.add_argument("--times", type=int, default=1,
+                        help="whole benchmark runs, each with a fresh set-up; with more than one "
+                             "the JSON holds every run and the median of each ratio")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--account", action="store_true",
-                        help="(root) run as a fresh test account, whose login shell reads no "
-                             "heavy start-up files, with the code installed in the tests' venv")
+                        help="(root) run as a fresh plain account with a 50-byte home and no "
+                             "runtime directory, its config in that home, with the code "
+                             "installed in the tests' venv")
     parser.add_argument("--installed", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--real-home", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.account:
         sys.exit(run_as_account(args))
+    results = []
+    for number in range(args.times):
+        if args.times > 1:
+            print(f"\n== run {number + 1} of {args.times}")
+        results.append(one_run(args))
+        print_table(results[-1])
+    out = results[0] if args.times == 1 else {"runs": results, "median_of_runs": {
+        key: med([run[key] for run in results]) for key in results[0]
+        if key.endswith("_ratio") and results[0][key] is not None}}
+    if args.times > 1:
+        print("\nmedian of the runs: " + ", ".join(f"{key} {value:.2f}" for key, value in
+                                                  out["median_of_runs"].items()))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+
+
+def one_run(args: argparse.Namespace) -> dict:
+    """Set up a user and a job, measure everything, clean up."""
     runs = args.runs or (5 if args.quick else 15)
     size = (64 if args.quick else 512) * MIB
     transfer_runs = 2 if args.quick else 3
     root = Path(tempfile.mkdtemp(prefix="cjp-bench-"))
-    bench = Bench(root, installed=args.installed)
+    bench = Bench(root, installed=args.installed, real_home=args.real_home)
     load_before = os.getloadavg()
     try:
         bench.setup()
@@ -412,21 +472,20 @@ def main() -> None:
         bench.stop()
         shutil.rmtree(root, ignore_errors=True)
     out["fast_client"] = bench.fast_client
+    out["account"] = _account_facts()
     out["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
                       "python": platform.python_version(), "ssh": _ssh_version(),
                       "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
                       "runs": runs, "transfer_mib": size // MIB}
-    print_table(out)
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    return out
 
 
 def measure(bench: Bench, runs: int, size: int, transfer_runs: int) -> dict:
     connects = connect_times(bench, runs)
     rates = throughput(bench, size, transfer_runs)
-    rounds = 2 if runs < 10 else 3
-    ok, concurrent_medians = concurrent(bench, 32, rounds)
-    _, floor_concurrent = concurrent(bench, 32, rounds, bench.ssh_floor())
+    together = concurrent(bench, 32, 2 if runs < 10 else 4)
+    ok, concurrent_medians = together["ours"]
+    floor_concurrent = together["floor"][1]
     refresh = refresh_10k(bench, 10_000, 3)
     proxy_rss, _ = proxy_alone(bench)
     daemon = daemon_memory(bench)
@@ -448,6 +507,8 @@ def measure(bench: Bench, runs: int, size: int, transfer_runs: int) -> dict:
         "connect_cold_ratio": cold / floor,
         "connect_first_ratio": med(connects["first"]) / floor,
         "connect_warm_ratio": med(connects["warm"]) / floor,
+        "connect_warm_unchecked_ratio": (med(connects["warm_unchecked"]) / floor
+                                         if "warm_unchecked" in connects else None),
         "throughput_mb_s": {name: med(values) for name, values in rates.items()},
         "throughput_fdpass_ratio": rate("fdpass") / rate("floor"),
         "throughput_relay_ratio": rate("relay") / rate("floor"),
@@ -456,6 +517,9 @@ def measure(bench: Bench, runs: int, size: int, transfer_runs: int) -> dict:
         "concurrent32_ratio": med(concurrent_medians) / cold,
         "concurrent32_floor_median_s": med(floor_concurrent),
         "concurrent32_floor_ratio": med(floor_concurrent) / floor,
+        "concurrent32_vs_plain_ratio": med(concurrent_medians) / med(floor_concurrent),
+        "shared_connections_dir": bench.control_dir,
+        "daemon_socket_dir": str(bench.daemon_dir) if bench.daemon_dir else None,
         "refresh_10k_s": med(refresh),
         "proxy_peak_rss_kib": proxy_rss,
         "daemon_rss_kib": daemon["VmRSS"],
@@ -474,6 +538,7 @@ TARGETS = {  # key: (limit, whether the value must stay at or below it)
     "connect_cold_ratio": (1.25, True), "connect_warm_ratio": (0.2, True),
     "throughput_fdpass_ratio": (0.95, False), "throughput_relay_ratio": (0.8, False),
     "concurrent32_ok": (32, False), "concurrent32_ratio": (3.0, True),
+    "concurrent32_vs_plain_ratio": (1.15, True),
     "refresh_10k_s": (1.0, True), "import_overhead_ms": (25.0, True),
 }
 
@@ -491,6 +556,9 @@ def print_table(out: dict) -> None:
         ("ssh job true, warm control master (s)", out["connect_warm_s"], noise["warm"],
          "connect_warm_ratio"),
     ]
+    if out["connect_warm_unchecked_ratio"] is not None:
+        rows.append(("  the same without the /tmp directory check", out["connect_warm_unchecked_ratio"]
+                     * out["connect_floor_s"], noise["warm_unchecked"], "connect_warm_unchecked_ratio"))
     for name in ("floor", "fdpass", "relay"):
         key = "" if name == "floor" else f"throughput_{name}_ratio"
         rows.append((f"throughput {name} up/down (MB/s)",
@@ -501,7 +569,7 @@ def print_table(out: dict) -> None:
         ("32 concurrent connects: median (s)", out["concurrent32_median_s"], None,
          "concurrent32_ratio"),
         ("32 concurrent floor connects: median (s)", out["concurrent32_floor_median_s"], None,
-         ""),
+         "concurrent32_vs_plain_ratio"),
         ("config refresh, 10,000 jobs (s)", out["refresh_10k_s"], noise["refresh_10k"],
          "refresh_10k_s"),
         ("connect-path imports over bare start (ms)", out["import_overhead_ms"], None,
@@ -528,9 +596,14 @@ def print_table(out: dict) -> None:
         elif key:
             verdict = f"{out[key]:.2f}"
         print(f"{label:<44} {shown:>10} {noisy_text:>6}  {verdict}")
-    print(f"(fast client: {out['fast_client']})")
+    print(f"(fast client: {out['fast_client']}; shared connections in "
+          f"{out['shared_connections_dir'] or 'none: ControlMaster no'}; connect daemon sockets "
+          f"in {out['daemon_socket_dir'] or 'none'})")
     print(f"(32 concurrent floor connects take {out['concurrent32_floor_ratio']:.1f}x a single "
           "floor connect: the scale of what 2 cores allow)")
+    account = out["account"]
+    print(f"(run as {account['user']}, home {account['home']} ({account['home_bytes']} bytes), "
+          f"runtime directory {account['runtime_dir'] or 'none'})")
     machine = out["machine"]
     print(f"\n{machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}, "
           f"{machine['ssh']}; load average {machine['loadavg_before'][0]:.2f} before, "
@@ -539,8 +612,9 @@ def print_table(out: dict) -> None:
 
 
 def run_as_account(args: argparse.Namespace) -> int:
-    """Re-run this benchmark as the account ``cjp-bench`` (tests/accounts.py), so that neither
-    the floor nor our sessions pay for the invoking user's shell start-up files."""
+    """Re-run this benchmark as the account ``cjp-bencher`` (tests/accounts.py), as a plain
+    user is: a long home, no runtime directory, and only the login shell start-up files a new
+    account gets (paid alike by the floor and our sessions)."""
     import accounts
     venv = accounts.ensure_venv()
     python = str(venv / "bin" / "python")
@@ -548,12 +622,14 @@ def run_as_account(args: argparse.Namespace) -> int:
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
                         "cryptography"], check=True)
         subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)
-    user = accounts.account("bench")
+    user = accounts.account("bencher", long_home=True)
     out = Path(tempfile.mkdtemp(prefix="cjp-bench-out-"))
     os.chmod(out, 0o777)
-    argv = [python, str(Path(__file__).resolve()), "--installed", "--json", str(out / "r.json")]
+    argv = [python, str(Path(__file__).resolve()), "--installed", "--real-home",
+            "--json", str(out / "r.json")]
     argv += ["--quick"] if args.quick else []
     argv += ["--runs", str(args.runs)] if args.runs else []
+    argv += ["--times", str(args.times)]
     try:
         status = subprocess.run(user.command(*argv), cwd=user.home).returncode
         if status == 0 and args.json:
@@ -561,6 +637,14 @@ def run_as_account(args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(out, ignore_errors=True)
     return status
+
+
+def _account_facts() -> dict:
+    """Who ran the benchmark: what decides where shared connections can live."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    home = str(Path.home())
+    return {"user": getpass.getuser(), "home": home, "home_bytes": len(os.fsencode(home)),
+            "runtime_dir": runtime if os.path.isdir(runtime) else None}
 
 
 def _ssh_version() -> str:

@@ -196,8 +196,12 @@ def test_connect_daemon_can_be_turned_off(bench: Workbench, job: Job) -> None:
     assert not daemon_sockets(bench)
 
 
-def test_another_user_is_refused_by_the_daemon(bench: Workbench, job: Job) -> None:
-    """Even with its directory opened up, the daemon serves only the uid it runs as."""
+@pytest.mark.parametrize("client", ["quick.py", "quick.c"])
+def test_another_users_daemon_refuses_them_and_their_client_never_asks_it(
+        bench: Workbench, job: Job, client: str) -> None:
+    """Even with its directory opened up, the daemon serves only the uid it runs as; and a
+    client that finds another user's daemon at its socket (someone took a directory in /tmp)
+    runs the full command itself rather than hand that daemon its environment."""
     if os.geteuid() != 0:
         pytest.skip("needs root to run as a second account")
     stranger = accounts.account("stranger")
@@ -205,6 +209,9 @@ def test_another_user_is_refused_by_the_daemon(bench: Workbench, job: Job) -> No
     daemon = None
     try:
         shutil.copyfile(ROOT / "proxycmd" / "daemon" / "quick.py", shared / "quick.py")
+        if client == "quick.c":
+            subprocess.run(["cc", "-O2", "-o", str(shared / "quick"), str(ROOT / "proxycmd" / "daemon" / "quick.c")],
+                           check=True)
         os.chmod(shared, 0o755)
         base = str(shared / "d")
         where = stranger.run("/usr/bin/python3", "-c", f"import os, sys; sys.path[0] = {str(shared)!r}; "
@@ -217,14 +224,22 @@ def test_another_user_is_refused_by_the_daemon(bench: Workbench, job: Job) -> No
         assert wait_until(socket_path.exists, timeout=20)
         os.chmod(shared, 0o755)
         os.chmod(socket_path, 0o777)
-        argv = ["/usr/bin/python3", "-S", "-E", "-s", str(shared / "quick.py"), base, FALSE,
-                "-m", "condor_job_proxy", "connect", job.host, "x"]
+        command = [FALSE, "-m", "condor_job_proxy", "connect", job.host, "x"]
+        ask = (f"import os, sys, _socket; sys.path[0] = {str(shared)!r}; import quick; "
+               "c = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM); "
+               f"c.connect({str(socket_path)!r}); "
+               f"answer, _ = quick._ask(c, {command!r}, quick.context(os.environb)); "
+               "sys.stdout.buffer.write(answer + quick._rest(c, 65536))")
+        refused = stranger.run("/usr/bin/python3", "-c", ask)
+        assert refused.stdout.startswith(b"E255\n") and b"serves only its own user" in refused.stdout
+        program = ([str(shared / "quick")] if client == "quick.c" else
+                   ["/usr/bin/python3", "-S", "-E", "-s", str(shared / "quick.py")])
+        argv = [*program, base, *command]
         probe = ("import socket, subprocess, sys; a, b = socket.socketpair(); "
                  f"r = subprocess.run({argv!r}, stdout=b, stderr=subprocess.PIPE); "
                  "sys.stderr.buffer.write(r.stderr); sys.exit(r.returncode)")
         result = stranger.run("/usr/bin/python3", "-c", probe)
-        assert result.returncode == 255
-        assert b"serves only its own user" in result.stderr
+        assert (result.returncode, result.stderr) == (1, b""), "not the full command (false)"
     finally:
         if daemon:
             daemon.terminate()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pwd
 import shutil
 import socket
 import stat
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from jobstart import wait_for_job_line
 from conftest import can_connect, free_port, ROOT, Job, Workbench, sshd_children, wait_for_job_line, wait_until
 
 # ---------------------------------------------------------------- editing ~/.ssh/config
@@ -163,6 +165,81 @@ def test_setup_and_uninstall_on_the_real_home_ssh_config(account_pool) -> None:
     uninstall = user.run("condor-job-proxy", "config", "uninstall")
     assert uninstall.returncode == 0, uninstall.stderr
     assert config.read_bytes() == USER_LINES
+
+
+# ---------------------------------------------------------------- shared connections, plain account
+
+@pytest.fixture
+def sharer():
+    """A plain account as on an HPC access point or in a container: a 51-byte home, no
+    $XDG_RUNTIME_DIR and no /run/user/<uid>, set up, with a job of its own running."""
+    if os.geteuid() != 0:
+        pytest.skip("creating test accounts needs root")
+    from accounts import account, ensure_venv
+    ensure_venv()
+    user = account("sharer", long_home=True)
+    assert len(str(user.home)) > 45 and not Path(f"/run/user/{pwd.getpwnam(user.name).pw_uid}").exists()
+    tmp_dir = Path(f"/tmp/cjp-{pwd.getpwnam(user.name).pw_uid}")
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    assert user.run("condor-job-proxy", "setup", "--yes").returncode == 0
+    workdir = Path(tempfile.mkdtemp(prefix="cjp-sharer-job-"))
+    shutil.chown(workdir, user.name)
+    err_file = workdir.parent / f"{workdir.name}.err"
+    with open(err_file, "wb") as err:
+        starter = user.popen("condor-job-starter", "run", "--", "sleep", "600", cwd=workdir,
+                             env={"MARKER": "in-the-job"}, stdin=subprocess.DEVNULL, stderr=err)
+    host = f"job-{wait_for_job_line(starter, err_file)}"
+    yield user, host, tmp_dir
+    user.run("ssh", "-O", "exit", host)
+    user.run("condor-job-proxy", "daemon", "--stop")
+    starter.terminate()
+    starter.wait(10)
+    shutil.rmtree(workdir, ignore_errors=True)
+    err_file.unlink(missing_ok=True)
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _sessions(user) -> list[str]:
+    """The account's session sshds (not their own children)."""
+    ps = subprocess.run(["ps", "-u", user.name, "-o", "pid=,ppid=,comm="], capture_output=True,
+                        text=True).stdout.split("\n")
+    sshds = {line.split()[0]: line.split()[1] for line in ps if line.split()[2:] == ["sshd"]}
+    return [pid for pid, parent in sshds.items() if parent not in sshds]
+
+
+def test_second_ssh_reuses_the_connection_without_a_runtime_dir_and_a_long_home(sharer) -> None:
+    user, host, tmp_dir = sharer
+    refresh = user.run("condor-job-proxy", "config", "refresh")
+    assert refresh.returncode == 0, refresh.stderr
+    shutil.rmtree(tmp_dir, ignore_errors=True)        # as after a reboot: ssh must make it again
+    first = user.run("ssh", "-o", "BatchMode=yes", host, "echo $MARKER")
+    assert first.returncode == 0 and first.stdout == b"in-the-job\n", first.stderr
+    check = user.run("ssh", "-O", "check", host)
+    assert check.returncode == 0 and "Master running" in check.stderr.decode(), check.stderr
+    info = os.lstat(tmp_dir)
+    assert stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o700
+    assert info.st_uid == pwd.getpwnam(user.name).pw_uid
+    second = user.run("ssh", "-o", "BatchMode=yes", host, "echo $MARKER")
+    assert second.returncode == 0 and second.stdout == b"in-the-job\n", second.stderr
+    assert len(_sessions(user)) == 1
+    doctor = user.run("condor-job-proxy", "doctor", host).stdout.decode()
+    assert f"check shared connections: in {tmp_dir} (no login runtime directory" in doctor
+
+
+def test_a_tmp_directory_taken_by_someone_else_turns_sharing_off_with_one_line(sharer) -> None:
+    user, host, tmp_dir = sharer
+    assert user.run("condor-job-proxy", "config", "refresh").returncode == 0
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    tmp_dir.mkdir()               # taken by root (another user) while the name was free
+    tmp_dir.chmod(0o777)
+    result = user.run("ssh", "-o", "BatchMode=yes", host, "echo $MARKER")
+    assert result.returncode == 0 and result.stdout == b"in-the-job\n", result.stderr
+    lines = result.stderr.decode().splitlines()
+    assert lines == [f"condor-job-proxy: {tmp_dir} is not a directory of yours: connecting "
+                     "without a shared connection (remove it, or run: condor-job-proxy doctor)"]
+    assert list(tmp_dir.iterdir()) == [], "a socket went into a directory someone else owns"
+    doctor = user.run("condor-job-proxy", "doctor", host).stdout.decode()
+    assert f"check shared connections: off: {tmp_dir} is not a directory of yours\n" in doctor
 
 
 # ---------------------------------------------------------------- using a job by name

@@ -53,9 +53,11 @@ def tool_dirs(pool: Pool) -> list[str]:
 
 
 def my_processes(pool: Pool) -> list[str]:
-    """Processes that mention the test's directory: the tool, grabber, sshd, starter side."""
+    """Processes that mention the test's directory: the tool, grabber, sshd, starter side (not
+    the user's connect daemon, which the first connect starts and which stays by design)."""
     out = subprocess.run(["pgrep", "-af", str(pool.root)], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "pgrep" not in line]
+    return [line for line in out.splitlines()
+            if "pgrep" not in line and " daemon --socket " not in line]
 
 
 def test_ssh_runs_a_command_in_the_job(native: Pool, job: Path) -> None:

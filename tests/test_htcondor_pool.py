@@ -58,7 +58,10 @@ class Pool:
         return next(ad for ad in jobs if ad["ClusterId"] == cluster)
 
     def configure(self, text: str) -> None:
-        (self.root / "config" / "condor-job-proxy" / "config.toml").write_text(text)
+        """config.toml: ``text``, with shared connections off as in conftest's bench (each ssh
+        here must be a connect of its own; with no runtime dir they would be on, in /tmp)."""
+        (self.root / "config" / "condor-job-proxy" / "config.toml").write_text(
+            "control_master = false\n" + text)
 
     def proxy(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "condor_job_proxy", *args], env=self.env,
@@ -69,7 +72,7 @@ class Pool:
 
 
 @pytest.fixture
-def pool(tmp_path: Path) -> Pool:
+def pool(tmp_path: Path):
     """A set-up user whose config.toml selects HTCondor, with a stand-in pool of two schedds."""
     pool_file = tmp_path / "pool.json"
     pool_file.write_text(json.dumps({
@@ -87,7 +90,8 @@ def pool(tmp_path: Path) -> Pool:
     created.configure('resolver = "htcondor"\n')
     setup = created.proxy("setup", "--yes", "--ssh-config", str(created.ssh_config))
     assert setup.returncode == 0, setup.stderr
-    return created
+    yield created
+    created.proxy("daemon", "--stop")    # the first connect started one (10 minutes' idle)
 
 
 def _me() -> str:

@@ -24,6 +24,10 @@ def pool():
     os.chmod(shared, 0o1777)
     env = {"CONDOR_JOB_PROXY_QUEUE": str(shared)}
     for user in (owner, other):
+        # Sessions here end when ssh does, so tests can see them go (as in conftest's bench);
+        # these accounts would otherwise share connections in /tmp/cjp-<uid>.
+        user.run("sh", "-c", "mkdir -p ~/.config/condor-job-proxy && "
+                 "echo 'control_master = false' > ~/.config/condor-job-proxy/config.toml")
         result = user.run("condor-job-proxy", "setup", "--yes", env=env)
         assert result.returncode == 0, result.stderr
     keys = Path(tempfile.mkdtemp(prefix="cjp-owner-keys-"))

@@ -5,6 +5,7 @@
  * socket name, the same answers, and the same fallback to the full proxy command.
  *
  *     cjp-quick SOCKET_BASE PYTHON -m condor_job_proxy ... connect ... %n %r
+ *     cjp-quick --private-dir DIR      (a `Match exec` in the include: see private_dir)
  *
  * `condor-job-proxy setup` (and `config refresh`) builds it with the machine's C compiler,
  * when there is one, into the state directory; otherwise ssh runs quick.py.
@@ -208,8 +209,55 @@ static void fail_as_told(int fd, char *answer, size_t got)
     _exit(status);
 }
 
+/* Whether the daemon at the other end runs as us: in a directory under /tmp another user's
+   socket must never get our request (its environment may hold credentials). */
+static int peer_is_us(int fd)
+{
+    struct ucred peer;
+    socklen_t size = sizeof peer;
+    return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) == 0 && peer.uid == getuid();
+}
+
+/* sshconfig/control.private_tmp_problem: create DIR 0700 if missing; 0 only if it is a real
+   directory (lstat) of ours that no one else may enter, else the reason, on stderr unless
+   quiet. ssh runs `--private-dir DIR` (a `Match exec`) before each use of a shared connection
+   socket in /tmp, and connects without sharing when it fails, rather than talk to a socket
+   someone else planted there; the client checks a daemon socket's directory the same way
+   before it has the full command start a daemon there. */
+static int private_dir(const char *dir, int quiet)
+{
+    struct stat info;
+    char problem[256];
+    if (lstat(dir, &info) != 0 && (errno != ENOENT || (mkdir(dir, 0700) != 0 && errno != EEXIST)
+                                   || lstat(dir, &info) != 0))
+        snprintf(problem, sizeof problem, ": %s;", strerror(errno));
+    else if (!S_ISDIR(info.st_mode) || info.st_uid != getuid())
+        snprintf(problem, sizeof problem, " is not a directory of yours:");
+    else if (info.st_mode & 077)
+        snprintf(problem, sizeof problem, " is open to other users:");
+    else
+        return 0;
+    if (!quiet)
+        dprintf(2, "condor-job-proxy: %s%s connecting without a shared connection (remove it, "
+                "or run: condor-job-proxy doctor)\n", dir, problem);
+    return 1;
+}
+
+/* The daemon socket to have the full command start a daemon at, if its directory is ours. */
+static const char *daemon_to_start(const char *path)
+{
+    char *dir = strdup(path);
+    char *slash = dir ? strrchr(dir, '/') : NULL;
+    if (slash == NULL || slash == dir)
+        return NULL;
+    *slash = '\0';
+    return private_dir(dir, 1) == 0 ? path : NULL;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--private-dir") == 0)
+        return private_dir(argv[2], 0);
     if (argc < 3) {
         dprintf(2, "usage: %s SOCKET_BASE PROXY_COMMAND...\n", argv[0]);
         return 255;
@@ -242,7 +290,9 @@ int main(int argc, char **argv)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct timeval limit = {SECONDS, 0};
     if (fd < 0 || connect(fd, (struct sockaddr *)&address, sizeof address) != 0)
-        become(command, path);
+        become(command, daemon_to_start(path));
+    if (!peer_is_us(fd))
+        become(command, NULL);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
     if (send_request(fd, command, entries, count) != 0)

@@ -1,6 +1,7 @@
 """The ProxyCommand's fast client: ask the user's connect daemon for the job's socket.
 
     python -S -E -s .../proxycmd/daemon/quick.py SOCKET_BASE PYTHON -m condor_job_proxy ... connect ... %n %r
+    python -S -E -s .../proxycmd/daemon/quick.py --private-dir DIR     (see private_dir)
 
 (quick.c beside it is the same client compiled, used when setup could build it.)
 
@@ -30,7 +31,7 @@ CONTEXT_PREFIXES = (b"CONDOR_", b"_CONDOR_", b"PYTHON", b"AWS_")
 HASH_MODULUS = (1 << 61) - 1
 # Set for the full proxy command when no daemon answered: it starts one after connecting.
 START_ENV = b"CONDOR_JOB_PROXY_START_DAEMON"
-_S_IFMT, _S_IFSOCK, _S_IFCHR = 0o170000, 0o140000, 0o020000
+_S_IFMT, _S_IFSOCK, _S_IFCHR, _S_IFDIR = 0o170000, 0o140000, 0o020000, 0o040000
 
 
 def context(environ: dict) -> list:
@@ -48,6 +49,8 @@ def socket_path(base: str, entries: list) -> str:
 
 
 def main(argv: list) -> None:
+    if len(argv) == 3 and argv[1] == "--private-dir":
+        posix._exit(private_dir(argv[2], quiet=False))
     entries = context(posix.environ)
     daemon_socket, command = socket_path(argv[1], entries), argv[2:]
     if (posix.fstat(1).st_mode & _S_IFMT) != _S_IFSOCK:
@@ -57,7 +60,9 @@ def main(argv: list) -> None:
         channel.settimeout(60.0)
         channel.connect(daemon_socket)
     except OSError:
-        _become(command, daemon_socket)
+        _become(command, _daemon_to_start(daemon_socket))
+    if not _peer_is_us(channel):
+        _become(command, None)
     try:
         answer, fds = _ask(channel, command, entries)
     except OSError:
@@ -76,6 +81,50 @@ def main(argv: list) -> None:
         _report(line)
         posix._exit(int(status))
     _become(command, None)
+
+
+def private_dir(directory: str, quiet: bool) -> int:
+    """quick.c's private_dir: 0 when ``directory`` is (or, created 0700, now is) a real
+    directory of ours that no one else may enter; else 1, and the reason on stderr unless
+    ``quiet``. ssh runs `--private-dir` before it uses a socket in /tmp, and connects without
+    sharing when it fails."""
+    try:
+        try:
+            info = posix.lstat(directory)
+        except FileNotFoundError:
+            try:
+                posix.mkdir(directory, 0o700)
+            except FileExistsError:
+                pass
+            info = posix.lstat(directory)
+    except OSError as err:
+        problem = f": {err.strerror};"
+    else:
+        if (info.st_mode & _S_IFMT) != _S_IFDIR or info.st_uid != posix.getuid():
+            problem = " is not a directory of yours:"
+        elif info.st_mode & 0o077:
+            problem = " is open to other users:"
+        else:
+            return 0
+    if not quiet:
+        posix.write(2, f"condor-job-proxy: {directory}{problem} connecting without a shared "
+                       "connection (remove it, or run: condor-job-proxy doctor)\n".encode())
+    return 1
+
+
+def _daemon_to_start(daemon_socket: str):
+    """The socket to have the full command start a daemon at, if its directory is ours."""
+    directory = daemon_socket.rpartition("/")[0]
+    return daemon_socket if directory and private_dir(directory, quiet=True) == 0 else None
+
+
+def _peer_is_us(channel) -> bool:
+    """Whether the daemon runs as us: another user's socket must never get our request."""
+    try:
+        creds = channel.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+    except OSError:
+        return False
+    return int.from_bytes(creds[4:8], sys.byteorder) == posix.getuid()
 
 
 def _ask(channel, command: list, entries: list) -> tuple:
