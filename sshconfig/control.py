@@ -61,7 +61,7 @@ def needs_check(directory: Path) -> bool:
 def private_tmp_problem(directory: Path, create: bool = True) -> str | None:
     """Why ``directory`` cannot hold our sockets, or None when it is (or, if ``create``, now
     is) a real directory of ours that nobody else can enter. The fast client's
-    ``--private-dir`` makes the same check for ssh (proxycmd/quick.c)."""
+    ``--private-dir`` makes the same check for ssh (proxycmd/daemon/quick.c)."""
     try:
         info = os.lstat(directory)
     except FileNotFoundError:
