@@ -93,9 +93,10 @@ def _interactive_block(settings: IncludeSettings) -> list[str]:
         "    # shows why it waits while it waits, then connects as for a job host. The job ends",
         "    # itself once no session has been open for the template's linger time.",
         *_session_lines(settings, command),
-        "    # Each ssh connects on its own, so the waiting status reaches your terminal (or VS",
-        "    # Code's log); the job stays for the linger time, so reconnects find it.",
-        "    ControlMaster no",
+        *([] if settings.windows else [
+            "    # Each ssh connects on its own, so the waiting status reaches your terminal (or VS",
+            "    # Code's log); the job stays for the linger time, so reconnects find it.",
+            "    ControlMaster no"]),
         *_keepalive_lines(),
     ]
 

@@ -11,6 +11,7 @@ import os
 import socket
 import struct
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,6 +127,39 @@ def finish(channel: Channel, starter_key: str = "") -> Outcome:
         sshsig.verify(starter_key, signed, sig["sig"])
         proved = True
     return Outcome(accept, channel, proved)
+
+
+class FakeStarter:
+    """A loopback listener where a job's starter should be: ``answer`` handles, in a thread,
+    the one connection a proxy makes to it. Subclasses set their fields before calling
+    ``__init__``, which starts listening."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.done = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return "127.0.0.1:%d" % self.listener.getsockname()[1]
+
+    def answer(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+            with conn:
+                conn.settimeout(10)
+                self.answer(conn)
+        except OSError:
+            pass
+        finally:
+            self.listener.close()
+            self.done.set()
 
 
 def read_frame(sock: socket.socket) -> bytes:

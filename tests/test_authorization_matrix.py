@@ -12,15 +12,14 @@ import json
 import os
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import Job, Workbench, session_leftovers, sshd_children, wait_until
-from handshake import (address, finish, handshake, job_record, new_key, open_channel,
-                       plant_record, public_line, read_frame, send_hello, user_key)
+from handshake import (FakeStarter, address, finish, handshake, job_record, new_key,
+                       open_channel, plant_record, public_line, read_frame, send_hello, user_key)
 from starter import sshsig
 from starter.protocol import Refusal
 from test_connect_daemon import client_only, first_connect
@@ -150,39 +149,25 @@ def test_messages_spliced_from_two_handshakes_are_refused(bench: Workbench, job:
 
 # --- the starter's side: the proxy checks who answers --------------------------------------------
 
-class Impostor:
+class Impostor(FakeStarter):
     """A listener that plays a starter: signs with its own key, or replays recorded frames,
     and records every byte the client sends after the handshake."""
 
     def __init__(self, key_file: Path | None = None, replay: list[bytes] | None = None) -> None:
         self.key_file, self.replay = key_file, replay
-        self.listener = socket.create_server(("127.0.0.1", 0))
         self.after_handshake = bytearray()
-        self.done = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    @property
-    def address(self) -> str:
-        return "127.0.0.1:%d" % self.listener.getsockname()[1]
-
-    def _serve(self) -> None:
-        try:
-            conn, _ = self.listener.accept()
-            with conn:
-                conn.settimeout(10)
-                if self.replay:
-                    read_frame(conn)                  # hello
-                    conn.sendall(self.replay[0])      # recorded challenge
-                    read_frame(conn)                  # auth
-                    conn.sendall(b"".join(self.replay[1:]))
-                else:
-                    self._sign_as_impostor(conn)
-                while chunk := conn.recv(4096):
-                    self.after_handshake += chunk
-        except OSError:
-            pass
-        finally:
-            self.done.set()
+    def answer(self, conn: socket.socket) -> None:
+        if self.replay:
+            read_frame(conn)                  # hello
+            conn.sendall(self.replay[0])      # recorded challenge
+            read_frame(conn)                  # auth
+            conn.sendall(b"".join(self.replay[1:]))
+        else:
+            self._sign_as_impostor(conn)
+        while chunk := conn.recv(4096):
+            self.after_handshake += chunk
 
     def _sign_as_impostor(self, conn: socket.socket) -> None:
         from starter.protocol import Channel
@@ -193,9 +178,6 @@ class Impostor:
         channel.send("accept", host_key=public_line(self.key_file), user=_me())
         channel.send("sig", sig=sshsig.sign(str(self.key_file),
                                             channel.transcript.signed_data("server")))
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 
@@ -249,40 +231,26 @@ def test_starters_answer_replayed_to_a_new_connect_is_detected(bench: Workbench,
     assert not (bench.root / "ran").exists()
 
 
-class Relay:
+class Relay(FakeStarter):
     """A man in the middle that passes the handshake through to the real starter untouched
     (keeping the starter's frames), then does ``after`` with the client's connection."""
 
     def __init__(self, starter: tuple[str, int], after=lambda client: None) -> None:
         self.starter, self.after = starter, after
         self.starter_frames: list[bytes] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.done = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    @property
-    def address(self) -> str:
-        return "127.0.0.1:%d" % self.listener.getsockname()[1]
-
-    def _serve(self) -> None:
-        try:
-            client, _ = self.listener.accept()
-            with client, socket.create_connection(self.starter, timeout=10) as starter:
-                client.settimeout(10)
-                for source, target, count in ((client, starter, 1), (starter, client, 1),
-                                              (client, starter, 1), (starter, client, 2)):
-                    for _ in range(count):
-                        data = read_frame(source)
-                        if source is starter:
-                            self.starter_frames.append(data)
-                        target.sendall(data)
-                client.settimeout(None)
-                self.after(client)
-        except OSError:
-            pass
-        finally:
-            self.listener.close()
-            self.done.set()
+    def answer(self, client: socket.socket) -> None:
+        with socket.create_connection(self.starter, timeout=10) as starter:
+            for source, target, count in ((client, starter, 1), (starter, client, 1),
+                                          (client, starter, 1), (starter, client, 2)):
+                for _ in range(count):
+                    data = read_frame(source)
+                    if source is starter:
+                        self.starter_frames.append(data)
+                    target.sendall(data)
+            client.settimeout(None)
+            self.after(client)
 
 
 class SwappedSshd:

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import Job, Workbench, session_leftovers, sshd_children, wait_until
-from handshake import (address, frame, handshake, job_record, new_key, plant_record,
+from handshake import (FakeStarter, address, frame, handshake, job_record, new_key, plant_record,
                        public_line, rss_kb, threads, user_key)
 from starter.jobid import BadJobId, JobId, parse_host, parse_job_id
 from starter.keys import normalize
@@ -297,29 +297,16 @@ def test_owners_odd_shell_list_still_opens_a_session(bench: Workbench, job: Job)
     assert_starter_unharmed(bench, job)
 
 
-class HostileStarter:
+class HostileStarter(FakeStarter):
     """A listener that answers a proxy's hello with ``reply`` and hangs up."""
 
     def __init__(self, reply: bytes) -> None:
         self.reply = reply
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    @property
-    def address(self) -> str:
-        return "127.0.0.1:%d" % self.listener.getsockname()[1]
-
-    def _serve(self) -> None:
-        try:
-            conn, _ = self.listener.accept()
-            with conn:
-                conn.settimeout(10)
-                conn.recv(MAX_MESSAGE + 4)
-                conn.sendall(self.reply)
-        except OSError:
-            pass
-        finally:
-            self.listener.close()
+    def answer(self, conn: socket.socket) -> None:
+        conn.recv(MAX_MESSAGE + 4)
+        conn.sendall(self.reply)
 
 
 HOSTILE_REPLIES = {

@@ -41,6 +41,12 @@ def node():
     """Account cjp-nopty, set up, with a job running on a node that cannot give terminals."""
     ensure_venv()
     user = account("nopty")
+    # Each ssh is a connect of its own, so each sees the session's banner (the shared case
+    # has a test of its own below).
+    config = user.home / ".config" / "condor-job-proxy"
+    assert user.run("mkdir", "-p", str(config)).returncode == 0
+    assert user.run("sh", "-c", f"echo 'control_master = false' > {config}/config.toml"
+                    ).returncode == 0
     assert user.run("condor-job-proxy", "setup", "--yes").returncode == 0
     hide = _whiteouts([Path(place) for place in NSS_WRAPPER_PLACES if os.path.exists(place)])
     workdir = Path(tempfile.mkdtemp(prefix="cjp-nopty-cwd-"))

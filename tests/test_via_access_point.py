@@ -100,6 +100,12 @@ def via():
             _write_as(laptop, laptop.home / ".ssh" / "config",
                       sshd.host_block("ap", ap.name) + sshd.host_block("stranger-ap", stranger.name))
             _write_as(laptop, laptop.home / ".ssh" / "known_hosts", sshd.known_hosts_line())
+            # Each ssh here is a connect of its own (as in conftest's bench): what the laptop
+            # pins and leaves behind is seen per connection, with no shared master around.
+            assert laptop.run("mkdir", "-p", str(laptop.home / ".config" / "condor-job-proxy")
+                              ).returncode == 0
+            _write_as(laptop, laptop.home / ".config" / "condor-job-proxy" / "config.toml",
+                      "control_master = false\n")
             result = laptop.run("condor-job-proxy", "setup", "--yes", "--via", "ap")
             assert result.returncode == 0, result.stderr
             yield {"ap": ap, "laptop": laptop, "host": host, "cwd": cwd, "root": root,

@@ -124,7 +124,7 @@ def test_at_a_terminal_ssh_to_idle_job_waits_with_a_live_line(pool: Pool) -> Non
 
 
 def test_ssh_to_idle_job_lands_in_it_once_it_runs(pool: Pool) -> None:
-    pool.configure('resolver = "htcondor"\ncontrol_master = false\n')
+    pool.configure('resolver = "htcondor"\n')
     assert pool.proxy("config", "refresh").returncode == 0
     _slots(pool, 8192)
     pool.add_job(6, JobStatus=1, RequestMemory=1024, WantIOProxy=True,
@@ -190,7 +190,7 @@ def test_connect_daemon_leaves_an_idle_job_to_the_waiting_proxy(pool: Pool) -> N
     # The same environment for every ssh here, so the daemon the first one starts serves all.
     pool.env.update(XDG_RUNTIME_DIR=str(pool.root / "run"), CONDOR_JOB_PROXY_WAIT="60",
                     CONDOR_JOB_PROXY_WAIT_POLL="0.2")
-    pool.configure('resolver = "htcondor"\ncontrol_master = false\n')
+    pool.configure('resolver = "htcondor"\n')
     assert pool.proxy("config", "refresh").returncode == 0
     pool.add_job(6, WantIOProxy=True, CondorJobProxyOwnerKey=pool.public_key())
     starter = _start_starter(pool, 6)
