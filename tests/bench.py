@@ -126,7 +126,8 @@ class Bench:
         # sessions' setup script restores the job's environment and directory, then does the
         # same: what it costs is ours to count.)
         from starter import session
-        ours = "".join(line + "\n" for line in session._SSHD_CONFIG.format(dir=floor, force_command="").splitlines()
+        ours = "".join(line + "\n" for line in session._SSHD_CONFIG.format(
+                           dir=floor, force_command="", permit_tty="yes", banner="none").splitlines()
                        if not line.startswith("ForceCommand"))
         (floor / "sshd_config").write_text(ours)
         defaults = "".join(line + "\n" for line in ours.splitlines()
