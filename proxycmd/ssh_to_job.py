@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from starter.jobid import JobId
-from starter.keys import public_key_path
 
 from . import fdpass, pipeline
 from . import htcondor_tool as htcondor_tool_module
 from .errors import JobNotFound, JobNotRunning, NotAuthorized, ProxyError, report
 from .model import JobEndpoint, ReadySession, SessionRequest
 from .resolvers import BaseResolver
+from .userkey import ensure_key, public_key_blob
 from .waiting import StatusLine, Waiter, explainer
 
 SETUP_FAILED = 1
@@ -300,7 +300,6 @@ def _user_key(ec2: bool) -> Path:
     EC2 job has no handshake of ours and needs none."""
     from starter import paths
 
-    from .userkey import ensure_key
     if ec2:
         return paths.user_key_path()
     try:
@@ -322,7 +321,7 @@ def _session_key(request: Request, directory: Path) -> tuple[Path | None, str]:
     if proc.returncode != 0 or not key.exists():
         reason = proc.stderr.decode(errors="replace").strip() or f"exit status {proc.returncode}"
         raise SetupFailed(f"Failed to create ssh key with ssh-keygen: {reason}")
-    return key, " ".join(public_key_path(key).read_text().split()[:2])
+    return key, public_key_blob(key)
 
 
 def ssh_argv(request: Request, ready: ReadySession, directory: Path, ec2: bool = False) -> list[str]:

@@ -33,3 +33,14 @@ def public_key(path: Path | None = None) -> str:
         return pub.read_text().strip()
     except OSError:
         raise ProxyError(f"no job-access key at {pub} (run: condor-job-proxy setup)") from None
+
+
+def public_key_blob(identity: Path, setup: str = "condor-job-proxy setup") -> str:
+    """``<type> <base64>`` of the public half beside ``identity``: what a starter lets in.
+    ``setup`` is the command that makes it, for the error."""
+    path = public_key_path(identity)
+    try:
+        return " ".join(path.read_text().split()[:2])
+    except OSError as err:
+        raise ProxyError(f"cannot read your job-access public key {path}: {err.strerror} "
+                         f"(run: {setup})") from None

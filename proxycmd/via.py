@@ -23,11 +23,11 @@ from typing import NoReturn
 
 from starter import paths
 from starter.jobid import DEFAULT_HOST_PREFIX, BadJobId, JobId, parse_host
-from starter.keys import public_key_path
 
 from . import handoff, prelude, state
 from .errors import ProxyError, one_line, report
 from .hop import DEFAULT_COMMAND, Hop, ssh_argv
+from .userkey import public_key_blob
 
 FAILED = 255
 HOP_EXIT_SECONDS = 5.0
@@ -85,19 +85,11 @@ def _prepare(hop: Hop, host: str, user: str | None, *, identity: Path | None = N
 
 
 def _remote_words(host: str, user: str | None, identity: Path, prefix: str | None) -> list[str]:
-    words = ["connect", "--relay", "--prelude", "--session-key", _public_key(identity)]
+    words = ["connect", "--relay", "--prelude", "--session-key",
+             public_key_blob(identity, "condor-job-proxy setup --via ACCESS-POINT")]
     if prefix and prefix != DEFAULT_HOST_PREFIX:
         words += ["--host-prefix", prefix]
     return [*words, host, *([user] if user else [])]
-
-
-def _public_key(identity: Path) -> str:
-    path = public_key_path(identity)
-    try:
-        return " ".join(path.read_text().split()[:2])
-    except OSError as err:
-        raise ProxyError(f"cannot read your job-access public key {path}: {err.strerror} "
-                         "(run: condor-job-proxy setup --via ACCESS-POINT)") from None
 
 
 class _JobFiles:

@@ -5,11 +5,11 @@ import os
 import socket
 
 from starter import sshsig
-from starter.keys import public_key_path
 from starter.protocol import (NONCE_BYTES, PROTOCOL_VERSION, Channel, ProtocolError, Refusal,
                               text_field)
 
 from ..errors import JobNotRunning, NotAuthorized, ProxyError
+from ..userkey import public_key_blob
 from ..model import JobEndpoint, OpenSession, SessionRequest
 from . import BaseTransport
 
@@ -28,7 +28,7 @@ class Transport(BaseTransport):
     def open_session(self, endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
         """Connect and authenticate both ways. Both ssh-keygen runs start first, so their start-up
         overlaps the connect and the starter's own work instead of following it."""
-        public_key = _public_key(request)
+        public_key = public_key_blob(request.identity)
         signer = _start_signing(request)
         try:
             checker = sshsig.start_verify(endpoint.starter_key)
@@ -103,15 +103,6 @@ def _finish_signing(signer: sshsig.PendingSignature, data: bytes) -> str:
         return signer.finish(data)
     except sshsig.SignatureError as err:
         raise ProxyError(str(err)) from None
-
-
-def _public_key(request: SessionRequest) -> str:
-    path = public_key_path(request.identity)
-    try:
-        return " ".join(path.read_text().split()[:2])
-    except OSError as err:
-        raise ProxyError(f"cannot read your job-access public key {path}: {err.strerror} "
-                         "(run: condor-job-proxy setup)") from None
 
 
 def _raise_if_refused(message: dict, job: object) -> None:
