@@ -1,9 +1,6 @@
 """The user's job-access key pair: created once by setup, never regenerated behind their back."""
 from __future__ import annotations
 
-import getpass
-import socket
-import subprocess
 from pathlib import Path
 
 from starter import paths
@@ -14,6 +11,9 @@ from .errors import ProxyError
 
 def ensure_key(path: Path | None = None) -> tuple[Path, bool]:
     """Create an ed25519 key pair (private 0600) unless one exists; returns (path, created)."""
+    import getpass   # here: the connect path reads public keys through this module too
+    import socket
+    import subprocess
     path = path or paths.user_key_path()
     if path.exists():
         return path, False
