@@ -16,16 +16,24 @@ def report(line: str) -> None:
         os.write(2, data)
     except OSError:
         pass
-    if not _is_dev_null(2):
-        return
-    try:
-        terminal = os.open("/dev/tty", os.O_WRONLY | os.O_NOCTTY)
-    except OSError:
+    terminal = hidden_terminal()
+    if terminal is None:
         return      # no terminal (VS Code, scripts): `condor-job-proxy doctor JOB` says it
     try:
         os.write(terminal, data)
     finally:
         os.close(terminal)
+
+
+def hidden_terminal() -> int | None:
+    """The controlling terminal, opened for writing, when ssh has put our stderr on /dev/null
+    (ControlPersist) so that the user would see nothing; None otherwise or without one."""
+    if not _is_dev_null(2):
+        return None
+    try:
+        return os.open("/dev/tty", os.O_WRONLY | os.O_NOCTTY)
+    except OSError:
+        return None
 
 
 def _is_dev_null(fd: int) -> bool:

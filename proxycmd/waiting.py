@@ -17,7 +17,7 @@ from typing import Callable, TextIO
 from starter import paths
 from starter.jobid import JobId
 
-from .errors import JobNotFound, JobNotRunning, ProxyError
+from .errors import JobNotFound, JobNotRunning, ProxyError, hidden_terminal
 from .model import JobEndpoint
 from .resolvers import BaseResolver as Resolver
 
@@ -77,13 +77,8 @@ def _at_a_terminal() -> bool:
 
 def _terminal_if_hidden() -> TextIO | None:
     """The controlling terminal when ssh sent our stderr to /dev/null (ControlPersist)."""
-    from .errors import _is_dev_null
-    if not _is_dev_null(2):
-        return None
-    try:
-        return open("/dev/tty", "w")   # noqa: SIM115 - kept for the life of the wait
-    except OSError:
-        return None
+    terminal = hidden_terminal()
+    return None if terminal is None else os.fdopen(terminal, "w")   # kept for the wait
 
 
 def pace(elapsed: float) -> float:
