@@ -28,7 +28,7 @@ def connect_outcome(request: dict, deliver: Callable[[ReadySession], None] | Non
     from starter import paths
 
     from .connect import NotServed
-    from .errors import ProxyError, one_line
+    from .errors import one_line
     request = {key: value for key, value in request.items() if key not in options.VIA_MODES}
     debug = request.pop("debug", False)
     paths.use_dirs(request.pop("config_dir", None), request.pop("state_dir", None))

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from jobstart import wait_for_job_line
 from conftest import can_connect, free_port, ROOT, Job, Workbench, sshd_children, wait_for_job_line, wait_until
 
 # ---------------------------------------------------------------- editing ~/.ssh/config
