@@ -92,7 +92,9 @@ def daemon(obj: dict, socket_path: Path | None, stop: bool) -> None:
     if socket_path is None:
         raise click.UsageError("give --socket PATH (or --stop)")
     shared = {key: obj[key] for key in options.DAEMON_SHARED}
-    server.serve(socket_path, shared, settings.load().connect_daemon_idle, refresh_include)
+    chosen = settings.load()
+    server.serve(socket_path, shared, chosen.connect_daemon_idle, refresh_include,
+                 chosen.spare_session_seconds)
 
 
 def _daemon_sockets(queue: str | None) -> list[Path]:

@@ -29,12 +29,14 @@ def connect(host: str, user: str | None = None, *, relay: bool = False,
             shells: list[str] | None = None, prefix: str | None = None,
             deliver: Callable[[ReadySession], None] | None = None,
             serves: Callable[[JobEndpoint], bool] | None = None,
-            session_key: str | None = None, may_wait: bool = True) -> None:
+            session_key: str | None = None, may_wait: bool = True,
+            opener: pipeline.Opener = pipeline.open_session) -> None:
     """Resolve ``host`` (an interactive host submits or reuses a job), open its session through
     the pipeline and deliver it: to ssh (fd passing, or a relay with ``relay``) unless
     ``deliver`` takes it. An endpoint that ``serves`` turns down raises NotServed before any
     connection is made, as does a job to wait for when not ``may_wait``. ``session_key`` is a
-    public key to let into the session instead of ours (a laptop's, via an access point)."""
+    public key to let into the session instead of ours (a laptop's, via an access point).
+    ``opener`` opens the session (the connect daemon's may hand over a spare)."""
     endpoint = _endpoint(host, queue, prefix, may_wait)
     if serves is not None and not serves(endpoint):
         raise NotServed(endpoint.transport)
@@ -43,7 +45,7 @@ def connect(host: str, user: str | None = None, *, relay: bool = False,
                              tuple(shells or ()), session_key or "", known_hosts=known_hosts,
                              host=host, ssh_user=user)
     ready = pipeline.open_ready(endpoint, request, known_hosts,
-                                job_identity or state.identities_dir() / host)
+                                job_identity or state.identities_dir() / host, opener)
     (deliver or pipeline.to_ssh(relay))(ready)
 
 

@@ -51,6 +51,7 @@ class SessionRequest(NamedTuple):
     host: str = ""             # the job host name as ssh has it (%n)
     ssh_user: str | None = None   # the login name ssh was started with (%r), if given
     login_key: Path | None = None  # the private key of ``session_key``, which ssh then offers
+    spare: bool = False        # opened ahead of need, for the next ssh (the connect daemon's)
 
 
 class OpenSession(NamedTuple):

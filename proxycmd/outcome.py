@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .model import JobEndpoint, ReadySession
+    from .pipeline import Opener
 
     Hook = Callable[[str | None], None]
 
@@ -22,9 +23,11 @@ NOT_SERVED = -1   # connect_outcome: the caller's ``serves`` turned the job's en
 
 def connect_outcome(request: dict, deliver: Callable[[ReadySession], None] | None = None,
                     serves: Callable[[JobEndpoint], bool] | None = None,
-                    after_user_mismatch: Hook | None = None) -> tuple[int, str]:
+                    after_user_mismatch: Hook | None = None,
+                    opener: Opener | None = None) -> tuple[int, str]:
     """(exit status, line for stderr) of one connect. ``deliver`` takes the ready session
-    instead of ssh's stdout; an endpoint ``serves`` turns down gives NOT_SERVED."""
+    instead of ssh's stdout; an endpoint ``serves`` turns down gives NOT_SERVED; ``opener``,
+    if given, opens the session (the connect daemon's spares)."""
     from starter import paths
 
     from .connect import NotServed
@@ -33,6 +36,8 @@ def connect_outcome(request: dict, deliver: Callable[[ReadySession], None] | Non
     debug = request.pop("debug", False)
     paths.use_dirs(request.pop("config_dir", None), request.pop("state_dir", None))
     try:
+        if opener is not None:
+            request["opener"] = opener
         connect_and_remember(**request, deliver=deliver, serves=serves,
                              after_user_mismatch=after_user_mismatch)
         return 0, ""

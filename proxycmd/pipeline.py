@@ -15,16 +15,24 @@ from starter.jobid import JobId
 
 from . import handoff, state, transports
 from .errors import UserMismatch, report
-from .model import JobEndpoint, ReadySession, SessionRequest
+from .model import JobEndpoint, OpenSession, ReadySession, SessionRequest
+
+Opener = Callable[[JobEndpoint, SessionRequest], OpenSession]
+
+
+def open_session(endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
+    """A new session through the endpoint's transport."""
+    return transports.load(endpoint.transport).open_session(endpoint, request)
 
 
 def open_ready(endpoint: JobEndpoint, request: SessionRequest, known_hosts: Path,
-               identity_link: Path | None = None) -> ReadySession:
+               identity_link: Path | None = None, opener: Opener = open_session) -> ReadySession:
     """A connected session whose host key is pinned in ``known_hosts`` under the job's host
-    name (and, given ``identity_link``, ssh's identity link pointed at the key it needs)."""
+    name (and, given ``identity_link``, ssh's identity link pointed at the key it needs).
+    ``opener`` gets the session: a new one, or the connect daemon's spare."""
     host = request.host or endpoint.job.host()
     check_login(endpoint.job, endpoint.user, request.ssh_user, host)
-    session = transports.load(endpoint.transport).open_session(endpoint, request)
+    session = opener(endpoint, request)
     try:
         check_login(endpoint.job, session.user, request.ssh_user, host)
         state.pin(host, session.host_key, known_hosts, session.note)

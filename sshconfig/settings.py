@@ -10,6 +10,8 @@ Keys (all optional):
   connect_daemon = true         ssh asks a per-user connect daemon, started by the first
                                 connect, to do the proxy's work (faster connects)
   connect_daemon_idle = 600     seconds a connect daemon stays with no connects
+  spare_session_seconds = 30    a job connected to again without a shared connection gets its
+                                next session opened ahead of need, kept this long (0: never)
   compiled_client = true        build the daemon's fast client with the C compiler, if any
                                 (false: ssh runs its Python twin, a few ms slower)
 """
@@ -29,6 +31,8 @@ _DURATION = re.compile(r"[0-9]+[smhdwSMHDW]?")
 DEFAULT_PERSIST = "60s"
 # Ten minutes: a working session's connects share one daemon; a forgotten one goes soon.
 DEFAULT_DAEMON_IDLE = 600
+# Long enough for a run of scp/rsync/Ansible connects; short beside sshd's 120 s login grace.
+DEFAULT_SPARE_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class ConfigSettings:
     refresh_on_connect: bool = False
     connect_daemon: bool = True
     connect_daemon_idle: int = DEFAULT_DAEMON_IDLE
+    spare_session_seconds: int = DEFAULT_SPARE_SECONDS
     compiled_client: bool = True
 
 
@@ -57,6 +62,9 @@ def load() -> ConfigSettings:
                           connect_daemon=_flag(data, "connect_daemon", True, where),
                           connect_daemon_idle=_seconds(data, "connect_daemon_idle",
                                                        DEFAULT_DAEMON_IDLE, where),
+                          spare_session_seconds=_seconds(data, "spare_session_seconds",
+                                                         DEFAULT_SPARE_SECONDS, where,
+                                                         zero=True),
                           compiled_client=_flag(data, "compiled_client", True, where))
 
 
@@ -67,9 +75,9 @@ def _flag(data: dict, key: str, default: bool, where: object) -> bool:
     return value
 
 
-def _seconds(data: dict, key: str, default: int, where: object) -> int:
+def _seconds(data: dict, key: str, default: int, where: object, zero: bool = False) -> int:
     value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if zero else 1):
         raise ValueError(f"{where}: {key} must be a number of seconds, not {value!r}")
     return value
 

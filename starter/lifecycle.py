@@ -215,10 +215,11 @@ class JobLifecycle:
         if self.limits.linger_seconds is None:
             return None
         now = time.monotonic()
-        if self.server.session_count() or self._in_use:
+        in_use = self.server.sessions_in_use()
+        if in_use or self._in_use:
             # Still in use, or the first look since the last session ended (a session's end
             # is accounted for within _SESSIONS_SETTLE): the linger time starts now.
-            self._unused_since, self._in_use = now, bool(self.server.session_count())
+            self._unused_since, self._in_use = now, bool(in_use)
             return None
         if now - self._unused_since < self.limits.linger_seconds:
             return None
@@ -265,7 +266,7 @@ class JobLifecycle:
     def _publish(self) -> None:
         """Publish the record; the session count is always the live one (accounting of a session
         change is deferred, but a state change published meanwhile must not show a stale count)."""
-        self.record["sessions"] = self.server.session_count()
+        self.record["sessions"] = self.server.sessions_in_use()
         if self.record != self._published:
             self.publisher.update(self.job, self.record)
             self._published = dict(self.record)

@@ -106,6 +106,13 @@ def subtree(root: int) -> dict[int, ProcInfo]:
     return found
 
 
+def has_children(pid: int) -> bool:
+    """Whether ``pid`` has started any process (that is still there)."""
+    if not _HAVE_CHILDREN_FILES:
+        return any(info.parent == pid for info in snapshot().values())
+    return bool(_children(pid))
+
+
 def _tree(root: int) -> list[int]:
     """The pids below ``root``, parents before their children."""
     found, stack = [], _children(root)

@@ -64,17 +64,28 @@ class SessionServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def session_count(self) -> int:
+        """Every session, spares too: each is a job process until it ends."""
         with self._lock:
             return len(self._sessions)
+
+    def sessions_in_use(self) -> int:
+        """The sessions someone uses: what the record shows and what keeps a job from lingering
+        out. A spare nobody has spoken to is not one."""
+        with self._lock:
+            sessions = list(self._sessions)
+        return sum(session.in_use() for session in sessions)
 
     def session_pids(self) -> set[int]:
         with self._lock:
             return {s.process.pid for s in self._sessions if s.process}
 
     def stop_taking_sessions(self, code: str, message: str) -> bool:
-        """Refuse new sessions from now on; True if none is open (nor can open any more)."""
+        """Refuse new sessions from now on and end the spares nobody uses; True if none is
+        open (nor can open any more)."""
         with self._lock:
             self.refusal = (code, message)
+            for session in self._sessions:
+                session.end_if_unused()
             return not self._sessions
 
     def _serve(self, conn: socket.socket) -> None:
@@ -105,6 +116,9 @@ class SessionServer:
             return
         finally:
             conn.close()   # sshd has its own copy; ours would keep the connection open
+        with self._lock:
+            if self.refusal:   # the job stopped taking sessions while this one's sshd started
+                session.end_if_unused()
         self.on_change()
         log = session.wait()
         if log:
@@ -129,7 +143,7 @@ class SessionServer:
         except sshsig.SignatureError:
             raise Refused(Refusal.BAD_SIGNATURE, "the client's signature does not verify") from None
         session = self._open_session(_session_key(hello) or client_key, hello.get("shells"),
-                                     job_pids)
+                                     job_pids, hello.get("spare") is True)
         try:
             channel.send("accept", host_key=self.context.host_key_public, user=self.user)
             channel.send("sig", sig=sshsig.sign(self.identity.private_file,
@@ -159,7 +173,8 @@ class SessionServer:
         if not host.sshd:
             raise Refused(Refusal.NO_SSHD, "the job's machine has no sshd (install openssh-server)")
 
-    def _open_session(self, client_key: str, shells: object, job_pids: list[int]) -> Session:
+    def _open_session(self, client_key: str, shells: object, job_pids: list[int],
+                      spare: bool) -> Session:
         # Printable strings only: they go into the setup script (a lone surrogate cannot).
         shells = [s for s in shells if isinstance(s, str) and s.isprintable()][:16] \
             if isinstance(shells, list) else []
@@ -170,7 +185,7 @@ class SessionServer:
                 raise Refused(Refusal.TOO_MANY_SESSIONS, f"job {self.context.job} already has "
                               f"{self.max_sessions} sessions open (the limit)")
             try:
-                session = Session(self.context, client_key, shells, job_pids)
+                session = Session(self.context, client_key, shells, job_pids, spare)
             except OSError as err:
                 raise Refused(Refusal.INTERNAL, _tmpdir_problem(err)) from None
             self._sessions.add(session)

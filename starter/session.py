@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .processes import die_with_parent, marked
+from .processes import die_with_parent, has_children, marked
 from .sshd import SshdHost
 
 SESSION_PREFIX = "cjp-session-"
@@ -71,10 +71,14 @@ class JobContext:
 
 class Session:
     def __init__(self, context: JobContext, client_key: str, shells: list[str],
-                 job_pids: list[int]) -> None:
-        """``job_pids`` become the session's _CONDOR_JOB_PIDS (the job's main pid first)."""
+                 job_pids: list[int], spare: bool = False) -> None:
+        """``job_pids`` become the session's _CONDOR_JOB_PIDS (the job's main pid first).
+        A ``spare`` is opened ahead of need by the user's connect daemon, which hands it to
+        the user's next ssh: until then nobody uses it (see ``in_use``)."""
         self.context = context
         self.job_pids = job_pids
+        self.spare = spare
+        self._claimed = not spare
         self.directory = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX))
         try:
             self._write_files(client_key, shells)
@@ -97,6 +101,22 @@ class Session:
             stdin=conn.fileno(), stdout=conn.fileno(), stderr=subprocess.DEVNULL,
             env=env, close_fds=True, start_new_session=True)
         _write(self.directory / SSHD_PID_FILE, f"{self.process.pid}\n".encode(), 0o600)
+
+    def in_use(self) -> bool:
+        """False for a spare that no ssh has spoken to yet. sshd -i forks only once a client's
+        version line has arrived; a spare's sshd has sent its own and waits for one."""
+        if not self._claimed and self.process and has_children(self.process.pid):
+            self._claimed = True
+        return self._claimed
+
+    def end_if_unused(self) -> None:
+        """SIGKILL a spare's sshd that nobody uses, so it holds up neither the job's end nor
+        its suspension (a stopped sshd would keep the next ssh waiting)."""
+        if self.process and not self.in_use():
+            try:
+                self.process.kill()
+            except OSError:
+                pass
 
     def wait(self) -> str:
         """Wait for sshd to end; return what it logged if it failed."""

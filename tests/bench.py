@@ -11,7 +11,7 @@ from something else on the machine hits all of them alike; each number is a medi
 Floors: ssh with `ProxyCommand sshd -i -f CFG` and ready keys, CFG being the sshd config
 the starter writes for its sessions (so both sides negotiate the same algorithms) less its
 ForceCommand (plain sshd runs commands with the login shell), and the same with OpenSSH's
-default algorithms for reference.
+default algorithms for reference; the floor takes eight host keys in turn (FLOOR_HOST_KEYS).
 
 With --account (as root) it runs as a plain account the way many users are: a 51-byte home,
 no $XDG_RUNTIME_DIR and no /run/user/<uid> (containers, su/runuser, cron, HPC access points),
@@ -45,6 +45,11 @@ from starter.queue import RUNNING, LocalQueue  # noqa: E402
 from jobstart import end_job, wait_for_job_line   # noqa: E402 - beside this file (tests/)
 
 PY = sys.executable
+# sshd holds each login's key query for 5-9.3 ms (twice that if the query took longer), an
+# amount drawn from a hash of its host keys, its config file and the user name. Our sessions'
+# configs differ (each names its own directory), so every connect draws afresh; the floor
+# rotates over this many host keys to draw alike, rather than once for the whole run.
+FLOOR_HOST_KEYS = 8
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 MIB = 1024 * 1024
 
@@ -117,7 +122,8 @@ class Bench:
     def _setup_floor(self) -> None:
         floor = self.root / "floor"
         floor.mkdir(mode=0o700)
-        for name in ("host_key", "id"):
+        host_keys = [f"host_key_{draw}" for draw in range(FLOOR_HOST_KEYS)]
+        for name in (*host_keys, "id"):
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(floor / name)],
                            check=True)
         (floor / "authorized_keys").write_text((floor / "id.pub").read_text())
@@ -129,12 +135,15 @@ class Bench:
         ours = "".join(line + "\n" for line in session._SSHD_CONFIG.format(
                            dir=floor, force_command="", permit_tty="yes", banner="none").splitlines()
                        if not line.startswith("ForceCommand"))
-        (floor / "sshd_config").write_text(ours)
         defaults = "".join(line + "\n" for line in ours.splitlines()
                            if not line.startswith(("KexAlgorithms", "Ciphers", "MACs")))
-        (floor / "sshd_config_defaults").write_text(defaults)
-        host_pub = " ".join((floor / "host_key.pub").read_text().split()[:2])
-        (floor / "known_hosts").write_text(f"floor {host_pub}\n")
+        known = []
+        for draw, name in enumerate(host_keys):
+            for config, text in (("sshd_config", ours), ("sshd_config_defaults", defaults)):
+                (floor / f"{config}_{draw}").write_text(
+                    text.replace(f"HostKey {floor}/host_key\n", f"HostKey {floor}/{name}\n"))
+            known.append("floor " + " ".join((floor / f"{name}.pub").read_text().split()[:2]))
+        (floor / "known_hosts").write_text("".join(line + "\n" for line in known))
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         self.floor = floor
@@ -175,8 +184,10 @@ class Bench:
                                     for line in lines) + "\n")
         return ["ssh", "-F", str(config), "-o", "BatchMode=yes", self.host]
 
-    def ssh_floor(self, defaults: bool = False) -> list[str]:
-        config = self.floor / ("sshd_config_defaults" if defaults else "sshd_config")
+    def ssh_floor(self, defaults: bool = False, draw: int = 0) -> list[str]:
+        """Plain ssh to ``sshd -i``, with the ``draw``-th host key (see FLOOR_HOST_KEYS)."""
+        config = self.floor / (f"sshd_config{'_defaults' if defaults else ''}_"
+                               f"{draw % FLOOR_HOST_KEYS}")
         # The same client cipher choice as the generated include, so a ratio measures only us.
         ciphers = [] if defaults else ["-o", f"Ciphers={self._include_option('Ciphers')}"]
         return ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", *ciphers,
@@ -231,33 +242,39 @@ def connect_times(bench: Bench, runs: int) -> dict[str, list[float]]:
     """`ssh HOST true`: floors; ours cold (the connect daemon serving), ours on a first connect
     (no daemon), ours through a control master; interleaved."""
     variants = {
-        "floor": bench.ssh_floor(),
-        "floor_openssh_defaults": bench.ssh_floor(defaults=True),
-        "cold": bench.ssh_ours(),
-        "first": bench.ssh_first(),
-        "warm": bench.ssh_warm(),
+        "floor": floors(bench),
+        "floor_openssh_defaults": floors(bench, defaults=True),
+        "cold": [bench.ssh_ours()],
+        "first": [bench.ssh_first()],
+        "warm": [bench.ssh_warm()],
     }
     unchecked = bench.ssh_warm_unchecked()
     if unchecked:
-        variants["warm_unchecked"] = unchecked
-    bench.timed(variants["warm"] + ["true"])   # starts the master, and the connect daemon
+        variants["warm_unchecked"] = [unchecked]
+    bench.timed(bench.ssh_warm() + ["true"])   # starts the master, and the connect daemon
     bench.wait_for_daemon()
     times: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(runs):
-        for name, argv in variants.items():
-            times[name].append(bench.timed(argv + ["true"]))
+    for run in range(runs):
+        for name, argvs in variants.items():
+            times[name].append(bench.timed(argvs[run % len(argvs)] + ["true"]))
     return times
+
+
+def floors(bench: Bench, defaults: bool = False) -> list[list[str]]:
+    """The floor's ssh with each of its host keys, to take in turn."""
+    return [bench.ssh_floor(defaults, draw) for draw in range(FLOOR_HOST_KEYS)]
 
 
 def throughput(bench: Bench, size: int, runs: int) -> dict[str, list[float]]:
     """MB/s moving ``size`` bytes up (`cat >/dev/null` remotely) and down, per way of connecting;
     each transfer's time less the median time of `true` over the same way (set-up is not
     throughput: that is the connect measurement's business)."""
-    variants = {"floor": bench.ssh_floor(), "fdpass": bench.ssh_ours(), "relay": bench.ssh_relay()}
+    variants = {"floor": floors(bench), "fdpass": [bench.ssh_ours()], "relay": [bench.ssh_relay()]}
     rates: dict[str, list[float]] = {f"{n}_{way}": [] for n in variants for way in ("up", "down")}
     setup = {name: [] for name in variants}
-    for _ in range(runs):
-        for name, argv in variants.items():
+    for run in range(runs):
+        for name, argvs in variants.items():
+            argv = argvs[run % len(argvs)]
             ssh = shlex.join(argv)
             setup[name].append(bench.timed(argv + ["true"]))
             rates[f"{name}_up"].append(
@@ -289,7 +306,8 @@ def concurrent(bench: Bench, clients: int, rounds: int) -> dict[str, tuple[int, 
     """``clients`` cold connects started together, ours and plain ssh's (the floor, same
     options), alternating round by round: per variant, how many succeeded in its worst round
     and the median connect time of each round."""
-    variants = {"ours": bench.ssh_ours(), "floor": bench.ssh_floor()}
+    variants = {"ours": [bench.ssh_ours()] * clients,
+                "floor": [bench.ssh_floor(draw=n) for n in range(clients)]}
     found = {name: (clients, []) for name in variants}
 
     def one(argv: list[str]) -> tuple[bool, float]:
@@ -299,9 +317,9 @@ def concurrent(bench: Bench, clients: int, rounds: int) -> dict[str, tuple[int, 
         return result.returncode == 0, time.perf_counter() - start
 
     for _ in range(rounds):
-        for name, argv in variants.items():
+        for name, argvs in variants.items():
             with ThreadPoolExecutor(clients) as pool:
-                results = list(pool.map(one, [argv] * clients))
+                results = list(pool.map(one, argvs))
             worst_ok, times = found[name]
             found[name] = (min(worst_ok, sum(ok for ok, _ in results)),
                            times + [statistics.median(t for _, t in results)])

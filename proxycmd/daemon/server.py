@@ -13,7 +13,8 @@ checked), only requests made with its own proxy options and environment, only ke
 sign with itself (a passphrase is asked for on the terminal, which the daemon has not), only
 our starter's and EC2's transports (HTCondor-native jobs, whose connect runs HTCondor's own
 tool, go to the full command): anything else it answers "do it yourself", and the client
-runs the full proxy command. It exits after a quiet spell, when config.toml changes, when its
+runs the full proxy command. A job connected to again and again without a shared connection
+gets its next session opened ahead of need (``spares``). It exits after a quiet spell, when config.toml changes, when its
 socket is removed, or on SIGTERM. Like ControlPersist, it is started by use:
 the first connect after it has gone runs the full command, which starts it again.
 """
@@ -34,6 +35,7 @@ from starter import paths, sshsig
 from .. import fdpass, main, options, outcome
 from ..model import JobEndpoint, ReadySession
 from . import quick
+from .spares import Spares
 
 REQUEST_LIMIT = 256 * 1024
 REQUEST_SECONDS = 10.0
@@ -44,11 +46,13 @@ class Daemon:
     """One listening socket; a thread per request; the options every request must share."""
 
     def __init__(self, socket_path: Path, shared: dict, idle_seconds: float,
-                 after_user_mismatch: outcome.Hook | None = None) -> None:
+                 after_user_mismatch: outcome.Hook | None = None,
+                 spares: Spares | None = None) -> None:
         self.socket_path = socket_path
         self.shared = shared              # queue, config_dir, state_dir: as parse_connect has them
         self.idle_seconds = idle_seconds
         self.after_user_mismatch = after_user_mismatch
+        self.spares = spares or Spares(0)
         self.context = quick.context(os.environb)
         self.config_stamp = _stamp(paths.config_file())
         self.busy = 0
@@ -59,9 +63,10 @@ class Daemon:
         """Accept until idle for ``idle_seconds`` with nothing in flight, or config.toml changes."""
         listener = _listen(self.socket_path)
         bound = os.stat(self.socket_path).st_ino
-        listener.settimeout(min(self.idle_seconds, 5.0))
+        listener.settimeout(min(self.idle_seconds, self.spares.lifetime or 5.0, 5.0))
         try:
             while not self._should_stop(bound):
+                self.spares.expire()
                 try:
                     conn, _ = listener.accept()
                 except TimeoutError:
@@ -74,6 +79,7 @@ class Daemon:
             if _inode(self.socket_path) == bound:
                 self.socket_path.unlink(missing_ok=True)
             listener.close()
+            self.spares.close()
 
     def _should_stop(self, bound: int) -> bool:
         """Idle long enough, config.toml changed, or our socket is gone (its directory was
@@ -98,6 +104,9 @@ class Daemon:
             with self.lock:
                 self.busy -= 1
                 self.last_request = time.monotonic()
+                idle = self.busy == 0
+        if idle:
+            self.spares.refill()
 
     def _answer(self, conn: socket.socket) -> None:
         data = _read_request(conn)     # read whole, even to refuse: closing on unread data resets
@@ -112,7 +121,7 @@ class Daemon:
         status, line = outcome.connect_outcome(
             {**request, "may_wait": False}, deliver=lambda ready: _pass_socket(conn, ready),
             serves=lambda endpoint: _serves(endpoint, identity),
-            after_user_mismatch=self.after_user_mismatch)
+            after_user_mismatch=self.after_user_mismatch, opener=self.spares.open_session)
         if status == outcome.NOT_SERVED:
             conn.sendall(quick.FALLBACK)
         elif status != 0:
@@ -151,15 +160,18 @@ def _serves(endpoint: JobEndpoint, identity: str) -> bool:
 
 
 def serve(socket_path: Path, shared: dict, idle_seconds: float = DEFAULT_IDLE_SECONDS,
-          after_user_mismatch: outcome.Hook | None = None) -> None:
-    """Run a daemon at ``socket_path`` unless another one already holds it."""
+          after_user_mismatch: outcome.Hook | None = None,
+          spare_seconds: float = 0) -> None:
+    """Run a daemon at ``socket_path`` unless another one already holds it; ``spare_seconds``
+    is how long a spare session is kept (0: none are opened)."""
     lock_file = _hold_lock(socket_path)
     if lock_file is None:
         return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     sshsig.sign_in_process()
     paths.use_dirs(shared["config_dir"], shared["state_dir"])
-    Daemon(socket_path, shared, idle_seconds, after_user_mismatch).serve()
+    Daemon(socket_path, shared, idle_seconds, after_user_mismatch,
+           Spares(spare_seconds)).serve()
 
 
 def sockets(base: Path) -> list[Path]:

@@ -72,6 +72,8 @@ def _handshake(channel: Channel, endpoint: JobEndpoint, request: SessionRequest,
     job = endpoint.job
     try:
         extra = {"session_key": request.session_key} if request.session_key else {}
+        if request.spare:
+            extra["spare"] = True
         channel.send("hello", proto=PROTOCOL_VERSION, job=str(job), user=request.user,
                      key=public_key, nonce=os.urandom(NONCE_BYTES).hex(), shells=request.shells,
                      **extra)
