@@ -6,6 +6,7 @@ one backend; an HTCondor job ad (through chirp) is another.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Protocol
 
@@ -46,8 +47,23 @@ def read_key_files(files: list[Path]) -> set[str]:
     """Public keys from authorized_keys-style files; unreadable files count as empty."""
     keys: set[str] = set()
     for path in files:
-        try:
-            keys |= read_keys(Path(path).read_text())
-        except OSError:
-            continue
+        keys |= _keys_in(Path(path))
+    return keys
+
+
+# Every handshake asks for the authorized keys: a file is parsed again only once it changed.
+_parsed: dict[Path, tuple[tuple[int, int, int, int], frozenset[str]]] = {}
+
+
+def _keys_in(path: Path) -> frozenset[str]:
+    try:
+        info = os.stat(path)
+        stamp = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        known = _parsed.get(path)
+        if known and known[0] == stamp:
+            return known[1]
+        keys = frozenset(read_keys(path.read_text()))
+    except OSError:
+        return frozenset()
+    _parsed[path] = (stamp, keys)
     return keys

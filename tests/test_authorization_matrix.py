@@ -108,6 +108,25 @@ def test_key_authorized_for_another_job_is_refused(bench: Workbench) -> None:
     assert not sshd_children(private.process.pid)
 
 
+def test_key_taken_out_of_the_authorized_file_is_refused_at_once(bench: Workbench) -> None:
+    """The starter reads --authorized-keys-file per handshake (parsing it again only once it
+    changed): a key taken out is refused on the next connect, a key put in is let in."""
+    collaborator, other = new_key(bench.root / "collaborator"), new_key(bench.root / "other")
+    keys_file = bench.root / "authorized"
+    keys_file.write_text(public_line(collaborator) + "\n")
+    job = bench.start_job("sleep", "600", starter_args=("--authorized-keys-file", str(keys_file)))
+    record = record_of(bench, job)
+
+    def answer(key: Path) -> dict:
+        outcome = handshake(address(record), job.id, record["owner"], key)
+        outcome.close()
+        return outcome.reply
+    assert answer(collaborator)["type"] == "accept"
+    keys_file.write_text(public_line(other) + "\n")   # same length: only the key differs
+    assert answer(collaborator)["code"] == Refusal.NOT_OWNER
+    assert answer(other)["type"] == "accept"
+
+
 def test_recorded_handshake_replayed_is_refused(bench: Workbench, job: Job) -> None:
     """Someone who recorded the bytes of a good handshake cannot play them back: the
     starter's fresh challenge makes the recorded signature worthless."""

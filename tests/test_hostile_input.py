@@ -156,6 +156,7 @@ def ask(where: tuple[str, int], data: bytes, timeout: float = 12) -> list[dict]:
 def assert_starter_unharmed(bench: Workbench, job: Job) -> None:
     assert job.process.poll() is None
     assert "Traceback" not in job.stderr
+    bench.proxy("daemon", "--stop", check=True)   # and any spare session it kept
     assert wait_until(lambda: not session_leftovers(bench) and not sshd_children(job.process.pid))
 
 
