@@ -80,6 +80,10 @@ class Workbench:
 def bench(tmp_path: Path) -> Workbench:
     """A set-up user (key, include, ssh config) with an empty local queue."""
     env = dict(os.environ)
+    # ssh runs the ProxyCommand with bash, which reads ~/.bashrc when its stdin is a socket and
+    # SHLVL is below 2 (Debian's build): a PATH set there would give the daemon another
+    # environment than the one tests send it. SHLVL=1, as under a login shell, keeps it out.
+    env["SHLVL"] = "1"
     env.update(XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_STATE_HOME=str(tmp_path / "state"),
                XDG_RUNTIME_DIR=str(tmp_path / "run"), CONDOR_JOB_PROXY_QUEUE=str(tmp_path / "queue"),
                TMPDIR=str(tmp_path / "tmp"), PYTHONPATH=str(ROOT))  # this checkout's code
