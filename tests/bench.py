@@ -197,6 +197,13 @@ class Bench:
                 "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
                 "-o", "UpdateHostKeys=no", "-l", getpass.getuser(), "floor"]
 
+    def restart_daemon(self) -> None:
+        """Stop the daemon (config.toml changed) and have a connect start it again."""
+        subprocess.run([PY, "-m", "condor_job_proxy", "daemon", "--stop"], env=self.env,
+                       capture_output=True)
+        self.timed(self.ssh_ours() + ["true"])
+        self.wait_for_daemon()
+
     def wait_for_daemon(self) -> None:
         """The first connect starts the daemon in the background; wait until it listens."""
         if self.daemon_dir is None:
@@ -239,8 +246,9 @@ def _wait_for_job(process: subprocess.Popen, err_file: Path) -> str:
 # -- measurements ----------------------------------------------------------------------------
 
 def connect_times(bench: Bench, runs: int) -> dict[str, list[float]]:
-    """`ssh HOST true`: floors; ours cold (the connect daemon serving), ours on a first connect
-    (no daemon), ours through a control master; interleaved."""
+    """`ssh HOST true`: floors; ours cold (the connect daemon serving; one connect after another,
+    so from the third on the daemon hands over a spare session), ours on a first connect (no
+    daemon), ours through a control master; interleaved."""
     variants = {
         "floor": floors(bench),
         "floor_openssh_defaults": floors(bench, defaults=True),
@@ -257,6 +265,28 @@ def connect_times(bench: Bench, runs: int) -> dict[str, list[float]]:
     for run in range(runs):
         for name, argvs in variants.items():
             times[name].append(bench.timed(argvs[run % len(argvs)] + ["true"]))
+    return times
+
+
+def cold_without_spares(bench: Bench, runs: int) -> dict[str, list[float]]:
+    """Cold connects while the daemon keeps no spare session (spare_session_seconds = 0), with
+    the floor interleaved: what a connect after a quiet spell costs, and what every cold
+    connect cost before spare sessions."""
+    settings = bench.config_home / "condor-job-proxy" / "config.toml"
+    before = settings.read_text() if settings.exists() else None
+    settings.write_text((before or "") + "spare_session_seconds = 0\n")
+    try:
+        bench.restart_daemon()
+        times: dict[str, list[float]] = {"floor": [], "cold": []}
+        for run in range(runs):
+            times["floor"].append(bench.timed(bench.ssh_floor(draw=run) + ["true"]))
+            times["cold"].append(bench.timed(bench.ssh_ours() + ["true"]))
+    finally:
+        if before is None:
+            settings.unlink()
+        else:
+            settings.write_text(before)
+        bench.restart_daemon()
     return times
 
 
@@ -501,6 +531,7 @@ def one_run(args: argparse.Namespace) -> dict:
 
 def measure(bench: Bench, runs: int, size: int, transfer_runs: int) -> dict:
     connects = connect_times(bench, runs)
+    unspared = cold_without_spares(bench, runs)
     rates = throughput(bench, size, transfer_runs)
     together = concurrent(bench, 32, 2 if runs < 10 else 4)
     ok, concurrent_medians = together["ours"]
@@ -524,6 +555,8 @@ def measure(bench: Bench, runs: int, size: int, transfer_runs: int) -> dict:
         "connect_warm_s": med(connects["warm"]),
         "connect_first_s": med(connects["first"]),
         "connect_cold_ratio": cold / floor,
+        "connect_cold_without_spare_s": med(unspared["cold"]),
+        "connect_cold_without_spare_ratio": med(unspared["cold"]) / med(unspared["floor"]),
         "connect_first_ratio": med(connects["first"]) / floor,
         "connect_warm_ratio": med(connects["warm"]) / floor,
         "connect_warm_unchecked_ratio": (med(connects["warm_unchecked"]) / floor
@@ -549,7 +582,8 @@ def measure(bench: Bench, runs: int, size: int, transfer_runs: int) -> dict:
         "connect_path_modules": modules,
         "login_shell_rc_s": shell_rc,
         "noise": {name: spread(values) for name, values in
-                  {**connects, **rates, **imports, "refresh_10k": refresh}.items()},
+                  {**connects, **rates, **imports, "refresh_10k": refresh,
+                   "cold_without_spare": unspared["cold"]}.items()},
     }
 
 
@@ -570,6 +604,8 @@ def print_table(out: dict) -> None:
         ("connect floor, OpenSSH defaults (s)", out["connect_floor_openssh_defaults_s"],
          noise["floor_openssh_defaults"], ""),
         ("ssh job true, cold (s)", out["connect_cold_s"], noise["cold"], "connect_cold_ratio"),
+        ("  the same with no spare session (s)", out["connect_cold_without_spare_s"],
+         noise["cold_without_spare"], "connect_cold_without_spare_ratio"),
         ("ssh job true, first: no connect daemon (s)", out["connect_first_s"], noise["first"],
          "connect_first_ratio"),
         ("ssh job true, warm control master (s)", out["connect_warm_s"], noise["warm"],
