@@ -14,9 +14,10 @@ sign with itself (a passphrase is asked for on the terminal, which the daemon ha
 our starter's and EC2's transports (HTCondor-native jobs, whose connect runs HTCondor's own
 tool, go to the full command): anything else it answers "do it yourself", and the client
 runs the full proxy command. A job connected to again and again without a shared connection
-gets its next session opened ahead of need (``spares``). It exits after a quiet spell, when config.toml changes, when its
-socket is removed, or on SIGTERM. Like ControlPersist, it is started by use:
-the first connect after it has gone runs the full command, which starts it again.
+gets its next session opened ahead of need (``spares``). It exits after a quiet spell, when
+config.toml changes, when its socket is removed, or on SIGTERM. Like ControlPersist, it is
+started by use: the first connect after it has gone runs the full command, which starts it
+again.
 """
 from __future__ import annotations
 
