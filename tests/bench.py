@@ -197,10 +197,13 @@ class Bench:
                 "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
                 "-o", "UpdateHostKeys=no", "-l", getpass.getuser(), "floor"]
 
-    def restart_daemon(self) -> None:
-        """Stop the daemon (config.toml changed) and have a connect start it again."""
+    def stop_daemon(self) -> None:
         subprocess.run([PY, "-m", "condor_job_proxy", "daemon", "--stop"], env=self.env,
                        capture_output=True)
+
+    def restart_daemon(self) -> None:
+        """Stop the daemon (config.toml changed) and have a connect start it again."""
+        self.stop_daemon()
         self.timed(self.ssh_ours() + ["true"])
         self.wait_for_daemon()
 
@@ -230,8 +233,7 @@ class Bench:
     def stop(self) -> None:
         subprocess.run(self.ssh_warm()[:-1] + ["-O", "exit", self.host], env=self.env,
                        capture_output=True)
-        subprocess.run([PY, "-m", "condor_job_proxy", "daemon", "--stop"], env=self.env,
-                       capture_output=True)
+        self.stop_daemon()
         if self.starter:
             end_job(self.starter)
 
