@@ -125,9 +125,18 @@ def _daemon_state() -> str:
         return ("off: no SO_PEERCRED here to check who connects, or no private directory "
                 "gives a short enough socket path")
     running = sockets(base)
-    if running:
-        return "listening at " + ", ".join(map(str, running))
-    return "not running (the next ssh starts it)"
+    state = ("listening at " + ", ".join(map(str, running)) if running
+             else "not running (the next ssh starts it)")
+    return f"{state}; {_spares()}"
+
+
+def _spares() -> str:
+    from sshconfig import settings
+    seconds = settings.load().spare_session_seconds
+    if not seconds:
+        return "no spare sessions (spare_session_seconds = 0)"
+    return (f"a job connected to again without a shared connection gets a spare session, kept "
+            f"{seconds} s (spare_session_seconds)")
 
 
 def _version(argv: list[str], fallback: str | None = None) -> str:

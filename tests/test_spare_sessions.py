@@ -111,3 +111,11 @@ def test_new_job_access_key_is_not_met_by_a_spare_opened_for_the_old_one(
     result = bench.ssh(job.host, "echo $CONDOR_JOB_PROXY_SESSION")
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().strip() != str(spare)
+
+
+def test_doctor_says_how_long_a_spare_session_is_kept(bench: Workbench, job: Job) -> None:
+    assert "gets a spare session, kept 30 s (spare_session_seconds)" in \
+        bench.proxy("doctor", job.host).stdout.decode()
+    set_spare_seconds(bench, 0)
+    assert "no spare sessions (spare_session_seconds = 0)" in \
+        bench.proxy("doctor", job.host).stdout.decode()
