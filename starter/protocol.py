@@ -7,7 +7,7 @@ plus a role label, so no message can be replayed, reordered, spliced or reflecte
     proxy -> starter   hello      {proto, job, user, key, nonce, shells?, session_key?, spare?}
     starter -> proxy   challenge  {nonce}                  | refused {code, message}
     proxy -> starter   auth       {sig}                    (client signature)
-    starter -> proxy   accept     {host_key, user}         | refused {code, message}
+    starter -> proxy   accept     {host_key, user, spare?} | refused {code, message}
     starter -> proxy   sig        {sig}                    (starter signature, covers accept)
 
 ``session_key`` (optional) is a public key the session's sshd lets in instead of ``key``:
@@ -15,7 +15,8 @@ condor_ssh_to_job's per-session key (``-keygen-options``). The client's signatur
 hello, so only a client authorized for the job can name one, and it counts for that session only.
 ``spare`` (optional, true) marks a session opened ahead of need by the connect daemon: the
 starter does not count it as in use until a client speaks to its sshd, and ends it when the job
-stops taking sessions.
+stops taking sessions; its accept then says ``spare`` too (a starter that predates spares does
+not, and the client closes such a session rather than keep it).
 
 After ``sig`` the same socket carries the raw SSH stream. Readers take exactly the bytes of
 each frame, so no SSH byte is ever consumed by the handshake.

@@ -145,7 +145,10 @@ class SessionServer:
         session = self._open_session(_session_key(hello) or client_key, hello.get("shells"),
                                      job_pids, hello.get("spare") is True)
         try:
-            channel.send("accept", host_key=self.context.host_key_public, user=self.user)
+            # A spare is acknowledged, so a client keeps one only from a starter that knows it.
+            extra = {"spare": True} if session.spare else {}
+            channel.send("accept", host_key=self.context.host_key_public, user=self.user,
+                         **extra)
             channel.send("sig", sig=sshsig.sign(self.identity.private_file,
                                                 channel.transcript.signed_data("server")))
         except BaseException:

@@ -127,6 +127,20 @@ def test_key_taken_out_of_the_authorized_file_is_refused_at_once(bench: Workbenc
     assert answer(other)["type"] == "accept"
 
 
+def test_starter_acknowledges_a_spare_session_under_its_signature(bench: Workbench,
+                                                                   job: Job) -> None:
+    """A client keeps a spare only from a starter that says, in its signed accept, that it took
+    the session as one (it then neither counts it as open nor lets it hold the job open)."""
+    record = record_of(bench, job)
+    for asked in (True, False):
+        fields = {"spare": True} if asked else {}
+        outcome = handshake(address(record), job.id, record["owner"], user_key(bench.root),
+                            starter_key=record["starter_key"], **fields)
+        outcome.close()
+        assert outcome.accepted and outcome.starter_proved
+        assert outcome.reply.get("spare") is (True if asked else None)
+
+
 def test_recorded_handshake_replayed_is_refused(bench: Workbench, job: Job) -> None:
     """Someone who recorded the bytes of a good handshake cannot play them back: the
     starter's fresh challenge makes the recorded signature worthless."""

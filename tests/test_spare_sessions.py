@@ -8,6 +8,7 @@ Ansible-style tools have them: every ssh is a connect of its own.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Job, Workbench, session_leftovers, wait_until
+from conftest import ROOT, Job, Workbench, session_leftovers, wait_until
 
 
 def set_spare_seconds(bench: Workbench, seconds: int) -> None:
@@ -119,3 +120,21 @@ def test_doctor_says_how_long_a_spare_session_is_kept(bench: Workbench, job: Job
     set_spare_seconds(bench, 0)
     assert "no spare sessions (spare_session_seconds = 0)" in \
         bench.proxy("doctor", job.host).stdout.decode()
+
+
+def test_starter_that_predates_spares_keeps_no_idle_session(bench: Workbench,
+                                                            tmp_path: Path) -> None:
+    """A job whose starter does not acknowledge spares (an older version on an execute node)
+    gets none kept: to that starter a spare would be an open session holding the job."""
+    older = tmp_path / "older"
+    shutil.copytree(ROOT / "starter", older / "starter",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    server = older / "starter" / "server.py"
+    acknowledging = 'extra = {"spare": True} if session.spare else {}'
+    assert acknowledging in server.read_text()
+    server.write_text(server.read_text().replace(acknowledging, "extra = {}"))
+    job = bench.start_job("sleep", "600", env={"PYTHONPATH": f"{older}:{ROOT}"})
+    for _ in range(4):
+        assert bench.ssh(job.host, "true").returncode == 0
+    time.sleep(1)
+    assert not session_leftovers(bench)

@@ -38,12 +38,13 @@ class Spares:
         self._ready: dict[Key, tuple[OpenSession, float]] = {}
         self._last_connect: dict[Key, float] = {}
         self._wanted: set[Key] = set()
+        self._unknown_to: set[JobEndpoint] = set()   # starters that predate spare sessions
         self._lock = threading.Lock()
 
     def open_session(self, endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
         """The live spare for this endpoint and request, else a new session (``pipeline``'s
         opener); one more is wanted when the last connect like it was recent."""
-        if endpoint.transport != "starter" or self.lifetime <= 0:
+        if endpoint.transport != "starter" or self.lifetime <= 0 or endpoint in self._unknown_to:
             return pipeline.open_session(endpoint, request)
         key = (endpoint, request, _stamp(request.identity))
         now = time.monotonic()
@@ -70,6 +71,10 @@ class Spares:
                 session = pipeline.open_session(endpoint, request._replace(spare=True))
             except (ProxyError, OSError):
                 continue   # the next connect opens its own session, and says why if it fails
+            if not session.spare:   # an older starter: to it, a session like any other
+                session.sock.close()
+                self._unknown_to.add(endpoint)
+                continue
             with self._lock:
                 replaced = self._ready.pop(key, None)
                 self._ready[key] = (session, time.monotonic())

@@ -90,7 +90,7 @@ def _handshake(channel: Channel, endpoint: JobEndpoint, request: SessionRequest,
         raise ProxyError(f"job {job}: the starter did not prove it holds the job's published "
                          f"key ({err}); refusing to connect") from None
     channel.sock.settimeout(None)
-    return OpenSession(channel.sock, host_key, session_user)
+    return OpenSession(channel.sock, host_key, session_user, spare=accept.get("spare") is True)
 
 
 def _start_signing(request: SessionRequest) -> sshsig.PendingSignature:
