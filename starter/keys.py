@@ -2,11 +2,18 @@
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
 _KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
               "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com",
               "sk-ecdsa-sha2-nistp256@openssh.com")
+
+
+def file_version(info: os.stat_result) -> tuple[int, int, int, int]:
+    """A key file's version from its stat: a cache of what it holds is good while this stays
+    (a rewrite, even in place and at the same size, changes the times; a replacement the inode)."""
+    return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
 def normalize(line: str) -> str | None:

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from . import paths
 from .jobid import JobId
-from .keys import public_key_path, read_keys
+from .keys import file_version, public_key_path, read_keys
 from .queue import LocalQueue
 
 
@@ -57,8 +57,7 @@ _parsed: dict[Path, tuple[tuple[int, int, int, int], frozenset[str]]] = {}
 
 def _keys_in(path: Path) -> frozenset[str]:
     try:
-        info = os.stat(path)
-        stamp = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        stamp = file_version(os.stat(path))
         known = _parsed.get(path)
         if known and known[0] == stamp:
             return known[1]

@@ -22,11 +22,13 @@ import os
 import struct
 import subprocess
 
+from .keys import file_version
+
 NAMESPACE = "condor-job-proxy"
 _SIGNER = "signer"
 _MAX_MATERIAL = 60000   # far below a pipe's capacity: writing to one can never block
 _in_process = False      # sign_in_process() was called
-_loaded_keys: dict[tuple, object] = {}   # (file, inode, mtime, size): its parsed key
+_loaded_keys: dict[tuple, object] = {}   # (file, *keys.file_version): its parsed key
 
 
 class SignatureError(Exception):
@@ -209,7 +211,7 @@ def _ed25519_private_key(key_file: str) -> object | None:
     try:
         with open(key_file, "rb") as file:
             info = os.fstat(file.fileno())
-            version = (key_file, info.st_ino, info.st_mtime_ns, info.st_size)
+            version = (key_file, *file_version(info))
             if version in _loaded_keys:
                 return _loaded_keys[version]
             key = load_ssh_private_key(file.read(), password=None)

@@ -23,11 +23,13 @@ import threading
 import time
 from pathlib import Path
 
+from starter.keys import file_version
+
 from .. import pipeline
 from ..errors import ProxyError
 from ..model import JobEndpoint, OpenSession, SessionRequest
 
-Key = tuple[JobEndpoint, SessionRequest, tuple[int, int, int] | None]
+Key = tuple[JobEndpoint, SessionRequest, tuple[int, int, int, int] | None]
 
 
 class Spares:
@@ -109,10 +111,9 @@ def _alive(sock: socket.socket) -> bool:
                    for _, events in poller.poll(0))
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
+def _stamp(path: Path) -> tuple[int, int, int, int] | None:
     """The key file as it is now: a spare's sshd lets in only the key it was opened with."""
     try:
-        info = os.stat(path)
+        return file_version(os.stat(path))
     except OSError:
         return None
-    return info.st_ino, info.st_mtime_ns, info.st_size
