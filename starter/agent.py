@@ -14,12 +14,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import leftovers, processes, sshd
+from . import leftovers, processes, session_files, sshd
 from .lifecycle import REMOVE_SIGNALS, JobLifecycle, Limits
 from .publish import Publisher, read_key_files
 from .queue import RUNNING
 from .server import SessionServer, StarterIdentity
-from .session import STARTER_PID_FILE, JobContext
+from .session import JobContext
 
 
 class StarterError(Exception):
@@ -50,7 +50,7 @@ def run_job(options: JobOptions) -> int:
     processes.become_subreaper()
     private = Path(tempfile.mkdtemp(prefix=leftovers.STARTER_PREFIX))
     try:
-        (private / STARTER_PID_FILE).write_text(f"{os.getpid()}\n")
+        (private / leftovers.STARTER_PID_FILE).write_text(f"{os.getpid()}\n")
         job_env = dict(os.environ)
         _name_the_nameless(host, private)
         identity, host_key = _generate_keys(private)
@@ -66,7 +66,7 @@ def run_job(options: JobOptions) -> int:
 
 
 def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdentity,
-               host_key: tuple[bytes, str], listener: socket.socket,
+               host_key: str, listener: socket.socket,
                job_proc: subprocess.Popen, private: Path, job_env: dict[str, str]) -> int:
     early: list[int] = []   # signals that arrive before the lifecycle takes over
     for signum in (*REMOVE_SIGNALS, signal.SIGTSTP, signal.SIGCONT):
@@ -77,8 +77,8 @@ def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdenti
     if options.label:
         record["label"] = options.label
     context = JobContext(job="", cwd=record["cwd"], environment=job_env,
-                         host_key_private=host_key[0], host_key_public=host_key[1], host=host,
-                         pids=lambda: processes.job_pids(job_proc.pid))
+                         host_key_public=host_key, host=host,
+                         pids=lambda: processes.job_pids(job_proc.pid), directory=private)
     server = SessionServer(listener, context, record["owner"], identity,
                            lambda: publisher.authorized_keys() |
                            read_key_files(options.authorized_keys_files),
@@ -86,6 +86,7 @@ def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdenti
     record["starter_address"] = server.address
     job = publisher.submit(record)
     context.job = str(job)
+    session_files.write_shared_files(context)
     lifecycle = JobLifecycle(job, job_proc, server, publisher, record, options.limits,
                              private)
     lifecycle.install()
@@ -150,8 +151,9 @@ def _listen(host: str, port: int, port_range: tuple[int, int] | None = None) -> 
     raise StarterError(f"empty port range {first}-{last}")
 
 
-def _generate_keys(private: Path) -> tuple[StarterIdentity, tuple[bytes, str]]:
-    """The starter's signing key and the sessions' sshd host key, made once, ahead of sessions."""
+def _generate_keys(private: Path) -> tuple[StarterIdentity, str]:
+    """The starter's signing key and the sessions' sshd host key (its public line), made once,
+    ahead of sessions."""
     for name in ("starter_key", "host_key"):
         proc = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name,
                                "-f", str(private / name)], capture_output=True)
@@ -159,8 +161,7 @@ def _generate_keys(private: Path) -> tuple[StarterIdentity, tuple[bytes, str]]:
             raise StarterError(f"ssh-keygen failed: {proc.stderr.decode(errors='replace').strip()}")
     identity = StarterIdentity(str(private / "starter_key"),
                                _public_line(private / "starter_key.pub"))
-    host_key = ((private / "host_key").read_bytes(), _public_line(private / "host_key.pub"))
-    return identity, host_key
+    return identity, _public_line(private / "host_key.pub")
 
 
 def _public_line(path: Path) -> str:

@@ -1,10 +1,12 @@
 """Sweeping up after a starter that was killed (-9) before it could clean up.
 
-A starter keeps its private directory (``cjp-starter-*``, holding its signing key) and one
-directory per session (``cjp-session-*``) under TMPDIR. Each holds the pid of the process
-that owns it; the private directory also lists the job's processes (pid and start time),
-refreshed as they change. The next starter of the same user sharing that TMPDIR removes
-the directories whose owner is gone and kills the processes the dead starter left running.
+A starter keeps its private directory (``cjp-starter-*``: its signing key, its pid, the
+sessions' shared files and one directory per session) under TMPDIR, and lists the job's
+processes there (pid and start time), refreshed as they change. The next starter of the same
+user sharing that TMPDIR removes the directories whose starter is gone, and kills the
+processes the dead starter left running and those of its sessions (whose sshds died with it).
+Starters before 2026-12 kept each session's directory beside their own, with the pids of
+the starter and of its sshd: those are swept too.
 """
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ import time
 from pathlib import Path
 
 from . import processes
-from .session import SESSION_PREFIX, SSHD_PID_FILE, STARTER_PID_FILE, end_processes
+from .session import SESSION_PREFIX, end_processes
 
 STARTER_PREFIX = "cjp-starter-"
 PROCESSES_FILE = "processes"
+STARTER_PID_FILE = "starter.pid"
+_SSHD_PID_FILE = "sshd.pid"   # in a session directory of a starter before 2026-12
 _UNFINISHED_SECONDS = 60   # a directory with no pid file yet, older than this, was abandoned
 
 
@@ -41,6 +45,8 @@ def sweep(tmpdir: str | None = None) -> list[str]:
     for path in entries:
         if path.name.startswith(STARTER_PREFIX) and _mine(path) and _stale_starter(path):
             _kill_listed(path / PROCESSES_FILE)
+            for session in path.glob(f"{SESSION_PREFIX}*"):
+                end_processes(session)
         elif path.name.startswith(SESSION_PREFIX) and _mine(path) and _stale_session(path):
             end_processes(path)
         else:
@@ -66,7 +72,7 @@ def _stale_starter(path: Path) -> bool:
 
 
 def _stale_session(path: Path) -> bool:
-    sshd = _read_pid(path / SSHD_PID_FILE)
+    sshd = _read_pid(path / _SSHD_PID_FILE)
     if sshd is not None:
         return not _runs(sshd, str(path))   # sshd's command line names its session directory
     starter = _read_pid(path / STARTER_PID_FILE)

@@ -7,6 +7,7 @@ and session process, however it was started, stays a descendant of the starter.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import shutil
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ def become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
+@functools.cache
 def die_with_parent() -> list[str]:
     """An argv prefix that kills the process when its parent (the starter) dies, even by -9."""
     setpriv = shutil.which("setpriv")

@@ -20,6 +20,7 @@ from . import sshsig
 from .keys import fingerprint, normalize
 from .protocol import NONCE_BYTES, PROTOCOL_VERSION, Channel, ProtocolError, Refusal, text_field
 from .session import JobContext, Session
+from .session_files import usable_shells
 
 
 @dataclass
@@ -178,9 +179,7 @@ class SessionServer:
 
     def _open_session(self, client_key: str, shells: object, job_pids: list[int],
                       spare: bool) -> Session:
-        # Printable strings only: they go into the setup script (a lone surrogate cannot).
-        shells = [s for s in shells if isinstance(s, str) and s.isprintable()][:16] \
-            if isinstance(shells, list) else []
+        shells = usable_shells(shells)
         with self._lock:
             if self.refusal:   # checked again: the job may have stopped taking sessions meanwhile
                 raise Refused(*self.refusal)

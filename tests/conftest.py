@@ -107,8 +107,8 @@ def job(bench: Workbench) -> Job:
 
 
 def session_leftovers(bench: Workbench) -> list[str]:
-    """Session directories still present in the bench's TMPDIR."""
-    return sorted(p.name for p in (bench.root / "tmp").glob("cjp-session-*"))
+    """Session directories still present in the bench's TMPDIR (in a starter's directory)."""
+    return sorted(p.name for p in (bench.root / "tmp").glob("cjp-starter-*/cjp-session-*"))
 
 
 def sshd_children(starter_pid: int) -> list[int]:

@@ -125,7 +125,8 @@ def test_full_tmpdir_is_a_clear_error_and_leaves_nothing(bench: Workbench) -> No
         line = result.stderr.decode().splitlines()[0]
         assert line == (f"condor-job-proxy: job {job.id}: cannot open a session: no space left "
                         f"in the job's TMPDIR ({tmpdir})"), line
-        assert not list(tmpdir.glob("cjp-session-*")) and not sshd_children(job.process.pid)
+        assert not list(tmpdir.glob("cjp-starter-*/cjp-session-*"))
+        assert not sshd_children(job.process.pid)
         filler.unlink()
         assert bench.ssh(job.host, "true").returncode == 0
         end_job(job.process)

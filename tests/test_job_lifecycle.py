@@ -386,6 +386,28 @@ def test_login_shell_nologin_refuses_ssh_access(bench: Workbench, scratch) -> No
 
 
 @as_root
+def test_login_shell_of_another_family_gets_the_jobs_session(bench: Workbench, scratch) -> None:
+    """A login shell that is not Bourne-style (csh, fish, ...) runs the session's setup through
+    /bin/sh, which then gets the session's directory and the job's pids as arguments."""
+    odd_shell = Path("/usr/local/bin/cjp-test-odd-shell")   # bash by another name: not sourced
+    if not odd_shell.exists():
+        odd_shell.symlink_to("/bin/bash")
+    accounts.ensure_venv()
+    user = accounts.account("oddshell", shell=str(odd_shell))
+    uid = pwd.getpwnam(user.name).pw_uid
+    host, env, ssh_config = start_elsewhere(bench, scratch, ["setpriv", f"--reuid={uid}",
+                                            f"--regid={uid}", "--init-groups"], uid,
+                                            {"USER": user.name, "MARKER": "in-the-job"})
+    result = subprocess.run(["ssh", "-F", str(ssh_config), "-o", "BatchMode=yes", "-l", user.name,
+                             host, 'echo "$MARKER|$_CONDOR_JOB_PIDS|$CONDOR_JOB_PROXY_SESSION|$#"'],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    marker, pids, session, arguments = result.stdout.strip().split("|")
+    assert marker == "in-the-job" and pids.split()[0].isdigit() and arguments == "0"
+    assert Path(session).name.startswith("cjp-session-")
+
+
+@as_root
 def test_job_user_without_passwd_entry_gets_a_session(bench: Workbench, scratch) -> None:
     with pytest.raises(KeyError):
         pwd.getpwuid(NO_PASSWD_UID)

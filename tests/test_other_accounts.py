@@ -91,7 +91,7 @@ def test_stranger_is_refused_and_no_sshd_starts(pool) -> None:
     assert result.returncode == 255
     assert "not the job's owner" in result.stderr.decode()
     assert not _job_sshds(pool)
-    assert not list(pool["cwd"].glob("cjp-session-*"))
+    assert not list(pool["cwd"].glob("cjp-starter-*/cjp-session-*"))
 
 
 def test_record_planted_by_another_user_is_not_trusted(pool) -> None:

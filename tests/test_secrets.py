@@ -81,11 +81,10 @@ def test_private_keys_are_in_no_argv_environment_log_or_error(bench: Workbench, 
             assert not found, f"process {where} holds private key material {found}"
         for where, text in process_texts(ours).items():
             assert PRIVATE_KEY_HEADER not in text, f"process {where} holds a private key"
-        logs = {path: path.read_bytes() for path in (bench.root / "tmp").glob("cjp-session-*/*.log")}
     finally:
         session.kill()
         session.communicate()
-    logs.update(error_outputs(bench, job))
+    logs = error_outputs(bench, job)
     logs["starter stderr"] = job.stderr.encode()
     logs.update({path: path.read_bytes() for path in (bench.root / "state").rglob("*")
                  if path.is_file() and not path.is_symlink()})
@@ -128,8 +127,8 @@ def test_session_and_key_files_are_private(bench: Workbench, job: Job) -> None:
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         tmp = bench.root / "tmp"
-        assert wait_until(lambda: list(tmp.glob("cjp-session-*/sshd.pid")), timeout=20)
-        directories = [*tmp.glob("cjp-session-*"), *tmp.glob("cjp-starter-*")]
+        assert wait_until(lambda: running_command(job.process.pid, b"sleep\x0030\x00"), timeout=20)
+        directories = [*tmp.glob("cjp-starter-*/cjp-session-*"), *tmp.glob("cjp-starter-*")]
         assert len(directories) == 2
         checked = set()
         for directory in directories:

@@ -34,7 +34,7 @@ def open_a_spare(bench: Workbench, job: Job) -> Path:
         used.add(Path(result.stdout.decode().strip()).name)
         if wait_until(lambda: set(session_leftovers(bench)) - used, timeout=0.7):
             spare, = set(session_leftovers(bench)) - used
-            return bench.root / "tmp" / spare
+            return next((bench.root / "tmp").glob(f"cjp-starter-*/{spare}"))
     pytest.fail(f"no spare session: {session_leftovers(bench)}")
 
 
