@@ -128,13 +128,12 @@ class Bench:
                            check=True)
         (floor / "authorized_keys").write_text((floor / "id.pub").read_text())
         # The sessions' own sshd config, so both sides negotiate the same algorithms, but no
-        # ForceCommand: plain sshd runs the command with the account's login shell. (Our
-        # sessions' setup script restores the job's environment and directory, then does the
-        # same: what it costs is ours to count.)
-        from starter import session
-        ours = "".join(line + "\n" for line in session._SSHD_CONFIG.format(
-                           dir=floor, force_command="", permit_tty="yes", banner="none").splitlines()
-                       if not line.startswith("ForceCommand"))
+        # ForceCommand (our sessions get it on sshd's command line): plain sshd runs the command
+        # with the account's login shell. (Our sessions' setup script restores the job's
+        # environment and directory, then does the same: what it costs is ours to count.)
+        from starter import session_files
+        ours = session_files._SSHD_CONFIG.format(dir=floor, permit_tty="yes", banner="none") + \
+            f"AuthorizedKeysFile {floor}/authorized_keys\n"
         defaults = "".join(line + "\n" for line in ours.splitlines()
                            if not line.startswith(("KexAlgorithms", "Ciphers", "MACs")))
         known = []
