@@ -296,3 +296,25 @@ def test_errors_reach_the_terminal_when_ssh_hides_the_proxys_stderr(bench: Workb
         bench.proxy("daemon", "--stop")
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_fast_client_builds_without_a_static_c_library(bench: Workbench, job: Job) -> None:
+    """The client is linked statically where the C library allows; where it does not (here a
+    compiler that refuses -static), refresh builds it dynamically and ssh works the same."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if not compiler:
+        pytest.skip("no C compiler here to build quick.c (contrib/install-deps.sh installs gcc)")
+    built = Path(proxy_command(bench)[0])
+    assert b"ld-linux" not in built.read_bytes()[:4096], "linked dynamically, with libc.a here"
+    no_static = bench.root / "cc-without-libc.a"
+    no_static.write_text("#!/bin/sh\nfor a; do [ \"$a\" = -static ] && exit 1; done\n"
+                         f"exec {compiler} \"$@\"\n")
+    no_static.chmod(0o755)
+    built.unlink()
+    refresh = subprocess.run([sys.executable, "-m", "condor_job_proxy", "config", "refresh"],
+                             env={**bench.env, "CC": str(no_static)}, capture_output=True)
+    assert refresh.returncode == 0, refresh.stderr
+    assert Path(proxy_command(bench)[0]) == built
+    assert b"ld-linux" in built.read_bytes()[:4096]
+    result = bench.ssh(job.host, "echo $MARKER")
+    assert (result.returncode, result.stdout) == (0, b"only-in-the-job\n"), result.stderr
