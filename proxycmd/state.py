@@ -15,7 +15,6 @@ serves them in threads) see the old content or the new, never part of one.
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -148,6 +147,7 @@ def remembered_user(job: JobId) -> str:
 
 def prune(running: set[JobId]) -> None:
     """Remove the files of jobs no longer running."""
+    import shutil   # here: the connect path never needs it (nor the bz2 and lzma it imports)
     try:
         entries = list(jobs_dir().iterdir())
     except FileNotFoundError:
