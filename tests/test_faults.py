@@ -167,6 +167,30 @@ def test_starter_killed_and_started_again_leaves_nothing(bench: Workbench, job: 
     assert bench.ssh(again.host, "true").returncode == 0
 
 
+def test_sessions_left_by_an_older_starter_are_swept(bench: Workbench) -> None:
+    """Starters before 2026-12 kept each session's directory beside their own, with the pids of
+    the starter and of its sshd: a new starter sharing the TMPDIR removes those of dead ones,
+    and leaves those of a live starter alone."""
+    tmp = bench.root / "tmp"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp / "cjp-session-olddead"
+    stale.mkdir(mode=0o700)
+    (stale / "starter.pid").write_text(f"{dead.pid}\n")
+    (stale / "sshd.pid").write_text(f"{dead.pid}\n")
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "starter"])
+    live = tmp / "cjp-session-oldalive"
+    live.mkdir(mode=0o700)
+    (live / "starter.pid").write_text(f"{alive.pid}\n")
+    try:
+        job = bench.start_job("sleep", "600")
+        assert f"removed {stale.name}" in job.stderr
+        assert not stale.exists() and live.exists()
+    finally:
+        alive.kill()
+        alive.wait()
+
+
 def random_fault(rng: random.Random, bench: Workbench, job: Job) -> str:
     """One session that goes wrong in a random way; its name, for the failure message."""
     record = job_record(bench.root / "queue", job.id)
