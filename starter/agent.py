@@ -113,7 +113,8 @@ def _name_the_nameless(host: sshd.SshdHost, private: Path) -> None:
 
     OpenSSH's tools refuse to run for a uid without one ("No user exists for uid N");
     libnss-wrapper supplies one without root. Only the starter's helpers get it (through
-    its environment, set after the job's was saved); sessions get their own in each session.
+    its environment, set after the job's was saved); the sessions' sshds are given the same
+    files (``session_files``).
     """
     if host.has_passwd_entry:
         return
@@ -121,8 +122,8 @@ def _name_the_nameless(host: sshd.SshdHost, private: Path) -> None:
         raise StarterError(f"uid {os.getuid()} has no passwd entry, which ssh-keygen and sshd need; "
                            "install libnss-wrapper (Debian: apt-get install libnss-wrapper) "
                            "or give the job's user an account")
-    (private / "passwd").write_text(host.passwd_line + "\n")
-    (private / "group").write_text(host.group_line + "\n")
+    session_files.write_private(private / "passwd", host.passwd_line + "\n", 0o600)
+    session_files.write_private(private / "group", host.group_line + "\n", 0o600)
     os.environ.update(LD_PRELOAD=host.nss_wrapper, NSS_WRAPPER_PASSWD=str(private / "passwd"),
                       NSS_WRAPPER_GROUP=str(private / "group"))
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from .processes import die_with_parent, has_children, marked
-from .session_files import SESSION_ENV, session_argv
+from .session_files import SESSION_ENV, session_argv, write_private
 from .sshd import SshdHost
 
 SESSION_PREFIX = "cjp-session-"
@@ -51,7 +51,7 @@ class Session:
         self._log: int | None = None
         self.directory = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX, dir=context.directory))
         try:
-            _write(self.directory / "authorized_keys", (client_key + "\n").encode(), 0o600)
+            write_private(self.directory / "authorized_keys", client_key + "\n", 0o600)
         except BaseException:
             self.remove()
             raise
@@ -118,8 +118,3 @@ def end_processes(directory: Path) -> None:
             except OSError:
                 pass
 
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)

@@ -66,15 +66,15 @@ def write_shared_files(context: JobContext) -> None:
     host = context.host
     no_terminal = no_terminal_line(context)
     if no_terminal:
-        _write(d / "banner", f"{no_terminal}\n", 0o600)
-    _write(d / SSHD_CONFIG, _SSHD_CONFIG.format(
+        write_private(d / "banner", f"{no_terminal}\n", 0o600)
+    write_private(d / SSHD_CONFIG, _SSHD_CONFIG.format(
         dir=d, permit_tty="no" if no_terminal else "yes",
         banner=d / "banner" if no_terminal else "none"), 0o600)
-    _write(d / JOB_ENVIRONMENT, _environment_script(context.environment), 0o600)
-    _write(d / SETUP_SCRIPT, _setup_script(context), 0o700)
+    write_private(d / JOB_ENVIRONMENT, _environment_script(context.environment), 0o600)
+    write_private(d / SETUP_SCRIPT, _setup_script(context), 0o700)
     if host.nss_wrapper:
-        _write(d / "passwd", host.passwd_line + "\n", 0o600)
-        _write(d / "group", host.group_line + "\n", 0o600)
+        write_private(d / "passwd", host.passwd_line + "\n", 0o600)
+        write_private(d / "group", host.group_line + "\n", 0o600)
 
 
 def session_argv(context: JobContext, session_dir: Path, job_pids: list[int],
@@ -166,8 +166,9 @@ fi
 """
 
 
-def _write(path: Path, text: str, mode: int) -> None:
-    """In the starter's own 0700 directory: nobody else can have put anything there."""
+def write_private(path: Path, text: str, mode: int) -> None:
+    """A file in the starter's own 0700 directory (or a session's, inside it): nobody else
+    can have put anything there."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as file:
         file.write(text)
