@@ -16,6 +16,14 @@ def file_version(info: os.stat_result) -> tuple[int, int, int, int]:
     return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
+def path_version(path: str | os.PathLike) -> tuple[int, int, int, int] | None:
+    """``file_version`` of the file at ``path`` as it is now; None when it cannot be read."""
+    try:
+        return file_version(os.stat(path))
+    except OSError:
+        return None
+
+
 def normalize(line: str) -> str | None:
     """``type base64`` of a public key line (comment and options dropped), or None if none."""
     fields = line.split()

@@ -6,13 +6,12 @@ one backend; an HTCondor job ad (through chirp) is another.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Protocol
 
 from . import paths
 from .jobid import JobId
-from .keys import file_version, public_key_path, read_keys
+from .keys import path_version, public_key_path, read_keys
 from .queue import LocalQueue
 
 
@@ -56,11 +55,13 @@ _parsed: dict[Path, tuple[tuple[int, int, int, int], frozenset[str]]] = {}
 
 
 def _keys_in(path: Path) -> frozenset[str]:
+    stamp = path_version(path)
+    if stamp is None:
+        return frozenset()
+    known = _parsed.get(path)
+    if known and known[0] == stamp:
+        return known[1]
     try:
-        stamp = file_version(os.stat(path))
-        known = _parsed.get(path)
-        if known and known[0] == stamp:
-            return known[1]
         keys = frozenset(read_keys(path.read_text()))
     except OSError:
         return frozenset()

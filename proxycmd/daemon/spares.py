@@ -16,14 +16,12 @@ request and key file, and only while its sshd is still there.
 """
 from __future__ import annotations
 
-import os
 import select
 import socket
 import threading
 import time
-from pathlib import Path
 
-from starter.keys import file_version
+from starter.keys import path_version
 
 from .. import pipeline
 from ..errors import ProxyError
@@ -48,7 +46,8 @@ class Spares:
         opener); one more is wanted when the last connect like it was recent."""
         if endpoint.transport != "starter" or self.lifetime <= 0 or endpoint in self._unknown_to:
             return pipeline.open_session(endpoint, request)
-        key = (endpoint, request, _stamp(request.identity))
+        # A spare's sshd lets in only the key it was opened with: the key file as it is now.
+        key = (endpoint, request, path_version(request.identity))
         now = time.monotonic()
         with self._lock:
             spare = self._ready.pop(key, None)
@@ -110,10 +109,3 @@ def _alive(sock: socket.socket) -> bool:
     return not any(events & (select.POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL)
                    for _, events in poller.poll(0))
 
-
-def _stamp(path: Path) -> tuple[int, int, int, int] | None:
-    """The key file as it is now: a spare's sshd lets in only the key it was opened with."""
-    try:
-        return file_version(os.stat(path))
-    except OSError:
-        return None
