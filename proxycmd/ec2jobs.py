@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from starter.jobid import JobId
+from starter.names import is_login_name
 
 from . import cloudinit
 from .errors import ProxyError
@@ -26,7 +27,6 @@ DEFAULT_USER = "ec2-user"     # Amazon Linux's; Debian images use "admin", Ubunt
 SSH_PORT = 22
 FROM_INSTANCE = "FROM INSTANCE"   # condor_submit's credential value for "use the instance role"
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+")
-_USER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 _API_TIMEOUTS = {"connect_timeout": 10, "read_timeout": 30, "retries": {"max_attempts": 2}}
 
 
@@ -73,7 +73,7 @@ def login_user(ad: Mapping[str, Any], job: JobId, settings: Mapping[str, Any]) -
     user = ((ec2.get("users_by_job") or {}).get(str(job))
             or (ec2.get("users_by_ami") or {}).get(image_id if isinstance(image_id, str) else "")
             or ec2.get("user") or DEFAULT_USER)
-    if not isinstance(user, str) or not _USER_NAME.fullmatch(user):
+    if not isinstance(user, str) or not is_login_name(user):
         raise ProxyError(f"config.toml [ec2]: {user!r} is not a login name")
     return user
 

@@ -13,9 +13,9 @@ import subprocess
 from typing import NamedTuple
 
 from starter.jobid import BadJobId, parse_job_id
+from starter.names import LOGIN_NAME
 
 from .errors import ProxyError
-from .prelude import LOGIN_NAME
 from .model import JobSummary
 
 DEFAULT_COMMAND = "condor-job-proxy"

@@ -17,6 +17,8 @@ import re
 import struct
 from typing import NamedTuple
 
+from starter.names import LOGIN_NAME
+
 from .errors import ProxyError
 
 MAGIC = b"CJPV"
@@ -26,7 +28,6 @@ _HEADER = struct.Struct(">4sBI")
 _HOST_KEY = re.compile(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|"
                        r"(sk-)?ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)"
                        r" [A-Za-z0-9+/]+={0,2}")
-LOGIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}\$?")
 _PRIVATE_KEY = re.compile(r"-----BEGIN OPENSSH PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+"
                           r"-----END OPENSSH PRIVATE KEY-----\n?")
 
