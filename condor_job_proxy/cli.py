@@ -16,6 +16,7 @@ import click
 from proxycmd import options
 from proxycmd.errors import one_line
 from proxycmd.outcome import FAILED
+from starter.about import version_option
 
 from . import refresh_include
 
@@ -53,6 +54,7 @@ def _from_table(table: tuple[options.Option, ...]):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@version_option("condor-job-proxy")
 @_from_table(options.GROUP)
 @click.pass_context
 def cli(ctx: click.Context, queue: str | None, debug: bool, config_dir: str | None,

@@ -12,6 +12,7 @@ import os
 import sys
 
 from proxycmd.ssh_to_job import TOOL, Request, SetupFailed, run, split_arguments
+from starter.about import version_line
 from starter.jobid import BadJobId, parse_job_id
 
 USAGE_ERROR = 2
@@ -20,6 +21,7 @@ Usage: {TOOL} [options] <job id> [command]
 \t<job id> is cluster, cluster.proc or cluster.proc.node (a bare cluster means proc 0)
 \t[options] are
 \t-help                 Display this message
+\t-version              Display the version (condor-job-proxy's)
 \t-debug                Show extra debugging info
 \t-name <schedd-name>   Connect to job queued in specified schedd
 \t-pool <pool>          Use specified pool to find schedd
@@ -34,7 +36,7 @@ Usage: {TOOL} [options] <job id> [command]
 \tIf no command is given, an interactive shell is started.
 """
 # name -> takes a value; a prefix selects an option when it matches exactly one.
-_OPTIONS = {"help": False, "debug": False, "name": True, "pool": True, "ssh": True,
+_OPTIONS = {"help": False, "version": False, "debug": False, "name": True, "pool": True, "ssh": True,
             "keygen-options": True, "shells": True, "auto-retry": False,
             "remove-on-interrupt": False}
 _SSH_OPTIONS_WITH_VALUE = ("-l", "-p")   # what rsync may put before the host
@@ -44,8 +46,9 @@ class UsageError(Exception):
     pass
 
 
-def parse(argv: list[str]) -> Request | None:
-    """The request, or None for -help; UsageError (exit 2) for a bad command line."""
+def parse(argv: list[str]) -> Request | str:
+    """The request, or the text -help or -version asks for; UsageError (exit 2) for a bad
+    command line."""
     values: dict[str, object] = {}
     args = list(argv)
     while args and args[0].startswith("-") and args[0] != "-":
@@ -58,7 +61,9 @@ def parse(argv: list[str]) -> Request | None:
             continue
         name = _option(arg)
         if name == "help":
-            return None
+            return USAGE
+        if name == "version":
+            return version_line(TOOL) + "\n"
         values[name] = _value(arg, args) if _OPTIONS[name] else True
     for quoted in ("ssh", "keygen-options"):
         if quoted in values:
@@ -110,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, SetupFailed) as err:
         print(err, file=sys.stderr)
         return USAGE_ERROR
-    if request is None:
-        print(USAGE, end="")
+    if isinstance(request, str):
+        print(request, end="")
         return 0
     return run(request)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from . import paths
+from .about import version_option
 from .agent import JobOptions, StarterError, run_job
 from .chirp import ChirpError
 from .jobad import JobAdError
@@ -18,6 +19,7 @@ _QUEUE_HELP = f"Local queue directory (default: ${paths.QUEUE_ENV}, config, or t
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@version_option("condor-job-starter")
 def cli() -> None:
     """The job-side agent of condor-job-proxy."""
 
