@@ -25,10 +25,15 @@ def report(line: str) -> None:
         os.close(terminal)
 
 
+def stderr_hidden() -> bool:
+    """Whether ssh has put our stderr on /dev/null (it does whenever ControlPersist is on)."""
+    return _is_dev_null(2)
+
+
 def hidden_terminal() -> int | None:
     """The controlling terminal, opened for writing, when ssh has put our stderr on /dev/null
     (ControlPersist) so that the user would see nothing; None otherwise or without one."""
-    if not _is_dev_null(2):
+    if not stderr_hidden():
         return None
     try:
         return os.open("/dev/tty", os.O_WRONLY | os.O_NOCTTY)

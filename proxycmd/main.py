@@ -76,7 +76,9 @@ def run_connect(request: dict, after_user_mismatch: Hook | None = None) -> int:
     status, line = connect_outcome(request, after_user_mismatch=after_user_mismatch)
     if line:
         from .errors import report
-        report(line)
+        from .refusal import refuse
+        if not refuse(line, request):
+            report(line)
     if status == 0 and daemon_socket:
         from .daemon.start import start_in_background
         start_in_background(daemon_socket, shared)

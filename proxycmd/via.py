@@ -49,7 +49,10 @@ def run(via: str, via_command: str | None, request: dict) -> int:
     except Exception as err:   # noqa: BLE001 - the contract is one line, never a traceback
         if request["debug"]:
             raise
-        report(one_line(err))
+        from .refusal import refuse
+        line = one_line(err)
+        if not refuse(line, request):
+            report(line)
         return FAILED
 
 

@@ -219,6 +219,16 @@ def test_job_not_on_the_access_point_is_the_same_line_as_there(via) -> None:
     assert here.stderr == there.stderr and len(here.stderr.splitlines()) == 1
 
 
+def test_script_on_the_laptop_with_shared_connections_sees_the_access_points_refusal(via) -> None:
+    """ControlPersist hides the proxy's stderr; a script (no terminal) still gets the line."""
+    result = via["laptop"].run("setsid", "-w", "ssh", "-o", "BatchMode=yes", "-o",
+                               "ControlMaster=auto", "-o", "ControlPersist=60", "-o",
+                               "ControlPath=/tmp/cjp-laptop-refusal-%C", "job-9999.0", "true",
+                               input=b"", timeout=90)
+    assert result.returncode == 255
+    assert "condor-job-proxy: job 9999.0 is not in the queue" in result.stderr.decode(), result
+
+
 def test_a_host_key_other_than_the_prelude_pinned_is_rejected_on_the_laptop(via) -> None:
     assert _ssh(via, "-o", "ControlPath=none", via["host"], "true").returncode == 0   # pins the real key
     command = f"{VENV}/bin/python {via['root']}/wrong_key.py {VENV}/bin/condor-job-proxy"

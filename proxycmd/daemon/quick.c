@@ -171,12 +171,17 @@ static int give_to_ssh(int connection)
 
 /* proxycmd.errors.report: stderr, and the terminal when ssh put stderr on /dev/null (it does
    for a ProxyCommand whenever ControlPersist is on). */
+static int stderr_hidden(void)
+{
+    struct stat err, null;
+    return fstat(2, &err) == 0 && stat("/dev/null", &null) == 0 && S_ISCHR(err.st_mode)
+        && err.st_rdev == null.st_rdev;
+}
+
 static void report(const char *line, size_t length)
 {
     ssize_t ignored = write(2, line, length);
-    struct stat err, null;
-    if (fstat(2, &err) != 0 || stat("/dev/null", &null) != 0 || !S_ISCHR(err.st_mode)
-            || err.st_rdev != null.st_rdev)
+    if (!stderr_hidden())
         return;
     int terminal = open("/dev/tty", O_WRONLY | O_NOCTTY | O_CLOEXEC);
     if (terminal < 0)
@@ -308,8 +313,11 @@ int main(int argc, char **argv)
         }
         _exit(give_to_ssh(connection) == 0 ? 0 : 255);
     }
-    if (got > 0 && answer[0] == 'E')
+    if (got > 0 && answer[0] == 'E') {
+        if (stderr_hidden())       /* the full command shows the refusal through ssh itself */
+            become(command, NULL);
         fail_as_told(fd, answer, (size_t)got);
+    }
     become(command, NULL);
     return 255;
 }

@@ -76,6 +76,8 @@ def main(argv: list) -> None:
             posix._exit(255)            # ssh went away; it says so itself
         posix._exit(0)
     if answer[:1] == FAILED:
+        if _stderr_hidden():
+            _become(command, None)      # the full command shows the refusal through ssh itself
         answer += _rest(channel, REPLY_LIMIT - len(answer))
         status, _, line = answer[1:].partition(b"\n")
         _report(line)
@@ -152,15 +154,23 @@ def _rest(channel, limit: int) -> bytes:
 def _report(line: bytes) -> None:
     """proxycmd.errors.report: stderr, and the terminal when ssh put stderr on /dev/null."""
     posix.write(2, line)
+    if not _stderr_hidden():
+        return
     try:
-        err, null = posix.fstat(2), posix.stat("/dev/null")
-        if (err.st_mode & _S_IFMT) != _S_IFCHR or err.st_rdev != null.st_rdev:
-            return
         terminal = posix.open("/dev/tty", posix.O_WRONLY | posix.O_NOCTTY)
     except OSError:
         return
     posix.write(terminal, line)
     posix.close(terminal)
+
+
+def _stderr_hidden() -> bool:
+    """proxycmd.errors.stderr_hidden: ssh put our stderr on /dev/null (ControlPersist)."""
+    try:
+        err, null = posix.fstat(2), posix.stat("/dev/null")
+    except OSError:
+        return False
+    return (err.st_mode & _S_IFMT) == _S_IFCHR and err.st_rdev == null.st_rdev
 
 
 def _give_to_ssh(fd: int) -> None:
