@@ -150,20 +150,20 @@ def setup(obj: dict, yes: bool, dry_run: bool, ssh_config: Path | None, via: str
     from sshconfig import via as remembered_via
     ssh_config = ssh_config or managed.user_ssh_config()
     hop = Hop(via, via_command or DEFAULT_COMMAND) if via else None
+    block = install.block_change(ssh_config, obj["queue"])
+    if block.changed and not yes and not dry_run and sys.stdin.isatty():
+        click.echo(block.diff(), err=True)   # asked before anything is written or built
+        click.confirm(f"Change {ssh_config} like this?", abort=True, err=True)
     include = install.include_change(None if hop else _resolver(obj), obj["queue"], dry_run,
                                      via=hop)
-    block = install.block_change(ssh_config, obj["queue"])
     if dry_run:
-        click.echo(include.diff() + block.diff() or f"{ssh_config}: already set up", nl=False)
+        click.echo(include.diff() + block.diff() or f"{ssh_config}: already set up\n", nl=False)
         return
     key, created = ensure_key()
     click.echo(f"{'created' if created else 'using'} job-access key {key}", err=True)
     remembered_via.remember(hop)
     include.apply()
     if block.changed:
-        if not yes and sys.stdin.isatty():
-            click.echo(block.diff(), err=True)
-            click.confirm(f"Change {ssh_config} like this?", abort=True, err=True)
         block.apply()
     click.echo(f"{ssh_config} includes {install.include_file()}; try: ssh job-<id>", err=True)
 
