@@ -421,3 +421,17 @@ def _child(parent: int, name: str) -> int:
 def _pgrep(parent: int, name: str) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(parent), "-x", name], capture_output=True, text=True)
     return [int(pid) for pid in out.stdout.split()]
+
+
+def test_suspended_job_says_so_and_auto_retry_does_not_wait_for_a_start(tool: Tool,
+                                                                        job: Job) -> None:
+    suspend = subprocess.run([sys.executable, "-m", "starter", "suspend", job.id],
+                             env=tool.bench.env, capture_output=True, timeout=60)
+    assert suspend.returncode == 0, suspend.stderr
+    result = tool.run(job.id, "true")
+    assert result.returncode == 1
+    assert "the job is suspended" in result.stderr.decode(), result.stderr
+    retried = tool.run("-auto-retry", job.id, "true", timeout=30)
+    assert retried.returncode == 1
+    assert "Waiting for job to start" not in retried.stderr.decode()
+    assert "the job is suspended" in retried.stderr.decode()

@@ -120,5 +120,6 @@ def _raise_if_refused(message: dict, job: object) -> None:
     if code == Refusal.NOT_OWNER:
         raise NotAuthorized(line)
     if code in (Refusal.JOB_EXITED, Refusal.NOT_RUNNING):
-        raise JobNotRunning(line, "completed" if code == Refusal.JOB_EXITED else "idle")
+        # Suspended or ending: it ran already, so waiting "for it to start" would be wrong.
+        raise JobNotRunning(line, "completed" if code == Refusal.JOB_EXITED else "not_running")
     raise ProxyError(line)
