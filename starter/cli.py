@@ -128,8 +128,10 @@ def _control(action: str, help_text: str) -> None:
 
 _control("remove", "Remove JOB and every session process.\n\nThey get SIGTERM (sessions also "
          "SIGHUP), then SIGKILL after the starter's --grace seconds.")
-_control("suspend", "Suspend JOB and every session process (SIGSTOP).")
-_control("resume", "Resume a suspended JOB and its sessions (SIGCONT).")
+_control("suspend", "Suspend JOB and all its sessions.\n\nThe job and every session "
+         "process get SIGSTOP.")
+_control("resume", "Resume a suspended JOB and its sessions.\n\nThe job and every "
+         "session process get SIGCONT.")
 
 
 def main() -> None:
