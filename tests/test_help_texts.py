@@ -48,11 +48,10 @@ def _sections(text: str) -> dict[str, list[tuple[str, str]]]:
 
 def _every_help() -> list[tuple[str, dict[str, list[tuple[str, str]]]]]:
     """(command line, its help's sections) for each program, group and command."""
-    found, todo = [], [argv for argv in PROGRAMS.values()]
+    found, todo = [], list(PROGRAMS.values())
     while todo:
         argv = todo.pop()
-        sections = _help(argv)
-        sections = _sections(sections)
+        sections = _sections(_help(argv))
         found.append((" ".join(argv), sections))
         todo += [argv + [name] for name, _ in sections.get("Commands", [])]
     return found
