@@ -59,7 +59,7 @@ def _from_table(table: tuple[options.Option, ...]):
 @click.pass_context
 def cli(ctx: click.Context, queue: str | None, debug: bool, config_dir: str | None,
         state_dir: str | None) -> None:
-    """ssh, scp, sftp and rsync into running jobs by name: ssh job-32.0"""
+    """ssh, scp, sftp and rsync into running jobs by name, as in ssh job-32.0."""
     from starter import paths
     paths.use_dirs(config_dir, state_dir)
     ctx.obj = {"queue": queue, "debug": debug, "config_dir": config_dir, "state_dir": state_dir}
@@ -71,7 +71,11 @@ def cli(ctx: click.Context, queue: str | None, debug: bool, config_dir: str | No
 @_from_table(options.CONNECT)
 @click.pass_obj
 def connect(obj: dict, host: str, user: str | None, **given: object) -> None:
-    """ProxyCommand: connect HOST [USER] (ssh_config: connect %n %r)."""
+    """Connect ssh to a job: the ProxyCommand.
+
+    The generated ssh config runs it as connect %n %r: HOST is the job's host name, USER the
+    login name ssh was asked for.
+    """
     from proxycmd.main import run_connect
     sys.exit(run_connect({**obj, **given, "host": host, "user": user},
                          after_user_mismatch=refresh_include))
@@ -84,7 +88,11 @@ def connect(obj: dict, host: str, user: str | None, **given: object) -> None:
               "(or the one at --socket).")
 @click.pass_obj
 def daemon(obj: dict, socket_path: Path | None, stop: bool) -> None:
-    """The connect daemon ssh's fast client asks (the first connect starts it)."""
+    """Serve or stop your connect daemon.
+
+    ssh's fast client asks the daemon to connect, so a connect does not start the full proxy
+    command; the first connect starts the daemon, and it exits after a quiet spell.
+    """
     from proxycmd.daemon import server
     from sshconfig import settings
     if stop:
@@ -138,12 +146,16 @@ def jobs(obj: dict, as_json: bool, names: bool) -> None:
               help="The ssh config file to add the Include to (default: ~/.ssh/config).")
 @click.option("--via", metavar="[USER@]AP", help="Reach the jobs of this access point through "
               "your own ssh to it (a laptop outside the pool).")
-@click.option("--via-command", metavar="CMD", help="condor-job-proxy on the access point "
+@click.option("--via-command", metavar="CMD", help="The command to run on the access point "
               "(default: condor-job-proxy).")
 @click.pass_obj
 def setup(obj: dict, yes: bool, dry_run: bool, ssh_config: Path | None, via: str | None,
           via_command: str | None) -> None:
-    """Create your job-access key, the generated include and the Include block."""
+    """Set up ssh for job host names.
+
+    Creates your job-access key unless one exists, writes the generated include and adds the
+    Include block at the top of ~/.ssh/config.
+    """
     from proxycmd.hop import DEFAULT_COMMAND, Hop
     from proxycmd.userkey import ensure_key
     from sshconfig import install, managed
@@ -170,7 +182,10 @@ def setup(obj: dict, yes: bool, dry_run: bool, ssh_config: Path | None, via: str
 
 @cli.group()
 def config() -> None:
-    """The generated ssh config include and the block in ~/.ssh/config."""
+    """Refresh, show or remove the generated config.
+
+    That is the generated ssh config include, and the block setup added to ~/.ssh/config.
+    """
 
 
 @config.command("refresh")
@@ -181,7 +196,10 @@ def config() -> None:
               "the one setup --via named).")
 @click.pass_obj
 def config_refresh(obj: dict, host: str | None, dry_run: bool, via: str | None) -> None:
-    """Rewrite the include from the current job list; forget files of jobs that left."""
+    """Rewrite the include from the job list.
+
+    One Host block per running job, with its User; files kept for jobs that left are removed.
+    """
     from proxycmd import hop as hops
     from proxycmd import state
     from proxycmd.model import REACHABLE_STATES
@@ -217,7 +235,10 @@ def config_show() -> None:
               help="The ssh config file setup changed (default: ~/.ssh/config).")
 @click.option("--dry-run", is_flag=True, help="Show the changes as a unified diff; change nothing.")
 def config_uninstall(ssh_config: Path | None, dry_run: bool) -> None:
-    """Remove exactly what setup added: the block and the include (your key stays)."""
+    """Remove exactly what setup added.
+
+    The block in ~/.ssh/config and the include go; your job-access key stays.
+    """
     from sshconfig import install, managed
     changes = install.removal_changes(ssh_config or managed.user_ssh_config())
     if dry_run:
@@ -231,7 +252,10 @@ def config_uninstall(ssh_config: Path | None, dry_run: bool) -> None:
 
 @cli.command()
 def pubkey() -> None:
-    """Print your public job-access key (for --authorized-keys-file or a submit file)."""
+    """Print your public job-access key.
+
+    Give it to condor-job-starter run --authorized-keys-file, or put it in a submit file.
+    """
     from proxycmd.userkey import public_key
     click.echo(public_key())
 
@@ -239,7 +263,11 @@ def pubkey() -> None:
 
 @cli.command("submit-snippet")
 def submit_snippet() -> None:
-    """Print submit-file lines that make an HTCondor job reachable with ssh job-N.P."""
+    """Print submit-file lines for a reachable job.
+
+    The lines make an HTCondor job reachable with ssh job-N.P: the starter as the job's
+    executable, +WantIOProxy, and your public job-access key.
+    """
     import shutil
 
     from proxycmd.userkey import public_key
@@ -263,7 +291,10 @@ def submit_snippet() -> None:
 @click.argument("job")
 @click.pass_obj
 def doctor(obj: dict, job: str) -> None:
-    """Say how JOB (32.0 or job-32.0) would be reached, and check the basics."""
+    """Say how a job would be reached, and why not.
+
+    JOB is 32.0 or job-32.0. Also checks ssh, your key, the include and the connect daemon.
+    """
     from condor_job_proxy import doctor as checks
     for line in checks.report(job, obj["queue"]):
         click.echo(line)

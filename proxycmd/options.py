@@ -28,7 +28,7 @@ GROUP = (
 )
 CONNECT = (
     Option("--relay", "relay", False, "Relay stdin/stdout instead of passing the socket."),
-    Option("--identity", "identity", True, "Job-access private key.", "KEY", True),
+    Option("--identity", "identity", True, "Your job-access private key.", "KEY", True),
     Option("--known-hosts", "known_hosts", True,
            "The job's known_hosts file to pin the session host key in.", "FILE", True),
     Option("--job-identity", "job_identity", True, "The job's identity link, pointed at the key "
@@ -38,7 +38,7 @@ CONNECT = (
     Option("--via", "via", True, "Reach the job through this access point, with your own ssh "
            "(a laptop outside the pool).", "[USER@]AP"),
     Option("--via-command", "via_command", True,
-           "condor-job-proxy on the access point (default: condor-job-proxy).", "CMD"),
+           "The command to run on the access point (default: condor-job-proxy).", "CMD"),
     Option("--prelude", "prelude", False, "With --relay: the access point's side of --via."),
     Option("--session-key", "session_key", True,
            "With --prelude: the laptop's public key, let into this session.", "PUBKEY"),

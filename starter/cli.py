@@ -35,14 +35,15 @@ def cli() -> None:
 @click.option("--listen", default=None, metavar="ADDR", envvar="CONDOR_JOB_PROXY_LISTEN",
               help="Address the session server listens on (default: 127.0.0.1; in HTCondor "
                    "the execute node's address from the machine ad).")
-@click.option("--port", default=0, show_default=True, help="Port (0: any free port).")
+@click.option("--port", default=0, show_default=True,
+              help="The port to listen on (0: any free port).")
 @click.option("--port-range", metavar="FIRST-LAST", envvar="CONDOR_JOB_PROXY_PORT_RANGE",
               help="Use the first free port in this range (e.g. what a firewall lets through).")
 @click.option("--super-users-keys", type=click.Path(dir_okay=False, path_type=Path),
               metavar="FILE", help="HTCondor: keys allowed into any job (default: "
               "$CONDOR_JOB_PROXY_SUPER_USERS_KEYS or /etc/condor-job-proxy/super_users_keys).")
 @click.option("--max-sessions", default=64, show_default=True,
-              type=click.IntRange(min=1), help="Concurrent sessions allowed.")
+              type=click.IntRange(min=1), help="How many sessions may be open at once.")
 @click.option("--memory-limit", type=click.FloatRange(min=0, min_open=True), metavar="MB",
               help="Remove the job when the resident memory of it and its sessions exceeds MB.")
 @click.option("--cpu-limit", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
@@ -58,7 +59,11 @@ def run(queue: str | None, keys_files: tuple[Path, ...], htcondor: bool | None,
         listen: str | None, port: int, port_range: str | None, super_users_keys: Path | None,
         max_sessions: int, memory_limit: float | None, cpu_limit: float | None, grace: float,
         linger: float | None, label: str, command: tuple[str, ...]) -> None:
-    """Run COMMAND as a job you can ssh into: condor-job-starter run -- CMD ARGS..."""
+    """Run COMMAND as a job you can ssh into.
+
+    Put -- before COMMAND, so that its own options are not read as the starter's. The
+    starter exits with COMMAND's exit status.
+    """
     try:
         if htcondor is None:
             htcondor = bool(os.environ.get("_CONDOR_JOB_AD"))
@@ -121,9 +126,12 @@ def _control(action: str, help_text: str) -> None:
                    f"job {job}: {action} requested")
 
 
-_control("remove", "Remove JOB: end it and every session (SIGTERM/SIGHUP, then SIGKILL).")
-_control("suspend", "Suspend JOB and every session process (SIGSTOP).")
-_control("resume", "Resume a suspended JOB and its sessions (SIGCONT).")
+_control("remove", "Remove JOB and every session process.\n\nThey get SIGTERM (sessions also "
+         "SIGHUP), then SIGKILL after the starter's --grace seconds.")
+_control("suspend", "Suspend JOB and all its sessions.\n\nThe job and every session "
+         "process get SIGSTOP.")
+_control("resume", "Resume a suspended JOB and its sessions.\n\nThe job and every "
+         "session process get SIGCONT.")
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from . import chirp, jobad
 from .jobid import JobId
 from .keys import read_keys
 
-# Our job ad attributes (documented in the README; the proxy's resolver reads the same names).
+# Our job ad attributes (documented in docs/POOLS.md; the proxy's resolver reads the same names).
 OWNER_KEY_ATTR = "CondorJobProxyOwnerKey"     # set by the submit file: the owner's public key(s)
 ADDRESS_ATTR = "CondorJobProxyAddress"        # set by the starter: host:port of its server
 STARTER_KEY_ATTR = "CondorJobProxyKey"        # set by the starter: its public signing key
