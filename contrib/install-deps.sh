@@ -17,11 +17,22 @@ command -v Xvfb >/dev/null || missing+=(xvfb)                             # the 
 command -v xdpyinfo >/dev/null || missing+=(x11-utils)                    # the X11 test's client
 command -v zsh >/dev/null || missing+=(zsh)                               # the zsh completion test
 command -v cc >/dev/null || missing+=(gcc libc6-dev)                      # the compiled connect client
+case "${1:-}" in *test*)                                                  # Node's ssh2 as a client
+    command -v node >/dev/null || missing+=(nodejs)
+    command -v npm >/dev/null || missing+=(npm) ;;
+esac
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 python -m pip install -q --disable-pip-version-check -e ".${1:-}"
+# ssh2 from npm, where tests/test_clients_without_terminal.py looks for it (VSCodium's
+# open-remote-ssh speaks SSH with it); tests then need no network.
+case "${1:-}" in *test*)
+    node_dir=${CJP_TEST_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/condor-job-proxy-tests/node}
+    [ -d "$node_dir/node_modules/ssh2" ] || npm install --silent --no-audit --no-fund \
+        --omit=optional --prefix "$node_dir" ssh2@1.17.0 >/dev/null ;;
+esac
 # pyenv finds new console scripts only after a rehash (its pip shim does that; python -m pip not).
 if command -v pyenv >/dev/null; then pyenv rehash; fi
