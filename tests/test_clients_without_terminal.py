@@ -209,10 +209,13 @@ def test_library_spawned_fast_client_relays_what_the_daemon_hands_it(
 
 def test_openssh_without_fd_passing_is_relayed_by_the_fast_client(
         bench: Workbench, job: Job, client: str) -> None:  # noqa: F811
+    """ssh on pipes: 4 MB through `cat` in the job, both ways at once, and the end of input."""
     first_connect(bench, job)
+    payload = os.urandom(4_000_000)
     result = bench.ssh("-o", "ProxyUseFdpass=no", "-o", f"ProxyCommand={client_only(bench)}",
-                       job.host, "echo $MARKER")
-    assert (result.returncode, result.stdout) == (0, b"only-in-the-job\n"), result.stderr
+                       job.host, "cat; echo $MARKER", input=payload)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == payload + b"only-in-the-job\n"
 
 
 def node_with_ssh2() -> str:
