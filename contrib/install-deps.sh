@@ -25,6 +25,8 @@ if [ "$extra" = "[test]" ]; then
     command -v xdpyinfo >/dev/null || missing+=(x11-utils)                # the X11 test's client
     command -v zsh >/dev/null || missing+=(zsh)                           # the zsh completion test
     command -v sudo >/dev/null || missing+=(sudo)                         # the quick start test's new user
+    command -v node >/dev/null || missing+=(nodejs)                       # Node's ssh2 as a client
+    command -v npm >/dev/null || missing+=(npm)
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
@@ -54,3 +56,10 @@ python=/usr/bin/python3
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".$extra"
 echo "condor-job-proxy: installed into $venv (commands in $venv/bin)"
+if [ "$extra" = "[test]" ]; then
+    # ssh2 from npm, where tests/test_clients_without_terminal.py looks for it (VSCodium's
+    # open-remote-ssh speaks SSH with it); tests then need no network.
+    node_dir=${CJP_TEST_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/condor-job-proxy-tests/node}
+    [ -d "$node_dir/node_modules/ssh2" ] || npm install --silent --no-audit --no-fund \
+        --omit=optional --prefix "$node_dir" ssh2@1.17.0 >/dev/null
+fi

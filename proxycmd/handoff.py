@@ -1,7 +1,7 @@
 """Giving the connected socket to ssh: pass the fd (ProxyUseFdpass) or relay stdio.
 
 Passing the fd takes Python out of the data path entirely. The relay is for callers that
-cannot take an fd. It copies with read/write: splice(2) from the socket into ssh's pipe was
+cannot take an fd: every caller but OpenSSH with ProxyUseFdpass (``stdout_takes_fd``). It copies with read/write: splice(2) from the socket into ssh's pipe was
 tried and stalled ssh's banner exchange here (ssh read one byte, then saw no more).
 """
 from __future__ import annotations
@@ -21,11 +21,17 @@ CHUNK = 64 * 1024   # measured here: 64 KiB beats 1 MiB for this relay
 
 
 def stdout_takes_fd() -> bool:
-    """ssh gives a ProxyUseFdpass ProxyCommand a unix socket as stdout, a pipe otherwise."""
+    """Whether OpenSSH with ProxyUseFdpass runs us: it makes one socketpair and gives that one
+    socket as both stdin and stdout (sshconnect.c). A socket as stdout alone is no sign: Node's
+    child_process.spawn (and so VSCodium's open-remote-ssh) gives each stream a socketpair of
+    its own and reads bytes, throwing a passed fd away; such callers, and pipes, get the relay.
+    quick.c and quick.py apply the same rule."""
     try:
-        return stat.S_ISSOCK(os.fstat(1).st_mode)
+        stdin, stdout = os.fstat(0), os.fstat(1)
     except OSError:
         return False
+    return (stat.S_ISSOCK(stdout.st_mode)
+            and (stdin.st_dev, stdin.st_ino) == (stdout.st_dev, stdout.st_ino))
 
 
 def pass_fd(sock: socket.socket) -> None:

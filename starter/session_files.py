@@ -129,6 +129,11 @@ def _no_terminal_notice(context: JobContext) -> tuple[str, str]:
 
 
 def _setup_script(context: JobContext) -> str:
+    """The setup, as sshd would do it: a command runs in the shell; with none, the shell reads
+    stdin. On a terminal that is an interactive shell after the welcome (HTCondor's); without
+    one (``ssh job < script``, VS Code, Ansible), a plain shell that reads the commands quietly,
+    so stdout carries only their output. Neither is a login shell: /etc/profile would put the
+    system's PATH over the job's."""
     q = shlex.quote
     cwd = q(context.cwd)
     sftp = q(context.host.sftp_server or "/usr/lib/openssh/sftp-server")
@@ -154,8 +159,11 @@ export SHELL
 set --
 case $SSH_ORIGINAL_COMMAND in
     internal-sftp) exec {sftp} ;;
-    "") {no_terminal_notice}printf '%s\\nYour condor job is running with pid(s) %s.\\n' {welcome} "$_CONDOR_JOB_PIDS"
-        exec "$SHELL" -i ;;
+    "") {no_terminal_notice}if [ -t 0 ]; then
+            printf '%s\\nYour condor job is running with pid(s) %s.\\n' {welcome} "$_CONDOR_JOB_PIDS"
+            exec "$SHELL" -i
+        fi
+        exec "$SHELL" ;;
 esac
 if [ -n "$cjp_in_login_shell" ] && [ "$SHELL" = "$login_shell" ]; then
     unset cjp_in_login_shell login_shell candidate cjp_shared cjp_session cjp_pids

@@ -391,9 +391,8 @@ def proxy_alone(bench: Bench, extra_args: tuple[str, ...] = ()) -> tuple[int, st
                        .replace("%r", getpass.getuser()))
     argv[1:1] = list(extra_args)
     ours, theirs = socket.socketpair()
-    with open(os.devnull, "rb") as devnull:
-        proc = subprocess.Popen(argv, stdin=devnull, stdout=theirs, stderr=subprocess.PIPE,
-                                env=bench.env)
+    proc = subprocess.Popen(argv, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE,
+                            env=bench.env)   # one socket for both, as ssh does
     theirs.close()
     stderr = proc.stderr.read().decode()
     _, status, usage = os.wait4(proc.pid, 0)

@@ -26,8 +26,8 @@ def test_proxycommand_hands_over_the_socket_without_click_or_platformdirs(bench:
     argv[1:1] = ["-X", "importtime"]
     ours, theirs = socket.socketpair()
     with ours:
-        result = subprocess.run(argv, stdout=theirs, stderr=subprocess.PIPE, env=bench.env,
-                                stdin=subprocess.DEVNULL, timeout=60)
+        result = subprocess.run(argv, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE,
+                                env=bench.env, timeout=60)   # one socket for both, as ssh does
         theirs.close()
         _, fds, _, _ = socket.recv_fds(ours, 1, 1)
     assert result.returncode == 0, result.stderr

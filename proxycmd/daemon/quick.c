@@ -13,6 +13,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,7 @@ extern char **environ;
 #define REPLY_LIMIT 65536
 #define MODULUS ((UINT64_C(1) << 61) - 1)
 #define SECONDS 60
+#define CHUNK 65536          /* proxycmd.handoff.CHUNK */
 
 static const char *const context_names[] = {
     "PATH", "HOME", "TMPDIR", "SSH_AUTH_SOCK", "XDG_CONFIG_HOME", "XDG_STATE_HOME",
@@ -143,6 +146,66 @@ static ssize_t receive_answer(int fd, char *answer, size_t size, int *received)
                 && c->cmsg_len >= CMSG_LEN(sizeof(int)))
             memcpy(received, CMSG_DATA(c), sizeof(int));
     return got;
+}
+
+/* proxycmd.handoff.stdout_takes_fd: OpenSSH with ProxyUseFdpass gives one socketpair as both
+   stdin and stdout. Node's child_process.spawn gives each stream a socketpair of its own and
+   throws a passed fd away; it, paramiko and any pipe get the relay. */
+static int ssh_takes_fd(void)
+{
+    struct stat in, out;
+    return fstat(0, &in) == 0 && fstat(1, &out) == 0 && S_ISSOCK(out.st_mode)
+        && in.st_dev == out.st_dev && in.st_ino == out.st_ino;
+}
+
+/* write() until every byte is out, waiting where the descriptor is non-blocking. */
+static int write_all(int fd, const char *data, size_t length)
+{
+    while (length > 0) {
+        ssize_t done = write(fd, data, length);
+        if (done < 0 && (errno == EINTR || errno == EAGAIN)) {
+            struct pollfd writable = {fd, POLLOUT, 0};
+            poll(&writable, 1, -1);
+            continue;
+        }
+        if (done <= 0)
+            return -1;
+        data += done;
+        length -= (size_t)done;
+    }
+    return 0;
+}
+
+/* proxycmd.handoff.relay: stdin -> the connection (then half-close it, so the job's sshd sees
+   the end) and the connection -> stdout, until the job side closes or our caller goes. */
+static void relay(int connection)
+{
+    static char buffer[CHUNK];
+    struct pollfd streams[2] = {{connection, POLLIN, 0}, {0, POLLIN, 0}};
+    signal(SIGPIPE, SIG_IGN);
+    for (;;) {
+        if (poll(streams, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        if (streams[0].revents) {
+            ssize_t got = read(connection, buffer, sizeof buffer);
+            if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN))
+                return;
+            if (got > 0 && write_all(1, buffer, (size_t)got) != 0)
+                return;
+        }
+        if (streams[1].revents) {
+            ssize_t got = read(0, buffer, sizeof buffer);
+            if (got < 0 && (errno == EINTR || errno == EAGAIN))
+                continue;
+            if (got <= 0 || write_all(connection, buffer, (size_t)got) != 0) {
+                shutdown(connection, SHUT_WR);
+                streams[1].fd = -1;       /* poll skips it from now on */
+            }
+        }
+    }
 }
 
 /* ProxyUseFdpass: ssh's end of our stdout takes the connection. */
@@ -268,9 +331,7 @@ int main(int argc, char **argv)
         return 255;
     }
     char **command = argv + 2;
-    struct stat out;
-    if (fstat(1, &out) != 0 || !S_ISSOCK(out.st_mode))
-        become(command, NULL);     /* ssh wants a relay, not an fd: the full command does it */
+    int pass_fd = ssh_takes_fd();
 
     size_t count = 0, total = 0;
     while (environ[total])
@@ -310,6 +371,10 @@ int main(int argc, char **argv)
         if (got > 1) {                 /* a line for the user comes with it */
             got = (ssize_t)read_rest(fd, answer, (size_t)got);
             report(answer + 1, (size_t)got - 1);
+        }
+        if (!pass_fd) {
+            relay(connection);
+            _exit(0);
         }
         _exit(give_to_ssh(connection) == 0 ? 0 : 255);
     }

@@ -7,19 +7,21 @@
 
 Run as a script with no site-packages and only built-in modules, it starts in a bare
 interpreter's time. It sends the full proxy command and the environment it depends on to
-the daemon (proxycmd/daemon/server.py), which does the ProxyCommand's whole work and answers with
-the connected socket (passed on to ssh), or with the line and status to exit with, or with
-"do it yourself". In the last case, and when no daemon answers, this process becomes the
+the daemon (proxycmd/daemon/server.py), which does the ProxyCommand's whole work and answers
+with the connected socket (passed on to ssh; relayed for any other caller), or with the line
+and status to exit with, or with "do it yourself". In the last case, and when no daemon answers, this process becomes the
 full proxy command (exec), which starts a daemon for next time when none was running.
 
 Nothing here may import the rest of the package: the daemon imports the constants below.
 """
 import _socket
+import _thread
 import posix
 import sys
 
 PROTOCOL = b"1"
 REPLY_LIMIT = 65536
+CHUNK = 64 * 1024     # proxycmd.handoff.CHUNK
 FALLBACK, FAILED, SOCKET = b"F", b"E", b"K"
 # The proxy's behaviour depends on these variables; a daemon serves only requests whose values
 # match its own, else the full proxy command runs with the caller's environment.
@@ -53,8 +55,7 @@ def main(argv: list) -> None:
         posix._exit(private_dir(argv[2], quiet=False))
     entries = context(posix.environ)
     daemon_socket, command = socket_path(argv[1], entries), argv[2:]
-    if (posix.fstat(1).st_mode & _S_IFMT) != _S_IFSOCK:
-        _become(command, None)          # ssh wants a relay, not an fd: the full command does it
+    pass_fd = ssh_takes_fd()
     try:
         channel = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         channel.settimeout(60.0)
@@ -70,6 +71,9 @@ def main(argv: list) -> None:
     if answer[:1] == SOCKET and fds:
         if len(answer) > 1:             # a line for the user comes with it
             _report(answer[1:] + _rest(channel, REPLY_LIMIT - len(answer)))
+        if not pass_fd:
+            _relay(_socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, fds[0]))
+            posix._exit(0)
         try:
             _give_to_ssh(fds[0])
         except OSError:
@@ -83,6 +87,18 @@ def main(argv: list) -> None:
         _report(line)
         posix._exit(int(status))
     _become(command, None)
+
+
+def ssh_takes_fd() -> bool:
+    """proxycmd.handoff.stdout_takes_fd: OpenSSH with ProxyUseFdpass gives one socketpair as
+    both stdin and stdout. Node's child_process.spawn gives each stream a socketpair of its
+    own and throws a passed fd away; it, paramiko and any pipe get the relay."""
+    try:
+        stdin, stdout = posix.fstat(0), posix.fstat(1)
+    except OSError:
+        return False
+    return ((stdout.st_mode & _S_IFMT) == _S_IFSOCK
+            and (stdin.st_dev, stdin.st_ino) == (stdout.st_dev, stdout.st_ino))
 
 
 def private_dir(directory: str, quiet: bool) -> int:
@@ -178,6 +194,30 @@ def _give_to_ssh(fd: int) -> None:
     to_ssh = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, posix.dup(1))
     to_ssh.sendmsg([b"\0"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
                               fd.to_bytes(4, sys.byteorder))])
+
+
+def _relay(connection) -> None:
+    """proxycmd.handoff.relay, spelled out here (this client imports nothing of the package):
+    stdin -> the connection, then a half-close so the job's sshd sees the end; the
+    connection -> stdout until the job side closes."""
+    def upstream() -> None:
+        _pump(0, connection.fileno())
+        try:
+            connection.shutdown(_socket.SHUT_WR)
+        except OSError:
+            pass
+    _thread.start_new_thread(upstream, ())
+    _pump(connection.fileno(), 1)
+
+
+def _pump(source: int, sink: int) -> None:
+    """Copy ``source`` to ``sink`` until end of file or an error on either side."""
+    try:
+        while data := posix.read(source, CHUNK):
+            while data:
+                data = data[posix.write(sink, data):]
+    except OSError:
+        pass
 
 
 def _become(command: list, start_daemon_at) -> None:
