@@ -143,14 +143,17 @@ def pool():
     den = root / "mallory"
     den.mkdir()
     shutil.chown(den, mallory.name)
-    processes = [_mallorys_starter(mallory, den, mine["public"]),
+    processes = [_mallorys_starter(mallory, den, mine["public"], env),
                  mallory.popen(f"{VENV}/bin/python", "-c", LISTENER, str(den / "port"),
                                str(den / "requests"), stdin=subprocess.DEVNULL)]
     try:
         assert wait_until(lambda: (den / "port").exists(), timeout=20)
-        record = json.loads(next((den / "queue").glob("*.json")).read_text())
+        published = {name: value for name, value in json.loads(
+            (den / "chirp-pool.json").read_text())["schedds"]["ap.test"]["jobs"][0].items()
+            if name.startswith("CondorJobProxy")}
         yield {"victim": victim, "mallory": mallory, "env": env, "pool": pool, "den": den,
-               "mine": mine, "record": record, "url": f"http://127.0.0.1:{(den / 'port').read_text()}/"}
+               "mine": mine, "published": published,
+               "url": f"http://127.0.0.1:{(den / 'port').read_text()}/"}
     finally:
         for process in processes:
             process.terminate()
@@ -158,21 +161,34 @@ def pool():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _mallorys_starter(mallory: Account, den: Path, victims_key: str) -> subprocess.Popen:
-    """Our own starter, run by mallory, letting in the victim's public key (public keys are
-    public: the victim's own job ads carry it for anyone who runs condor_q)."""
-    (den / "queue").mkdir()
-    (den / "job").mkdir()
-    (den / "victim.pub").write_text(victims_key + "\n")
-    for path in (den / "queue", den / "job", den / "victim.pub"):
+def _mallorys_starter(mallory: Account, den: Path, victims_key: str, env: dict) -> subprocess.Popen:
+    """Our own starter as mallory's job 66.0, the way HTCondor runs it (job ad, machine ad,
+    chirp), her submit file naming the victim's public key as the owner's (public keys are
+    public: the victim's own job ads carry it for anyone who runs condor_q). Its chirp
+    updates land in a copy of the pool file of hers; the tests copy them into the schedd's."""
+    scratch = den / "job"
+    scratch.mkdir()
+    (scratch / ".job.ad").write_text(
+        f'ClusterId = 66\nProcId = 0\nOwner = "{mallory.name}"\nWantIOProxy = true\n'
+        f'CondorJobProxyOwnerKey = "{victims_key}"\n')
+    (scratch / ".machine.ad").write_text('MyAddress = "<127.0.0.1:9618?addrs=127.0.0.1-9618>"\n'
+                                         'Machine = "exec.test"\n')
+    (den / "chirp-pool.json").write_text(json.dumps({
+        "collector": "cm.test", "local_schedd": "ap.test",
+        "schedds": {"ap.test": {"address": "<192.0.2.1:9618>",
+                                "jobs": [{"ClusterId": 66, "ProcId": 0}]}}}))
+    (scratch / ".chirp.config").write_text(json.dumps(
+        {"pool": str(den / "chirp-pool.json"), "schedd": "ap.test", "job": "66.0"}))
+    for path in (scratch, *scratch.iterdir(), den / "chirp-pool.json"):
         shutil.chown(path, mallory.name)
     err_file = den / "starter.err"
     with open(err_file, "wb") as err:
-        starter = mallory.popen("condor-job-starter", "run", "--authorized-keys-file",
-                                str(den / "victim.pub"), "--", "sleep", "900",
-                                env={"CONDOR_JOB_PROXY_QUEUE": str(den / "queue"),
-                                     "TMPDIR": str(den / "job")},
-                                cwd=den / "job", stderr=err, stdin=subprocess.DEVNULL)
+        starter = mallory.popen(
+            "condor-job-starter", "run", "--super-users-keys", str(den / "none"), "--",
+            "sleep", "900", env={**env, "_CONDOR_JOB_AD": str(scratch / ".job.ad"),
+                                 "_CONDOR_MACHINE_AD": str(scratch / ".machine.ad"),
+                                 "_CONDOR_SCRATCH_DIR": str(scratch), "TMPDIR": str(scratch)},
+            cwd=scratch, stderr=err, stdin=subprocess.DEVNULL)
     wait_for_job_line(starter, err_file, timeout=30)
     return starter
 
@@ -206,11 +222,10 @@ def _requests_to_mallory(pool: dict) -> str:
 def test_another_users_job_cannot_point_my_ssh_at_its_owners_server(pool) -> None:
     """Mallory's job publishes her own starter's address, key and user: my `ssh` and my
     `condor_ssh_to_job` are refused before anything connects, in HTCondor's words."""
-    victim, mallory, record = pool["victim"], pool["mallory"], pool["record"]
+    victim, mallory = pool["victim"], pool["mallory"]
     pool["pool"].super_users(None)
     pool["pool"].add_job(66, mallory.name, CondorJobProxyOwnerKey=pool["mine"]["public"],
-                         CondorJobProxyAddress=record["starter_address"],
-                         CondorJobProxyKey=record["starter_key"], CondorJobProxyUser=mallory.name)
+                         **pool["published"])
     stolen = pool["den"] / "job" / "stolen"
     refusal = (f"{victim.name} is not authorized for access to the starter for job 66.0")
     result = victim.run(f"{VENV}/bin/condor_ssh_to_job", "66", f"cat > {stolen}; whoami",
@@ -299,11 +314,9 @@ def test_another_users_ec2_job_does_not_get_my_credentials_even_from_a_super_use
 def test_a_published_login_user_with_a_space_cannot_break_my_ssh_config(pool) -> None:
     """My job's code (not me) publishes a login user that is no login name: the include stays
     valid, every other ssh keeps working, and the job itself is one clear line."""
-    victim, record = pool["victim"], pool["record"]
-    pool["pool"].add_job(70, victim.name, CondorJobProxyOwnerKey=pool["mine"]["public"],
-                         CondorJobProxyAddress=record["starter_address"],
-                         CondorJobProxyKey=record["starter_key"],
-                         CondorJobProxyUser=f"{victim.name} -oProxyCommand=sh")
+    victim = pool["victim"]
+    pool["pool"].add_job(70, victim.name, **{**pool["published"],
+                                             "CondorJobProxyUser": f"{victim.name} -oProxyCommand=sh"})
     pool["pool"].add_job(71, victim.name)
     result = victim.run("condor-job-proxy", "config", "refresh", env=pool["env"])
     assert result.returncode == 0, result.stderr
@@ -321,7 +334,7 @@ def test_text_from_my_jobs_ad_reaches_my_terminal_without_escape_sequences(pool)
     pool["pool"].add_job(72, victim.name, JobStatus=5, HoldReason=f"disk{ESCAPES} full\nsecond",
                          CondorJobProxyOwnerKey=pool["mine"]["public"])
     pool["pool"].add_job(73, victim.name, CondorJobProxyOwnerKey=pool["mine"]["public"],
-                         CondorJobProxyKey=pool["record"]["starter_key"],
+                         CondorJobProxyKey=pool["published"]["CondorJobProxyKey"],
                          CondorJobProxyAddress=f"{ESCAPES}127.0.0.1:1")
     pool["pool"].add_job(74, victim.name, Cmd=f"/bin/sleep{ESCAPES}", Arguments=f"6{ESCAPES}00")
     outputs = [victim.run("ssh", "-o", "BatchMode=yes", "job-72.0", "true", env=pool["env"]),
