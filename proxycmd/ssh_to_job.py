@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from starter.jobid import JobId
+from starter.names import user_of_uid
 
 from . import fdpass, pipeline
 from . import htcondor_tool as htcondor_tool_module
@@ -182,9 +183,9 @@ def _setup_failure(request: Request, err: ProxyError) -> SetupFailed:
     """HTCondor's wording and exit code for a session that could not be set up."""
     if isinstance(err, JobNotFound):
         return SetupFailed("Unable to fetch job ad; is it still in the queue?")
-    if isinstance(err, NotAuthorized):
-        return SetupFailed(f"{getpass.getuser()} is not authorized for access to the starter "
-                           f"for job {request.job}")
+    if isinstance(err, NotAuthorized):   # named as the schedd names the user: by the uid
+        user = user_of_uid(os.getuid()) or getpass.getuser()
+        return SetupFailed(f"{user} is not authorized for access to the starter for job {request.job}")
     if isinstance(err, JobNotRunning) and err.state == "held":
         return SetupFailed(f'Job is held: "{err.hold_reason}".')
     if isinstance(err, JobNotRunning) and err.may_start:

@@ -26,8 +26,7 @@ from ..model import JobEndpoint, JobSummary
 from . import BaseResolver
 from .htcondor_access import authenticated_user, authorize, job_owner
 
-PROJECTION = sorted({"ClusterId", "ProcId", "Owner", "User", "JobUniverse", "JobStatus",
-                     "HoldReason",
+PROJECTION = sorted({"ClusterId", "ProcId", "Owner", "User", "JobStatus", "HoldReason",
                      "JobCurrentStartDate", "EnteredCurrentStatus", "Cmd", "Arguments", "Args",
                      OWNER_KEY_ATTR, ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR, NO_TERMINAL_ATTR,
                      *EC2_ATTRIBUTES})
