@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from starter.jobid import JobId
-from starter.names import user_of_uid
+from starter.names import is_login_name, printable, user_of_uid
 
 from . import fdpass, pipeline
 from . import htcondor_tool as htcondor_tool_module
@@ -242,6 +242,10 @@ def _session(request: Request, endpoint: JobEndpoint, directory: Path,
     ready = pipeline.open_ready(endpoint, SessionRequest(
         endpoint.user, _user_key(ec2), () if ec2 else tuple(request.shells), session_key,
         known_hosts, request.job.host(), login_key=login_key), known_hosts)
+    if not is_login_name(ready.user):   # it goes on ssh's command line as -oUser=
+        ready.sock.close()
+        raise SetupFailed(f"job {request.job}: the session's login user "
+                          f"{printable(repr(ready.user), 80)} is not a valid login name")
     _debug(request, f"job {request.job}: session open, login user {ready.user}")
     if ready.notice:
         report(ready.notice)

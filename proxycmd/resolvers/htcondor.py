@@ -31,6 +31,7 @@ PROJECTION = sorted({"ClusterId", "ProcId", "Owner", "User", "JobStatus", "HoldR
                      OWNER_KEY_ATTR, ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR, NO_TERMINAL_ATTR,
                      *EC2_ATTRIBUTES})
 RUNNING = 2
+MAX_LISTED_ARGS = 100     # a listing line shows this many of a job's arguments at most
 # JobStatus -> (state name for JobNotRunning, how the one-line error says it)
 _NOT_RUNNING = {
     1: ("idle", "is not running yet (idle in the queue)"),
@@ -178,8 +179,8 @@ def summary(ad) -> JobSummary:
                       owner=owner, user=user,
                       state="running" if status == RUNNING else printable(status, 20),
                       start_time=float(started) if isinstance(started, (int, float)) else 0.0,
-                      command=tuple(printable(word, 200) for word in (_text(ad, "Cmd"),
-                                                                        *args.split())),
+                      command=tuple(printable(word, 200) for word in
+                                    (_text(ad, "Cmd"), *args.split()[:MAX_LISTED_ARGS])),
                       address=_published_address(ad))
 
 
