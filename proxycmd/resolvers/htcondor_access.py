@@ -4,12 +4,14 @@ HTCondor's schedd gives a job's starter (GET_JOB_CONNECT_INFO, what condor_ssh_t
 for) only to the job's owner or to a queue super user. Everything else in a job's ad is its
 owner's word: any ``+Attribute``, our starter's address, key and login user, GridResource and
 the EC2 attributes. So the proxy believes none of it before the same check: the schedd's
-immutable ``User``/``Owner`` against the user this process runs as (what HTCondor's FS or
-IDTOKENS authentication maps it to on an access point), else this machine's
-QUEUE_SUPER_USERS / QUEUE_ALL_USERS_TRUSTED (root counts as the condor user, always super).
+immutable ``User``/``Owner`` against the user this process runs as (what HTCondor's FS
+authentication maps it to on an access point; a token issued for this user, likewise), else
+this machine's QUEUE_SUPER_USERS / QUEUE_ALL_USERS_TRUSTED (root counts as the condor user,
+always super).
 User names compare as the schedd compares them: the name exactly, a missing domain meaning
 UID_DOMAIN, domains without case (a super user's domain may be a dotted prefix). ``param``
-is the bindings' ``htcondor2.param`` (unset names, and names set empty, are missing).
+is the bindings' ``htcondor2.param`` (typed values; unset names, and names set empty, are
+missing).
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ def authorize(job: JobId, ad: Mapping[str, Any], param: Mapping[str, Any]) -> bo
     owner = job_owner(ad)
     if owner and _same_user(owner, me, uid_domain):
         return True
-    if _is_true(param.get("QUEUE_ALL_USERS_TRUSTED", False)) or \
+    if param.get("QUEUE_ALL_USERS_TRUSTED", False) is True or \
             is_queue_super_user(me, param, uid_domain):
         return False
     whose = f"it is {printable(owner, 80)}'s job" if owner else "its ad names no owner"
@@ -93,7 +95,3 @@ def _in_group(me: str, group: str) -> bool:
         return me in grp.getgrnam(group).gr_mem
     except KeyError:
         return False
-
-
-def _is_true(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
