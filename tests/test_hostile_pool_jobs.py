@@ -247,7 +247,7 @@ def test_only_the_pools_queue_super_users_enter_another_users_job(pool) -> None:
     group = f"cjp-supers{os.environ.get('CJP_TEST_ACCOUNT_SUFFIX', '')}"
     subprocess.run(["groupadd", "-f", group], check=True)
     subprocess.run(["gpasswd", "-a", victim.name, group], check=True, capture_output=True)
-    sleeper = subprocess.Popen(["runuser", "-u", mallory.name, "--", "sleep", "600"])
+    sleeper = subprocess.Popen(["sleep", "600"], user=mallory.name)   # her job's process
     try:
         pool["pool"].add_job(65, mallory.name, Iwd=str(iwd), StandinJobPid=sleeper.pid)
         pool["pool"].super_users("root, condor")
