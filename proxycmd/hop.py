@@ -13,7 +13,7 @@ import subprocess
 from typing import NamedTuple
 
 from starter.jobid import BadJobId, parse_job_id
-from starter.names import LOGIN_NAME
+from starter.names import LOGIN_NAME, printable
 
 from .errors import ProxyError
 from .model import JobSummary
@@ -52,7 +52,7 @@ def list_jobs(hop: Hop) -> list[JobSummary]:
     if proc.returncode != 0:
         reason = proc.stderr.decode(errors="replace").strip().splitlines()
         raise ProxyError(f"cannot list the jobs on {hop.target}: "
-                         f"{reason[-1] if reason else f'ssh exit status {proc.returncode}'}")
+                         f"{printable(reason[-1]) if reason else f'ssh exit status {proc.returncode}'}")
     try:
         return [_summary(entry) for entry in json.loads(proc.stdout)]
     except (ValueError, TypeError, KeyError, BadJobId):
@@ -60,10 +60,13 @@ def list_jobs(hop: Hop) -> list[JobSummary]:
 
 
 def _summary(entry: dict) -> JobSummary:
-    """One listed job; names end up in the ssh config, so nothing there may span lines."""
+    """One listed job; names end up in the ssh config, so nothing there may span lines, and
+    what a listing shows reaches a terminal, so no control character."""
     user = str(entry["user"])
     if not LOGIN_NAME.fullmatch(user):
         raise ValueError(user)
-    return JobSummary(parse_job_id(str(entry["job"])), " ".join(str(entry["owner"]).split()), user,
-                      str(entry["state"]), float(entry["start_time"]),
-                      tuple(str(word) for word in entry["command"]), str(entry.get("address", "")))
+    return JobSummary(parse_job_id(str(entry["job"])),
+                      printable(" ".join(str(entry["owner"]).split()), 100), user,
+                      printable(entry["state"], 20), float(entry["start_time"]),
+                      tuple(printable(word, 200) for word in entry["command"]),
+                      printable(entry.get("address", ""), 100))

@@ -17,7 +17,7 @@ import re
 import struct
 from typing import NamedTuple
 
-from starter.names import LOGIN_NAME
+from starter.names import LOGIN_NAME, printable
 
 from .errors import ProxyError
 
@@ -53,8 +53,13 @@ def encode(prelude: Prelude) -> bytes:
 
 
 def encode_error(line: str) -> bytes:
-    """A failure on the access point, as the one line the laptop shows."""
-    return _frame({"ok": False, "error": line[:1000]})
+    """A failure on the access point, as the one line the laptop shows (printable)."""
+    return _frame({"ok": False, "error": _error_line(line)})
+
+
+def _error_line(text: str) -> str:
+    """One line for a terminal: whitespace runs one space, control characters '?'."""
+    return printable(" ".join(text.split()), 1000)
 
 
 def _frame(body: dict) -> bytes:
@@ -66,7 +71,7 @@ def _frame(body: dict) -> bytes:
 
 def read(fd: int, hop: str) -> Prelude:
     """The prelude from ``fd``; ProxyError (one line) for anything but a complete, valid one.
-    An error frame becomes its own line, unchanged."""
+    An error frame becomes its own line, without control characters (it reaches a terminal)."""
     header = _read_exactly(fd, _HEADER.size, hop)
     magic, version, length = _HEADER.unpack(header)
     if magic != MAGIC:
@@ -100,7 +105,7 @@ def _decode(data: bytes, hop: str) -> Prelude:
     if not isinstance(body, dict):
         raise ProxyError(f"{hop} sent a malformed session prelude")
     if body.get("ok") is False and isinstance(body.get("error"), str):
-        raise ProxyError(" ".join(body["error"].split())[:1000])
+        raise ProxyError(_error_line(body["error"]))
     host_key, user = body.get("host_key"), body.get("user")
     key, notice = body.get("key", ""), body.get("notice", "")
     checks = (isinstance(host_key, str) and host_key.strip()

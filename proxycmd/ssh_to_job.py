@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from starter.jobid import JobId
+from starter.names import is_login_name, printable, user_of_uid
 
 from . import fdpass, pipeline
 from . import htcondor_tool as htcondor_tool_module
@@ -182,9 +183,9 @@ def _setup_failure(request: Request, err: ProxyError) -> SetupFailed:
     """HTCondor's wording and exit code for a session that could not be set up."""
     if isinstance(err, JobNotFound):
         return SetupFailed("Unable to fetch job ad; is it still in the queue?")
-    if isinstance(err, NotAuthorized):
-        return SetupFailed(f"{getpass.getuser()} is not authorized for access to the starter "
-                           f"for job {request.job}")
+    if isinstance(err, NotAuthorized):   # named as the schedd names the user: by the uid
+        user = user_of_uid(os.getuid()) or getpass.getuser()
+        return SetupFailed(f"{user} is not authorized for access to the starter for job {request.job}")
     if isinstance(err, JobNotRunning) and err.state == "held":
         return SetupFailed(f'Job is held: "{err.hold_reason}".')
     if isinstance(err, JobNotRunning) and err.may_start:
@@ -241,6 +242,10 @@ def _session(request: Request, endpoint: JobEndpoint, directory: Path,
     ready = pipeline.open_ready(endpoint, SessionRequest(
         endpoint.user, _user_key(ec2), () if ec2 else tuple(request.shells), session_key,
         known_hosts, request.job.host(), login_key=login_key), known_hosts)
+    if not is_login_name(ready.user):   # it goes on ssh's command line as -oUser=
+        ready.sock.close()
+        raise SetupFailed(f"job {request.job}: the session's login user "
+                          f"{printable(repr(ready.user), 80)} is not a valid login name")
     _debug(request, f"job {request.job}: session open, login user {ready.user}")
     if ready.notice:
         report(ready.notice)

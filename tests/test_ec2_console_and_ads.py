@@ -46,10 +46,12 @@ def test_console_without_host_keys_gives_none() -> None:
     assert cloudinit.host_keys(unfinished) == []
 
 
-def test_ec2_jobs_are_recognised_by_grid_resource() -> None:
-    assert is_ec2_job({"GridResource": "ec2 https://ec2.us-east-1.amazonaws.com/"})
-    assert not is_ec2_job({"GridResource": "batch slurm"})
+def test_ec2_jobs_are_recognised_by_grid_universe_and_resource() -> None:
+    assert is_ec2_job({"JobUniverse": 9, "GridResource": "ec2 https://ec2.us-east-1.amazonaws.com/"})
+    assert not is_ec2_job({"JobUniverse": 9, "GridResource": "batch slurm"})
     assert not is_ec2_job({"JobUniverse": 5})
+    # A vanilla job's owner may set any +GridResource: that makes no EC2 job of it.
+    assert not is_ec2_job({"JobUniverse": 5, "GridResource": "ec2 https://ec2.us-east-1.amazonaws.com/"})
 
 
 @pytest.mark.parametrize("url, region", [

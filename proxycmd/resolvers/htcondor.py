@@ -1,30 +1,37 @@
 """Jobs in an HTCondor pool, found through the schedd(s) with the ``htcondor2`` bindings.
 
-A job's ad is fetched once (a constraint on its id, a projection of only what we read) and
-then dispatched by what it shows: our starter's published address, an EC2 grid job, or a job
-that runs without our starter. The bindings are imported here only, never on the local path.
+A job's ad is fetched once (a constraint on its id, a projection of only what we read), the
+job is checked to be the user's own or open to them as a queue super user (htcondor_access),
+and only then dispatched by what it shows: our starter's published address, an EC2 grid job,
+or a job that runs without our starter. Every value of the ad that goes on is parsed here, at
+the boundary: login names pass LOGIN_NAME, the starter's address is an IP address and port,
+its key one public key, and text for a terminal (hold reasons, commands) is made printable.
+The bindings are imported here only, never on the local path.
 """
 from __future__ import annotations
 
-import getpass
 from typing import Callable
 
 from starter.condor_publish import (ADDRESS_ATTR, NO_TERMINAL_ATTR, OWNER_KEY_ATTR,
                                     STARTER_KEY_ATTR, USER_ATTR)
 from starter.jobad import quote
 from starter.jobid import JobId
+from starter.keys import normalize
+from starter.names import BadName, is_login_name, login_name, printable
 
-from ..errors import JobNotFound, JobNotRunning, ProxyError
+from ..errors import JobNotFound, JobNotRunning, NotAuthorized, ProxyError
 from ..ec2jobs import EC2_ATTRIBUTES, is_ec2_job, resolve_ec2_job
 from ..ec2jobs import login_user as ec2_login_user
 from ..model import JobEndpoint, JobSummary
 from . import BaseResolver
+from .htcondor_access import authenticated_user, authorize, job_owner
 
-PROJECTION = sorted({"ClusterId", "ProcId", "Owner", "JobStatus", "HoldReason",
+PROJECTION = sorted({"ClusterId", "ProcId", "Owner", "User", "JobStatus", "HoldReason",
                      "JobCurrentStartDate", "EnteredCurrentStatus", "Cmd", "Arguments", "Args",
                      OWNER_KEY_ATTR, ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR, NO_TERMINAL_ATTR,
                      *EC2_ATTRIBUTES})
 RUNNING = 2
+MAX_LISTED_ARGS = 100     # a listing line shows this many of a job's arguments at most
 # JobStatus -> (state name for JobNotRunning, how the one-line error says it)
 _NOT_RUNNING = {
     1: ("idle", "is not running yet (idle in the queue)"),
@@ -53,6 +60,10 @@ class Resolver(BaseResolver):
         if job.node is not None:
             raise ProxyError(f"job {job}: nodes of parallel-universe jobs are not supported yet")
         name, ad = self.find_job(job)
+        if not authorize(job, ad, self.htcondor2.param) and is_ec2_job(ad):
+            raise NotAuthorized(f"job {job} is an EC2 job of {printable(job_owner(ad), 80)}: "
+                                "condor-job-proxy uses the key pair and credential files an "
+                                "EC2 job's ad names only for your own jobs")
         return endpoint_for(job, ad)._replace(schedd=name, pool=self.pool)
 
     def job_ad(self, job: JobId) -> dict:
@@ -100,7 +111,7 @@ class Resolver(BaseResolver):
 
     def list_jobs(self) -> list[JobSummary]:
         """This user's running jobs on every configured schedd."""
-        constraint = f"Owner == {quote(getpass.getuser())} && JobStatus == {RUNNING}"
+        constraint = f"Owner == {quote(authenticated_user())} && JobStatus == {RUNNING}"
         return [summary(ad) for name in self.schedd_names for ad in self._query(name, constraint)]
 
     def _query(self, name: str | None, constraint: str) -> list:
@@ -146,22 +157,31 @@ def require_running(job: JobId, ad) -> None:
         return
     transport = transport_choice(ad)[0]
     if status == 5:
-        reason = _text(ad, "HoldReason") or "no reason given"
+        reason = printable(_text(ad, "HoldReason") or "no reason given")
         raise JobNotRunning(f"job {job} is held: {reason}", "held", hold_reason=reason,
                             transport=transport)
-    state, wording = _NOT_RUNNING.get(status, (str(status), f"is not running (JobStatus {status})"))
+    state, wording = _NOT_RUNNING.get(status, (printable(status, 20),
+                                               f"is not running (JobStatus {printable(status, 20)})"))
     raise JobNotRunning(f"job {job} {wording}", state, transport=transport)
 
 
 def summary(ad) -> JobSummary:
-    """One line of ``jobs`` and one Host block of the generated config."""
+    """One line of ``jobs`` and one Host block of the generated config: names that pass
+    LOGIN_NAME (else the owner, else "?"), printable words, a checked address."""
     args = _text(ad, "Arguments") or _text(ad, "Args")
+    owner = _text(ad, "Owner") if is_login_name(_text(ad, "Owner")) else "?"
+    published = _text(ad, USER_ATTR)
+    # A published name that is no login name would break the include; connect refuses the job.
+    user = owner if published and not is_login_name(published) else _login_user(ad)
+    status = ad.get("JobStatus")
+    started = ad.get("JobCurrentStartDate") or ad.get("EnteredCurrentStatus") or 0
     return JobSummary(job=JobId(int(ad.get("ClusterId")), int(ad.get("ProcId"))),
-                      owner=_text(ad, "Owner") or "?", user=_login_user(ad),
-                      state="running" if ad.get("JobStatus") == RUNNING else str(ad.get("JobStatus")),
-                      start_time=float(ad.get("JobCurrentStartDate") or
-                                       ad.get("EnteredCurrentStatus") or 0),
-                      command=(_text(ad, "Cmd"), *args.split()), address=_text(ad, ADDRESS_ATTR))
+                      owner=owner, user=user,
+                      state="running" if status == RUNNING else printable(status, 20),
+                      start_time=float(started) if isinstance(started, (int, float)) else 0.0,
+                      command=tuple(printable(word, 200) for word in
+                                    (_text(ad, "Cmd"), *args.split()[:MAX_LISTED_ARGS])),
+                      address=_published_address(ad))
 
 
 def _runs_our_starter(ad) -> bool:
@@ -175,8 +195,14 @@ def _starter_endpoint(job: JobId, ad) -> JobEndpoint:
         raise JobNotRunning(f"job {job} runs condor-job-proxy's starter, which has not published "
                          "its address yet; try again in a few seconds (is +WantIOProxy = true "
                          "in the submit file?)", "starting")
+    if _published_address(ad) != address:
+        raise ProxyError(f"job {job}: the starter address its ad publishes, "
+                         f"{printable(repr(address), 80)}, is not an IP address and port")
+    starter_key = normalize(key) if "\n" not in key else None
+    if starter_key is None:
+        raise ProxyError(f"job {job}: the starter key its ad publishes is not one public key")
     return JobEndpoint(job=job, user=_login_user(ad), transport="starter", address=address,
-                       starter_key=key)
+                       starter_key=starter_key)
 
 
 def _ec2_endpoint(job: JobId, ad) -> JobEndpoint:
@@ -187,8 +213,9 @@ def _ec2_endpoint(job: JobId, ad) -> JobEndpoint:
 def _native_endpoint(job: JobId, ad) -> JobEndpoint:
     """Through the pool's own ssh-to-job; the login user is known once the pool has told us."""
     from .. import state
-    return JobEndpoint(job=job, user=state.remembered_user(job), transport="htcondor-native",
-                       address="", starter_key="")
+    user = state.remembered_user(job)
+    return JobEndpoint(job=job, user=user if is_login_name(user) else "",
+                       transport="htcondor-native", address="", starter_key="")
 
 
 def transport_choice(ad) -> tuple[str, str]:
@@ -197,7 +224,8 @@ def transport_choice(ad) -> tuple[str, str]:
         seen = [name for name in (OWNER_KEY_ATTR, ADDRESS_ATTR) if _text(ad, name)]
         return "starter", f"the job ad has {' and '.join(seen)}: the job runs our starter"
     if is_ec2_job(ad):
-        return "ec2", f"the job ad has GridResource = {_text(ad, 'GridResource')!r}"
+        return "ec2", (f"the job ad has JobUniverse = 9 (grid) and GridResource = "
+                       f"{printable(repr(_text(ad, 'GridResource')), 200)}")
     return "htcondor-native", (f"the job ad has no {OWNER_KEY_ATTR} or {ADDRESS_ATTR} and is no "
                                "EC2 grid job: the pool's own condor_ssh_to_job")
 
@@ -211,18 +239,42 @@ ENDPOINT_KINDS: list[tuple[Callable[[object], bool], Callable[[JobId, object], J
 
 def _login_user(ad) -> str:
     """Published by our starter; for an EC2 job, the instance's login user (as connect chooses
-    it); else learnt from the pool's ssh-to-job, else the owner."""
+    it); else learnt from the pool's ssh-to-job, else the owner. A name that passes LOGIN_NAME,
+    else ProxyError: it goes into ssh_config and ssh's command line."""
+    job = JobId(int(ad.get("ClusterId")), int(ad.get("ProcId")))
     if _text(ad, USER_ATTR):
-        return _text(ad, USER_ATTR)
-    try:
-        job = JobId(int(ad.get("ClusterId")), int(ad.get("ProcId")))
-    except (TypeError, ValueError):
-        return _text(ad, "Owner") or "?"
+        return _checked_name(job, _text(ad, USER_ATTR), "the login user its ad publishes")
     if is_ec2_job(ad):
         from starter import paths
         return ec2_login_user(ad, job, paths.settings())
     from .. import state
-    return state.remembered_user(job) or _text(ad, "Owner") or "?"
+    remembered = state.remembered_user(job)
+    if is_login_name(remembered):
+        return remembered
+    return _checked_name(job, _text(ad, "Owner"), "the owner its ad names")
+
+
+def _checked_name(job: JobId, value: str, what: str) -> str:
+    try:
+        return login_name(value, f"job {job}: {what},")
+    except BadName as err:
+        raise ProxyError(str(err)) from None
+
+
+def _published_address(ad) -> str:
+    """Our starter's published ``IP:port`` (``[IPv6]:port``), or "" when it is not one."""
+    import ipaddress
+    import re
+    host, _, port = _text(ad, ADDRESS_ATTR).rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]")
+    try:
+        ip = ipaddress.ip_address(host[1:-1] if bracketed else host)
+    except ValueError:
+        return ""
+    if bracketed != (ip.version == 6) or not re.fullmatch(r"[1-9][0-9]{0,4}", port) \
+            or int(port) > 65535:
+        return ""
+    return f"{host}:{port}"
 
 
 def _text(ad, name: str) -> str:

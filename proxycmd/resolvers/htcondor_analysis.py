@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from starter.jobid import JobId
+from starter.names import printable
 
 from ..errors import ProxyError
 
@@ -58,7 +59,7 @@ def analyse(job_ad, slots: list) -> str:
         parts.append(f"{free} of those unclaimed" if free else "all of those busy")
     reason = job_ad.get("LastRejMatchReason")
     if isinstance(reason, str) and reason:
-        parts.append(f"negotiator: {reason}")
+        parts.append(f"negotiator: {printable(reason, 300)}")   # the schedd's text, for a terminal
     return "; ".join(parts)
 
 

@@ -13,6 +13,8 @@ import socket
 import subprocess
 from pathlib import Path
 
+from starter.names import printable
+
 from .. import cloudinit, state
 from ..errors import ProxyError
 from ..model import JobEndpoint, OpenSession, SessionRequest
@@ -65,9 +67,10 @@ def _scan(endpoint: JobEndpoint) -> list[str]:
         if len(fields) >= 3 and not line.startswith("#") and cloudinit.well_formed(*fields[1:3]):
             keys.append(f"{fields[1]} {fields[2]}")
     if not keys:
+        # ssh-keyscan's stderr carries what the far end sent (its version line): printable only.
         reason = scan.stderr.strip().splitlines()[-1:] or ["no keys offered"]
         raise ProxyError(f"job {endpoint.job}: cannot read the host keys of EC2 instance "
-                         f"{endpoint.instance} at {endpoint.address}: {reason[0]}")
+                         f"{endpoint.instance} at {endpoint.address}: {printable(reason[0])}")
     return keys
 
 

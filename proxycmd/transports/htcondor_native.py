@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 from starter import paths
+from starter.keys import normalize
+from starter.names import is_login_name, printable
 
 from .. import fdpass, htcondor_tool, state
 from ..errors import ProxyError
@@ -64,12 +66,18 @@ class Transport(BaseTransport):
 
 
 def _accept(endpoint: JobEndpoint, handed: tuple) -> OpenSession:
-    """Keep what the pool told us: the login user (for the next refresh) and the session key."""
+    """Keep what the pool told us: the login user (for the next refresh) and the session key.
+    The user goes into the include and the host key into known_hosts: both are checked first."""
     sock, info = handed
-    user = str(info["user"])
+    user = info.get("user")
+    host_keys = [normalize(line) for line in str(info.get("host_key", "")).splitlines()]
+    if not is_login_name(user) or not host_keys or None in host_keys:
+        sock.close()
+        raise ProxyError(f"job {endpoint.job}: condor_ssh_to_job gave a login user "
+                         f"({printable(repr(user), 80)}) or host key this proxy cannot use")
     state.remember_user(endpoint.job, user)
     key_file = state.install_session_key(endpoint.job, str(info["key"]))
-    return OpenSession(sock, str(info["host_key"]), user, key_file=str(key_file))
+    return OpenSession(sock, "\n".join(host_keys), user, key_file=str(key_file))
 
 
 def tool_argv(endpoint: JobEndpoint, request: SessionRequest, settings: dict,
@@ -148,8 +156,10 @@ def _receive(endpoint: JobEndpoint, listener: socket.socket):
         try:
             info = json.loads(message)
         except ValueError:
+            info = None
+        if not isinstance(info, dict):
             sock.close()
-            raise ProxyError(f"job {endpoint.job}: unreadable message from the grabber") from None
+            raise ProxyError(f"job {endpoint.job}: unreadable message from the grabber")
         conn.sendall(b"\0")
     return sock, info
 
@@ -158,7 +168,7 @@ def _raise_tool_failure(endpoint: JobEndpoint, status: int, stderr: str) -> None
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     if lines and lines[-1] == NOT_YET:
         raise _NotYet()
-    detail = "; ".join(lines[-3:]) or f"exit status {status}"
+    detail = printable("; ".join(lines[-3:])) or f"exit status {status}"
     raise ProxyError(f"job {endpoint.job}: condor_ssh_to_job: {detail}")
 
 

@@ -8,13 +8,16 @@ matches), ``Schedd(location=None)`` (the local schedd when None; TypeError unles
 ``Schedd.act``, ``Schedd.submit(description, count=0, spool=False, itemdata=...)`` returning a
 ``SubmitResult`` (cluster(), first_proc(), num_procs(), clusterad()), ``Submit`` (a mapping
 of submit commands to strings), ``Collector.query(ad_type=AdType.Any, constraint=None,
-projection=None, statistics=None)`` for slot ads, and ``HTCondorException`` (signatures from
-htcondor2/_schedd.py, _submit.py, _submit_result.py, _collector.py, _ad_type.py). Job and
-slot ads come from the pool file (see ``_pool``); a submitted job is idle until a test moves it.
+projection=None, statistics=None)`` for slot ads, ``param`` (a mapping of the configuration,
+as htcondor2/_param.py: typed values, KeyError for a name unset or set empty) and
+``HTCondorException`` (signatures from htcondor2/_schedd.py, _submit.py, _submit_result.py,
+_collector.py, _ad_type.py, _param.py). Job and slot ads and the configuration come from the
+pool file (see ``_pool``); a submitted job is idle until a test moves it.
 """
 from __future__ import annotations
 
 import enum
+from collections.abc import MutableMapping
 from typing import Any, Callable, Iterator, List, Optional, Union
 
 from . import _pool
@@ -50,6 +53,30 @@ class QueryOpts(enum.IntEnum):
 
 class ClassAd(dict):
     """Dict-like, as classad2.ClassAd is for the calls we make (get, [], in)."""
+
+
+class _Param(MutableMapping):
+    """``htcondor2.param``: the configuration read from the pool file at each lookup."""
+
+    def __getitem__(self, key: str):
+        if not isinstance(key, str):
+            raise TypeError("key must be a string")
+        return _pool.param_value(key)
+
+    def __setitem__(self, key: str, value: str) -> None:
+        raise NotImplementedError("the stand-in configuration is the pool file's")
+
+    def __delitem__(self, key: str) -> None:
+        raise NotImplementedError("the stand-in configuration is the pool file's")
+
+    def __iter__(self):
+        return iter(_pool.load().get("config", {}))
+
+    def __len__(self) -> int:
+        return len(_pool.load().get("config", {}))
+
+
+param = _Param()
 
 
 class Collector:

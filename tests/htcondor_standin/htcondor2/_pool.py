@@ -5,15 +5,21 @@ updates it the way a real chirp update reaches the schedd's copy of the job ad. 
 ``$HTCONDOR_STANDIN_POOL``. Layout::
 
     {"collector": "cm.test", "local_schedd": "ap1.test",
-     "schedds": {"ap1.test": {"address": "<192.0.2.1:9618>", "jobs": [{"ClusterId": 5, ...}]}}}
+     "schedds": {"ap1.test": {"address": "<192.0.2.1:9618>", "jobs": [{"ClusterId": 5, ...}]}},
+     "config": {"QUEUE_SUPER_USERS": "root, condor, alice"}}
+
+"config" is the pool's HTCondor configuration (condor_config's NAME = value lines), shared by
+the stand-in bindings' ``param`` and the stand-in schedd's authorization.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import grp
 import json
 import os
 import re
+import socket
 from pathlib import Path
 
 POOL_ENV = "HTCONDOR_STANDIN_POOL"
@@ -76,6 +82,64 @@ def matches(ad: dict, constraint: str) -> bool:
     return True
 
 
+# --- configuration and the schedd's authorization --------------------------------------------
+
+# The defaults and types (param_info.in, HTCondor 25.x) of the parameters the stand-in knows;
+# any other name is a string, present only when the pool's "config" sets it.
+_PARAM_DEFAULTS = {"QUEUE_SUPER_USERS": "root, condor", "QUEUE_ALL_USERS_TRUSTED": False,
+                   "UID_DOMAIN": None}   # None: $(FULL_HOSTNAME)
+_TRUE = ("true", "yes", "1")
+
+
+def param_value(name: str):
+    """``htcondor2.param[name]`` as the bindings return it: a bool for a boolean parameter, a
+    string otherwise; KeyError when unset or set empty (the bindings pretend those are unset)."""
+    config = load().get("config", {})
+    known = {key.upper(): value for key, value in config.items()}
+    if name.upper() in known:
+        value = str(known[name.upper()]).strip()
+    elif name.upper() in _PARAM_DEFAULTS:
+        default = _PARAM_DEFAULTS[name.upper()]
+        value = socket.getfqdn() if default is None else default
+    else:
+        raise KeyError(name)
+    if isinstance(_PARAM_DEFAULTS.get(name.upper()), bool):
+        return value if isinstance(value, bool) else value.lower() in _TRUE
+    if value == "":
+        raise KeyError(name)
+    return value
+
+
+def may_access(ad: dict, user: str) -> bool:
+    """The schedd's UserCheck2 for GET_JOB_CONNECT_INFO: the job's owner (User, else Owner at
+    UID_DOMAIN) is the authenticated user, or the user is a queue super user (root always; a
+    QUEUE_SUPER_USERS name, name@domain or %group member), or QUEUE_ALL_USERS_TRUSTED."""
+    domain = param_value("UID_DOMAIN").lower()
+    owner = ad.get("User") if "@" in str(ad.get("User", "")) else f"{ad.get('Owner')}@{domain}"
+    name, _, owner_domain = str(owner).partition("@")
+    if name == user and owner_domain.lower() == domain:
+        return True
+    if user == "root" or param_value("QUEUE_ALL_USERS_TRUSTED"):
+        return True
+    for entry in param_value("QUEUE_SUPER_USERS").replace(",", " ").split():
+        if entry.startswith("%"):
+            try:
+                if user in grp.getgrnam(entry[1:]).gr_mem:
+                    return True
+            except KeyError:
+                continue
+        elif entry.partition("@")[0] == user and _domains_match(entry.partition("@")[2] or domain,
+                                                                  domain):
+            return True
+    return False
+
+
+def _domains_match(first: str, second: str) -> bool:
+    """COMPARE_DOMAIN_PREFIX: equal without case, or one a dotted prefix of the other."""
+    short, long = sorted((first.lower(), second.lower()), key=len)
+    return short == long or long.startswith(short + ".")
+
+
 # --- EC2 grid jobs (shared/reference/ec2-grid-jobs.md) ------------------------------------------
 
 GRID_UNIVERSE = 9
@@ -104,13 +168,16 @@ def ec2_job_ad(cluster: int, owner: str, service_url: str, instance: dict, key_p
 
 def check_ad(ad: dict) -> None:
     """Refuse an EC2 job ad no real schedd could hold (condor_submit would have refused the job,
-    or the gridmanager writes it otherwise), so no test passes on a shape HTCondor never shows."""
+    or the gridmanager writes it otherwise), so no test passes on a shape HTCondor never shows.
+    A job of another universe may carry any GridResource and EC2 attributes its owner chose
+    (``+GridResource = ...`` in a vanilla submit file): condor_submit checks them only for
+    ``universe = grid``, and JobUniverse cannot change after submission."""
     resource = ad.get("GridResource")
     if not (isinstance(resource, str) and resource.startswith("ec2 ")):
         return
-    job = f"{ad.get('ClusterId')}.{ad.get('ProcId')}"
     if ad.get("JobUniverse") != GRID_UNIVERSE:
-        raise ValueError(f"stand-in: EC2 job {job} is not in the grid universe (JobUniverse 9)")
+        return
+    job = f"{ad.get('ClusterId')}.{ad.get('ProcId')}"
     for name in _EC2_REQUIRED:
         if not isinstance(ad.get(name), str) or not ad[name]:
             raise ValueError(f"stand-in: condor_submit refuses EC2 job {job} without {name}")
