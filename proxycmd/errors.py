@@ -97,4 +97,5 @@ def one_line(err: BaseException) -> str:
         message = str(err)
     else:
         message = f"internal error: {type(err).__name__}: {err}"
-    return "condor-job-proxy: " + message.replace("\n", " ")
+    from starter.names import printable   # whatever a message quotes, no terminal escape
+    return "condor-job-proxy: " + printable(message.replace("\n", " "), 2000)
