@@ -33,6 +33,11 @@ def is_login_name(value: object) -> bool:
     return isinstance(value, str) and LOGIN_NAME.fullmatch(value) is not None
 
 
+def is_printable(text: str) -> bool:
+    """Whether ``text`` holds no control or format character (printable() would keep it)."""
+    return _UNPRINTABLE.search(text) is None
+
+
 def printable(text: object, limit: int = 500) -> str:
     """``text`` for one line of a terminal: every control or format character a '?', at most
     ``limit`` characters (an ellipsis marks a cut)."""
