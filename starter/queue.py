@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import json
+import math
 import os
 import stat
 from pathlib import Path
@@ -212,7 +213,8 @@ def _integer(value: object, low: int = 0, high: int = MAX_ID) -> bool:
 
 
 def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
 
 
 def _text(value: object) -> bool:
