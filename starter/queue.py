@@ -15,11 +15,11 @@ is the local name of the uid that owns the file, never the record's own word for
 """
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import json
 import math
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Iterator
@@ -36,6 +36,8 @@ REMOVED = "removed"
 LIVE_STATES = (RUNNING, SUSPENDED, EXITED)   # the starter is still there and answers
 STATES = (*LIVE_STATES, COMPLETED, REMOVED)
 _SUFFIX = ".json"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_PORT = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}:([1-9][0-9]{{0,4}})")
 _MAX_RECORD = 1 << 20     # our records are a few hundred bytes; a planted giant is not read
 
 
@@ -47,6 +49,7 @@ class LocalQueue:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.ignored: list[str] = []   # why the last records() skipped files (for --debug)
+        self._names_of: dict[int, str | None] = {}   # uid -> user_of_uid, for one listing
 
     def submit(self, record: dict) -> JobId:
         """Claim a free cluster id (proc 0) and publish the record under it."""
@@ -86,15 +89,19 @@ class LocalQueue:
             info = os.fstat(file.fileno())
             if not stat.S_ISREG(info.st_mode):   # a FIFO would block every reader
                 raise ValueError(f"{self._path(job)} is not a regular file")
-            record = _parse(file.read(_MAX_RECORD + 1))
+            if info.st_size > _MAX_RECORD:
+                raise ValueError("not a record (too large)")
+            record = _parse(file.read(info.st_size + 1))   # grown since: cut, so corrupt
         self._check_trust(job, record, info)
-        record["owner"] = _owner_name(info.st_uid, record.get("owner"))
+        if info.st_uid not in self._names_of:
+            self._names_of[info.st_uid] = user_of_uid(info.st_uid)
+        record["owner"] = _owner_name(info.st_uid, self._names_of[info.st_uid], record.get("owner"))
         return record
 
     def records(self) -> list[dict]:
         """Every trusted record, by job id; anything else in the directory is skipped (and
         said in ``ignored``)."""
-        self.ignored = []
+        self.ignored, self._names_of = [], {}
         found = []
         for job in self._job_ids():
             try:
@@ -104,6 +111,7 @@ class LocalQueue:
                 continue
             if record is not None:
                 found.append(record)
+        self._names_of = {}
         return found
 
     def _check_trust(self, job: JobId, record: dict, info: os.stat_result) -> None:
@@ -179,11 +187,10 @@ def _record_id(name: str) -> JobId | None:
     return job
 
 
-def _owner_name(uid: int, recorded: object) -> str | None:
-    """The login name of the record file's owner, looked up here. Only a record of our own
-    uid may name its owner itself: a starter under libnss-wrapper for a uid with no passwd
-    entry, whose sessions' sshd knows that name."""
-    name = user_of_uid(uid)
+def _owner_name(uid: int, name: str | None, recorded: object) -> str | None:
+    """The login name of the record file's owner, ``name`` as looked up here. Only a record
+    of our own uid may name its owner itself: a starter under libnss-wrapper for a uid with
+    no passwd entry, whose sessions' sshd knows that name."""
     if name is None and uid == os.getuid() and is_login_name(recorded):
         return recorded
     return name
@@ -191,8 +198,6 @@ def _owner_name(uid: int, recorded: object) -> str | None:
 
 def _parse(data: bytes) -> dict:
     """A record of the types its fields must have; ValueError naming the first that is not."""
-    if len(data) > _MAX_RECORD:
-        raise ValueError("not a record (too large)")
     try:
         record = json.loads(data)
     except ValueError:
@@ -202,9 +207,10 @@ def _parse(data: bytes) -> dict:
     for key in _REQUIRED:
         if key not in record:
             raise ValueError(f"corrupt record: no {key}")
-    for key, check in _FIELDS.items():
-        if key in record and not check(record[key]):
-            raise ValueError(f"corrupt record: {key} is {printable(repr(record[key]), 80)}")
+    for key, value in record.items():
+        check = _FIELDS.get(key)
+        if check is not None and not check(value):
+            raise ValueError(f"corrupt record: {key} is {printable(repr(value), 80)}")
     return record
 
 
@@ -228,16 +234,16 @@ def _address(value: object) -> bool:
         return True
     if not isinstance(value, str):
         return False
+    match = _IPV4_PORT.fullmatch(value)
+    if match:
+        return int(match.group(1)) < 65536
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+    if not (host.startswith("[") and host.endswith("]") and "%" not in host   # no scope id
+            and port.isascii() and port.isdigit() and 0 < int(port[:6]) < 65536):
         return False
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-        family = ipaddress.IPv6Address
-    else:
-        family = ipaddress.IPv4Address
+    import ipaddress   # here: the listing's IPv4 addresses need no module
     try:
-        family(host)
+        ipaddress.IPv6Address(host[1:-1])
     except ValueError:
         return False
     return True
