@@ -97,7 +97,7 @@ def _job_block(job: JobSummary, prefix: str) -> list[str]:
 
 def _check_settings(settings: IncludeSettings) -> None:
     """Refuse settings that are not literal values: a prefix or host name with pattern or
-    comment characters, a ControlPersist that is not a duration (paths: ``_literal``)."""
+    comment characters, a ControlPersist that is not a duration (paths: ``literal``)."""
     if not config_settings.is_host_prefix(settings.prefix):
         raise ValueError(f"host prefix {printable(repr(settings.prefix), 80)} is not a letter "
                          "then letters, digits, '-', '_' or '.'")
@@ -105,8 +105,8 @@ def _check_settings(settings: IncludeSettings) -> None:
         raise ValueError(f"ControlPersist {printable(repr(settings.control_persist), 80)} is "
                          "not a duration")
     if settings.via is not None:
-        _literal(settings.via.target)
-        _literal(settings.via.command)
+        literal(settings.via.target)
+        literal(settings.via.command)
     for host in settings.interactive_hosts:
         if not isinstance(host, str) or not _HOST.fullmatch(host):
             raise ValueError(f"interactive host {printable(repr(host), 80)} is not a host name")
@@ -273,10 +273,10 @@ def _shared_lines(settings: IncludeSettings) -> list[str]:
 
 def _percent(path: object) -> str:
     """A literal path with ssh's %-tokens escaped (our own %n and %C are added after)."""
-    return _literal(str(path)).replace("%", "%%")
+    return literal(str(path)).replace("%", "%%")
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
     """``text`` if ssh_config can carry it as one literal word (quoted by ``_word``, or
     shell-quoted inside ProxyCommand), else ValueError: no control or format character (a
     newline would start a directive), no double quote, no backslash that ssh or the shell

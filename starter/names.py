@@ -54,3 +54,12 @@ def user_of_uid(uid: int) -> str | None:
     except (KeyError, OverflowError, TypeError):
         return None
     return name if is_login_name(name) else None
+
+
+def uid_of_user(name: str) -> int | None:
+    """The uid this machine's passwd gives login name ``name``; None when it has no such user."""
+    import pwd
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except (KeyError, ValueError):   # ValueError: a NUL in the name
+        return None

@@ -26,7 +26,7 @@ from typing import Iterator
 
 from .jobid import MAX_ID, JobId, parse_job_id
 from .keys import normalize
-from .names import is_login_name, printable, user_of_uid
+from .names import is_login_name, printable, uid_of_user, user_of_uid
 
 RUNNING = "running"
 SUSPENDED = "suspended"
@@ -188,12 +188,15 @@ def _record_id(name: str) -> JobId | None:
 
 
 def _owner_name(uid: int, name: str | None, recorded: object) -> str | None:
-    """The login name of the record file's owner, ``name`` as looked up here. Only a record
-    of our own uid may name its owner itself: a starter under libnss-wrapper for a uid with
-    no passwd entry, whose sessions' sshd knows that name."""
-    if name is None and uid == os.getuid() and is_login_name(recorded):
+    """The login name of the record file's owner, ``name`` as looked up here. Only for a uid
+    with no passwd entry may the record name its owner itself (a starter under libnss-wrapper,
+    whose sessions' sshd knows that name): a name that passes the rule and is no account's
+    here, so it cannot pass for another user; for our own uid, any name that passes the rule."""
+    if name is not None or not is_login_name(recorded):
+        return name
+    if uid == os.getuid() or uid_of_user(recorded) is None:
         return recorded
-    return name
+    return None
 
 
 def _parse(data: bytes) -> dict:
