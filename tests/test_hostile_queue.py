@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -217,6 +218,13 @@ def test_a_record_whose_starter_runs_as_another_uid_is_flagged(town: Neighbours)
     result = town.victim.run("ssh", "-o", "BatchMode=yes", "job-77.0", "true", env=town.env)
     assert result.returncode == 255
     assert f"runs as uid {town.uid(town.victim)}, not as the record's owner" in result.stderr.decode()
+    # An administrator removing the planted job must not end the victim's starter.
+    removal = subprocess.run([sys.executable, "-m", "starter", "rm", "--queue", str(town.queue),
+                              "77.0"], capture_output=True, timeout=60)
+    assert removal.returncode != 0 and b"runs as uid" in removal.stderr, removal.stderr
+    assert json.loads((town.queue / f"{own}.json").read_text())["state"] == "running"
+    ssh = town.victim.run("ssh", "-o", "BatchMode=yes", f"job-{own}", "echo reached", env=town.env)
+    assert ssh.stdout == b"reached\n", ssh.stderr
 
 
 def test_planted_records_cannot_capture_ssh_condor_interactive(town: Neighbours) -> None:

@@ -11,7 +11,7 @@ import os
 
 from starter import paths
 from starter.jobid import JobId
-from starter.queue import EXITED, LIVE_STATES, RUNNING, LocalQueue, UntrustedRecord
+from starter.queue import EXITED, LIVE_STATES, RUNNING, LocalQueue, UntrustedRecord, starter_problem
 
 from ..errors import JobNotFound, JobNotRunning, ProxyError
 from ..model import JobEndpoint, JobSummary
@@ -93,32 +93,3 @@ def _state(record: dict) -> str:
     if state == EXITED:
         return f"exited ({record.get('sessions', '?')} sessions open)"
     return state
-
-
-def starter_problem(record: dict) -> str:
-    """Why the record's starter is not there to answer for it ("" when it is): the process is
-    gone, or it runs as another uid than the one owning the record."""
-    pid, uid = record["starter_pid"], record["owner_uid"]
-    runs_as = _process_uid(pid)
-    if runs_as is None:
-        return f"its starter (pid {pid}) is gone"
-    if runs_as >= 0 and runs_as != uid:
-        return (f"its starter's pid {pid} runs as uid {runs_as}, not as the record's owner "
-                f"(uid {uid})")
-    return ""
-
-
-def _process_uid(pid: int) -> int | None:
-    """The uid ``pid`` runs as; None if there is no such process; -1 if it exists but its
-    owner cannot be seen (/proc mounted with hidepid, or no /proc)."""
-    try:
-        return os.stat(f"/proc/{pid}").st_uid
-    except OSError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass   # someone else's process: it exists
-    return -1
