@@ -170,14 +170,18 @@ def test_planted_file_names_do_not_stop_the_queue(town: Neighbours) -> None:
     for name in ("1.0.5.json", "2147483647.0.json", "01.0.json", "3.0.0.json", "0.0.json"):
         town.plant(name, b"")
     town.plant("2147483646.0.json", town.forged(2147483646, town.attacker_process()))
+    town.plant("7.0.json", b" " * (2 << 20))   # a giant: not read whole
+    made = town.attacker.run("sh", "-c", 'mkfifo "$1/4.0.json" && mkdir "$1/5.0.json" && '
+                             'ln -s /etc/passwd "$1/6.0.json"', "sh", str(town.queue))
+    assert made.returncode == 0, made.stderr
     listing = town.jobs(town.victim, "--debug")
     assert _listing(listing, "1.0")[1] == town.victim.name
     assert "ignored '1.0.5.json'" in listing.stderr.decode()
     # After the highest valid record (2147483646) the only id left in range has a planted
     # file: the queue goes on from the lowest free id.
-    second, third = town.start_job(town.victim), town.start_job(town.victim)
-    assert (second, third) == ("job-2.0", "job-3.0")
-    for host in (second, third):
+    started = [town.start_job(town.victim) for _ in range(3)]
+    assert started == ["job-2.0", "job-3.0", "job-8.0"]   # 4-7 hold a FIFO, a directory...
+    for host in started:
         result = town.victim.run("ssh", "-o", "BatchMode=yes", host, "echo reached", env=town.env)
         assert result.stdout == b"reached\n", result.stderr
     assert town.victim.run("condor-job-proxy", "config", "refresh", env=town.env).returncode == 0
