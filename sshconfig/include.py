@@ -20,7 +20,7 @@ from pathlib import Path
 
 from proxycmd.hop import DEFAULT_COMMAND, Hop
 from proxycmd.model import REACHABLE_STATES, JobSummary
-from starter.jobid import DEFAULT_HOST_PREFIX, MAX_ID
+from starter.jobid import DEFAULT_HOST_PREFIX, MAX_ID, JobId
 from starter.names import is_login_name, is_printable, printable
 
 from . import control, settings as config_settings
@@ -77,10 +77,10 @@ def host_names(job: JobSummary, prefix: str) -> list[str]:
 
 def _valid_id(job: object) -> bool:
     """A job id of integers in HTCondor's range: the only thing of a job in a Host line."""
-    fields = tuple(job) if isinstance(job, tuple) and len(job) == 3 else ()
-    return bool(fields) and all(type(part) is int and 0 <= part <= MAX_ID
-                                for part in fields[:2]) and \
-        (fields[2] is None or type(fields[2]) is int and 0 <= fields[2] <= MAX_ID)
+    if not isinstance(job, JobId):
+        return False
+    return all(type(part) is int and 0 <= part <= MAX_ID
+               for part in (job.cluster, job.proc, *(() if job.node is None else (job.node,))))
 
 
 def _job_block(job: JobSummary, prefix: str) -> list[str]:

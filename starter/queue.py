@@ -38,7 +38,9 @@ STATES = (*LIVE_STATES, COMPLETED, REMOVED)
 _SUFFIX = ".json"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4_PORT = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}:([1-9][0-9]{{0,4}})")
-_MAX_RECORD = 1 << 20     # our records are a few hundred bytes; a planted giant is not read
+# Ours are a few hundred bytes plus the job's command line (ARG_MAX: 2 MiB on most Linux
+# systems, escaped in JSON); a planted giant is not read.
+_MAX_RECORD = 8 << 20
 
 
 class UntrustedRecord(Exception):
@@ -49,7 +51,6 @@ class LocalQueue:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.ignored: list[str] = []   # why the last records() skipped files (for --debug)
-        self._names_of: dict[int, str | None] = {}   # uid -> user_of_uid, for one listing
 
     def submit(self, record: dict) -> JobId:
         """Claim a free cluster id (proc 0) and publish the record under it."""
@@ -73,10 +74,10 @@ class LocalQueue:
         temp = self._write_temp(record)
         os.replace(temp, self._path(job))
 
-    def read(self, job: JobId) -> dict | None:
+    def read(self, job: JobId, names: dict[int, str | None] | None = None) -> dict | None:
         """The job's record, None if the queue has no such job; UntrustedRecord if forged-able,
         ValueError if it is not a record. Its "owner" is the file's owner's local name (None
-        when the uid has none)."""
+        when the uid has none); ``names`` keeps the uids looked up, for one listing."""
         try:
             fd = os.open(self._path(job), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except (FileNotFoundError, NotADirectoryError):
@@ -93,25 +94,26 @@ class LocalQueue:
                 raise ValueError("not a record (too large)")
             record = _parse(file.read(info.st_size + 1))   # grown since: cut, so corrupt
         self._check_trust(job, record, info)
-        if info.st_uid not in self._names_of:
-            self._names_of[info.st_uid] = user_of_uid(info.st_uid)
-        record["owner"] = _owner_name(info.st_uid, self._names_of[info.st_uid], record.get("owner"))
+        names = {} if names is None else names
+        if info.st_uid not in names:
+            names[info.st_uid] = user_of_uid(info.st_uid)
+        record["owner"] = _owner_name(info.st_uid, names[info.st_uid], record.get("owner"))
         return record
 
     def records(self) -> list[dict]:
         """Every trusted record, by job id; anything else in the directory is skipped (and
         said in ``ignored``)."""
-        self.ignored, self._names_of = [], {}
-        found = []
+        self.ignored = []
+        found: list[dict] = []
+        names: dict[int, str | None] = {}
         for job in self._job_ids():
             try:
-                record = self.read(job)
+                record = self.read(job, names)
             except (UntrustedRecord, ValueError, OSError) as err:
                 self._ignore(f"{job}{_SUFFIX}", err)
                 continue
             if record is not None:
                 found.append(record)
-        self._names_of = {}
         return found
 
     def _check_trust(self, job: JobId, record: dict, info: os.stat_result) -> None:
