@@ -6,6 +6,7 @@ connection; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -296,7 +297,7 @@ def _summary_json(job: JobSummary) -> dict:
 
 
 def _age(seconds: float) -> str:
-    if seconds != seconds or abs(seconds) == float("inf"):
+    if not math.isfinite(seconds):
         return "?"   # a start time no clock gives (NaN, infinite) in a record or ad
     seconds = max(0, int(seconds))
     days, rest = divmod(seconds, 86400)

@@ -150,6 +150,26 @@ def test_planted_owner_name_cannot_run_code_as_the_victim(town: Neighbours) -> N
     assert _listing(town.jobs(town.victim), "5.0")[1] == town.attacker.name
 
 
+def test_a_uid_without_passwd_entry_cannot_claim_an_accounts_name(town: Neighbours) -> None:
+    """A batch slot's uid has no passwd entry: its record may name it, but not as a user here."""
+    nameless = 47_312
+    sleeper = subprocess.Popen(["setpriv", f"--reuid={nameless}", f"--regid={nameless}",
+                                "--clear-groups", "sleep", "600"], stdin=subprocess.DEVNULL)
+    town.processes.append(sleeper)
+    for cluster, claimed in ((40, town.victim.name), (41, "slot1_7")):
+        path = town.queue / f"{cluster}.0.json"
+        path.write_bytes(town.forged(cluster, sleeper.pid, owner=claimed, owner_uid=nameless))
+        os.chown(path, nameless, nameless)
+        os.chmod(path, 0o644)
+    listing = town.jobs(town.victim)
+    assert _listing(listing, "40.0")[1:3] == ["uid", str(nameless)]
+    assert _listing(listing, "41.0")[1] == "slot1_7"   # no account's name: the slot's own word
+    town.victim.run("condor-job-proxy", "config", "refresh", env=town.env)
+    include = (town.victim.home / ".config/condor-job-proxy/ssh_config").read_text()
+    assert "Job 40.0 is left out" in include and f"User {town.victim.name}" not in include
+    assert "Host job-41.0 job-41\n    # Job 41.0 of slot1_7 runs as slot1_7" in include
+
+
 def test_a_quote_in_a_planted_record_does_not_break_the_victims_config(town: Neighbours) -> None:
     own = town.start_job(town.victim)
     town.plant("900.0.json", town.forged(900, town.attacker_process(), owner='x"y'))
