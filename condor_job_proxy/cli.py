@@ -6,6 +6,7 @@ connection; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -123,7 +124,9 @@ def jobs(obj: dict, as_json: bool, names: bool) -> None:
     """List jobs, like a small condor_q."""
     from proxycmd.model import REACHABLE_STATES
     from proxycmd.resolvers import default_resolver
-    found = default_resolver(obj["queue"]).list_jobs()
+    resolver = default_resolver(obj["queue"])
+    found = resolver.list_jobs()
+    _say_ignored(obj, resolver)
     if as_json:
         click.echo(json.dumps([_summary_json(job) for job in found], indent=2))
     elif names:
@@ -132,11 +135,25 @@ def jobs(obj: dict, as_json: bool, names: bool) -> None:
         click.echo("".join(f"{job.job.host(prefix)}\n" for job in found if job.state in REACHABLE_STATES),
                    nl=False)
     else:
-        click.echo(f"{'ID':<10} {'OWNER':<14} {'STATE':<10} {'AGE':>11}  CMD")
-        now = time.time()
-        for job in found:
-            click.echo(f"{str(job.job):<10} {job.owner:<14} {job.state:<10} "
-                       f"{_age(now - job.start_time):>11}  {' '.join(job.command)}")
+        _print_table(found)
+
+
+def _print_table(found: list[JobSummary]) -> None:
+    """The listing; what records and ads say is made printable (no control characters)."""
+    from starter.names import printable
+    click.echo(f"{'ID':<10} {'OWNER':<14} {'STATE':<10} {'AGE':>11}  CMD")
+    now = time.time()
+    for job in found:
+        click.echo(f"{str(job.job):<10} {printable(job.owner, 64):<14} {printable(job.state, 80):<10} "
+                   f"{_age(now - job.start_time):>11}  {printable(' '.join(job.command))}")
+
+
+def _say_ignored(obj: dict, resolver: BaseResolver | None) -> None:
+    """With --debug: the files of the local queue that are not records, and why."""
+    queue = getattr(resolver, "queue", None)
+    if obj.get("debug") and queue is not None:
+        for line in queue.ignored:
+            click.echo(f"debug: {line}", err=True)
 
 
 @cli.command()
@@ -212,6 +229,7 @@ def config_refresh(obj: dict, host: str | None, dry_run: bool, via: str | None) 
         hop = hops.Hop(via, hop.command if hop else hops.DEFAULT_COMMAND)
     resolver = None if hop else _resolver(obj)
     jobs = hops.list_jobs(hop) if hop else resolver.list_jobs()
+    _say_ignored(obj, resolver)
     change = install.include_change(resolver, obj["queue"], dry_run, jobs=jobs, via=hop)
     if dry_run:
         click.echo(change.diff(), nl=False)
@@ -312,6 +330,8 @@ def _summary_json(job: JobSummary) -> dict:
 
 
 def _age(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"   # a start time no clock gives (NaN, infinite) in a record or ad
     seconds = max(0, int(seconds))
     days, rest = divmod(seconds, 86400)
     return f"{days}+{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"

@@ -13,15 +13,17 @@ from proxycmd.errors import ProxyError
 from starter import paths
 from starter.condor_publish import NO_TERMINAL_ATTR
 from starter.jobid import BadJobId, JobId, parse_host, parse_job_id
+from starter.names import printable
 from starter.queue import UntrustedRecord
 
 
 def report(text: str, queue: str | None) -> list[str]:
+    """The report's lines; what records and ads say is made printable (no control characters)."""
     job = _job(text)
     from proxycmd.resolvers import default_resolver
     resolver = default_resolver(queue)
     lines, transport = _describe(job, resolver)
-    return lines + _checks(transport)
+    return [printable(line, 2000) for line in lines + _checks(transport)]
 
 
 def _job(text: str) -> JobId:

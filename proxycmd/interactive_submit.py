@@ -62,19 +62,26 @@ class LocalBackend:
                  *(["--memory-limit", str(memory)] if memory else [])]
         log = paths.state_dir() / "interactive" / f"{template.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        spawned = time.time()
         with open(log, "ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "starter", *starter_arguments(template, *extra)],
                 cwd=os.path.expanduser("~"), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                 start_new_session=True)   # outlives ssh, and Ctrl-C in ssh's terminal
-        return self._published(process, log)
+        return self._published(process, log, spawned)
 
-    def _published(self, process: subprocess.Popen, log) -> JobId:
-        """The job id, once the starter has published its record (a fraction of a second)."""
+    def _published(self, process: subprocess.Popen, log, spawned: float) -> JobId:
+        """The job id, once the starter has published its record (a fraction of a second).
+
+        In a shared queue anyone may plant records ahead of time that name a pid our starter
+        may get. Only a record whose file is ours (the queue checks the file's uid against the
+        record's) can be our starter's: no other user can write one; and of ours, only one
+        written after we started it, for the pid of our child, which stays its own until we
+        reap it. The starter key the session then checks comes from that record alone."""
         deadline = time.monotonic() + _PUBLISH_TIMEOUT
         while time.monotonic() < deadline:
             for record in self.queue.records():
-                if record.get("starter_pid") == process.pid:
+                if _ours(record, process.pid, spawned):
                     return JobId(record["cluster"], record["proc"])
             if process.poll() is not None:
                 tail = log.read_text(errors="replace").strip().splitlines()[-1:]
@@ -86,6 +93,12 @@ class LocalBackend:
 
     def remove(self, job: JobId, reason: str) -> None:
         self.resolver.remove(job, reason)
+
+
+def _ours(record: dict, pid: int, spawned: float) -> bool:
+    """Whether ``record`` is the one our starter (``pid``, started at ``spawned``) wrote."""
+    return (record["owner_uid"] == os.getuid() and record["starter_pid"] == pid
+            and record.get("start_time", 0) >= spawned - 1)
 
 
 class HTCondorBackend:

@@ -16,6 +16,7 @@ from typing import Callable, TextIO
 
 from starter import paths
 from starter.jobid import JobId
+from starter.names import printable
 
 from .errors import JobNotFound, JobNotRunning, ProxyError, hidden_terminal
 from .model import JobEndpoint
@@ -155,7 +156,7 @@ class Waiter:
         self.announced = True
         state = getattr(err, "state", "") or "not in the queue yet"
         why = self._explanation()
-        self.status.show(f"job {self.job}: {state}{f'; {why}' if why else ''}",
+        self.status.show(printable(f"job {self.job}: {state}{f'; {why}' if why else ''}"),
                          f", waited {clock(self.elapsed)}")
         if self.debug:
             self.debug(f"not running yet: {err}")

@@ -14,6 +14,9 @@ import shlex
 from pathlib import Path
 
 from proxycmd import state
+from starter.names import printable
+
+from .include import literal
 
 BEGIN = "# BEGIN condor-job-proxy (managed by `condor-job-proxy setup`; edits here are lost)"
 END = "# END condor-job-proxy"
@@ -66,9 +69,12 @@ def _refresh_match(include_file: Path, command: list[str], prefix: str) -> list[
 
 
 def _config_text(value: object) -> str:
-    text = str(value)
-    if any(c in text for c in '"\\\n\'') :
-        raise ValueError(f"cannot put {text!r} in an ssh config (quote, backslash or newline)")
+    """A path or word as literal text in our block: what the include takes (``literal``), and
+    no single quote or backslash either (the refresh's shell words sit in single quotes)."""
+    text = literal(str(value))
+    if any(c in text for c in "'\\"):
+        raise ValueError(f"cannot put {printable(repr(text), 120)} in an ssh config (quote or "
+                         "backslash)")
     return text.replace("%", "%%")
 
 

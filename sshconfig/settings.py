@@ -47,12 +47,21 @@ class ConfigSettings:
     compiled_client: bool = True
 
 
+def is_host_prefix(value: object) -> bool:
+    return isinstance(value, str) and _PREFIX.fullmatch(value) is not None
+
+
+def is_persist(value: object) -> bool:
+    """An ssh_config ControlPersist value we write: "no" or a duration."""
+    return value == "no" or isinstance(value, str) and _DURATION.fullmatch(value) is not None
+
+
 def load() -> ConfigSettings:
     """The settings from config.toml; a wrong value is an error naming the key and the file."""
     data = paths.settings()
     where = paths.config_file()
     prefix = data.get("host_prefix", DEFAULT_HOST_PREFIX)
-    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+    if not is_host_prefix(prefix):
         raise ValueError(f"{where}: host_prefix must be a letter then up to 30 letters, digits, "
                          f"'-', '_' or '.', not {prefix!r}")
     return ConfigSettings(host_prefix=prefix,

@@ -11,7 +11,8 @@ import signal
 import time
 
 from .jobid import JobId
-from .queue import EXITED, LIVE_STATES, RUNNING, SUSPENDED, LocalQueue, UntrustedRecord
+from .queue import (EXITED, LIVE_STATES, RUNNING, SUSPENDED, LocalQueue, UntrustedRecord,
+                    starter_problem)
 
 _ACTIONS = {"remove": signal.SIGTERM, "suspend": signal.SIGTSTP, "resume": signal.SIGCONT}
 _FROM = {"remove": LIVE_STATES, "suspend": (RUNNING, EXITED), "resume": (SUSPENDED,)}
@@ -28,15 +29,17 @@ def act(queue: LocalQueue, job: JobId, action: str, wait_seconds: float = 0) -> 
     if state not in _FROM[action]:
         raise ControlError(f"cannot {action} job {job}: it has {state}" if state not in LIVE_STATES
                            else f"cannot {action} job {job}: it is {state}")
-    pid = record.get("starter_pid")
-    if not isinstance(pid, int) or pid <= 0:
-        raise ControlError(f"job {job}'s record has no starter pid")
+    pid = record["starter_pid"]   # the queue's records have one, an int
+    problem = starter_problem(record)   # never signal a process the record's owner does not run
+    if problem:
+        raise ControlError(f"cannot {action} job {job}: {problem}")
     try:
         os.kill(pid, _ACTIONS[action])
     except ProcessLookupError:
         raise ControlError(f"job {job}'s starter (pid {pid}) is gone") from None
     except PermissionError:
-        raise ControlError(f"job {job} runs as {record.get('owner')}: only that user (or root) "
+        owner = record["owner"] or f"uid {record['owner_uid']}"
+        raise ControlError(f"job {job} runs as {owner}: only that user (or root) "
                            f"can {action} it") from None
     return _wait(queue, job, action, state, pid, wait_seconds)
 

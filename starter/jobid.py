@@ -9,7 +9,7 @@ import re
 from typing import NamedTuple
 
 DEFAULT_HOST_PREFIX = "job-"
-_MAX_ID = 2**31 - 1          # HTCondor ids are C ints
+MAX_ID = 2**31 - 1           # HTCondor ids are C ints
 _JOB_ID = re.compile(r"(0|[1-9][0-9]{0,9})(?:\.(0|[1-9][0-9]{0,9})(?:\.(0|[1-9][0-9]{0,9}))?)?")
 
 
@@ -40,7 +40,7 @@ def parse_job_id(text: str) -> JobId:
         raise BadJobId(f"invalid job id {_shorten(text)!r}: expected cluster, cluster.proc "
                        "or cluster.proc.node")
     cluster, proc, node = (None if part is None else int(part) for part in match.groups())
-    if max(cluster, proc or 0, node or 0) > _MAX_ID:
+    if max(cluster, proc or 0, node or 0) > MAX_ID:
         raise BadJobId(f"invalid job id {_shorten(text)!r}: number too large")
     return JobId(cluster, proc or 0, node)
 

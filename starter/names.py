@@ -33,6 +33,11 @@ def is_login_name(value: object) -> bool:
     return isinstance(value, str) and LOGIN_NAME.fullmatch(value) is not None
 
 
+def is_printable(text: str) -> bool:
+    """Whether ``text`` holds no control or format character (printable() would keep it)."""
+    return _UNPRINTABLE.search(text) is None
+
+
 def printable(text: object, limit: int = 500) -> str:
     """``text`` for one line of a terminal: every control or format character a '?', at most
     ``limit`` characters (an ellipsis marks a cut)."""
@@ -49,3 +54,12 @@ def user_of_uid(uid: int) -> str | None:
     except (KeyError, OverflowError, TypeError):
         return None
     return name if is_login_name(name) else None
+
+
+def uid_of_user(name: str) -> int | None:
+    """The uid this machine's passwd gives login name ``name``; None when it has no such user."""
+    import pwd
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except (KeyError, ValueError):   # ValueError: a NUL in the name
+        return None

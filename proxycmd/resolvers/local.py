@@ -1,11 +1,17 @@
-"""Jobs of the embedded local queue (``condor-job-starter run``)."""
+"""Jobs of the embedded local queue (``condor-job-starter run``).
+
+The queue hands over records whose fields are typed and whose "owner" is the local name of
+the uid owning the record file (``starter.queue``); a job whose starter process runs as
+another uid than that is not taken as that user's job: its starter is gone and its pid
+reused, or the record is not what it says.
+"""
 from __future__ import annotations
 
 import os
 
 from starter import paths
 from starter.jobid import JobId
-from starter.queue import EXITED, LIVE_STATES, RUNNING, LocalQueue, UntrustedRecord
+from starter.queue import EXITED, LIVE_STATES, RUNNING, LocalQueue, UntrustedRecord, starter_problem
 
 from ..errors import JobNotFound, JobNotRunning, ProxyError
 from ..model import JobEndpoint, JobSummary
@@ -20,6 +26,25 @@ class Resolver(BaseResolver):
         self.queue = LocalQueue(paths.queue_dir(queue))
 
     def resolve(self, job: JobId) -> JobEndpoint:
+        record = self._record(job)
+        state = record["state"]
+        if state not in LIVE_STATES:   # a suspended or exited job's starter says why it refuses
+            status = record.get("exit_status")
+            detail = f" (exit status {status})" if status is not None else ""
+            raise JobNotRunning(f"job {job} is not running: it has {state}{detail}", state)
+        problem = starter_problem(record)
+        if problem:
+            raise JobNotRunning(f"job {job} is not running: {problem}", "lost")
+        if not record.get("starter_address") or "starter_key" not in record:
+            raise JobNotRunning(f"job {job} is not running yet: its starter has not published "
+                                "an address", "starting")
+        if record["owner"] is None:
+            raise ProxyError(f"job {job} belongs to uid {record['owner_uid']}, which has no "
+                             "login name on this machine")
+        return JobEndpoint(job=job, user=record["owner"], transport="starter",
+                           address=record["starter_address"], starter_key=record["starter_key"])
+
+    def _record(self, job: JobId) -> dict:
         try:
             record = self.queue.read(job)
         except UntrustedRecord as err:
@@ -28,22 +53,7 @@ class Resolver(BaseResolver):
             raise ProxyError(f"cannot read job {job} from {self.queue.directory}: {err}") from None
         if record is None:
             raise JobNotFound(f"job {job} is not in the queue ({self.queue.directory})")
-        state = record.get("state")
-        if state not in LIVE_STATES:   # a suspended or exited job's starter says why it refuses
-            status = record.get("exit_status")
-            detail = f" (exit status {status})" if status is not None else ""
-            raise JobNotRunning(f"job {job} is not running: it has {state}{detail}", str(state))
-        if not _alive(record.get("starter_pid")):
-            raise JobNotRunning(f"job {job} is not running: its starter (pid "
-                                f"{record.get('starter_pid')}) is gone", "lost")
-        if not record.get("starter_address"):
-            raise JobNotRunning(f"job {job} is not running yet: its starter has not published "
-                                "an address", "starting")
-        try:
-            return JobEndpoint(job=job, user=record["owner"], transport="starter",
-                               address=record["starter_address"], starter_key=record["starter_key"])
-        except KeyError as err:
-            raise ProxyError(f"job {job}'s record lacks {err}") from None
+        return record
 
     def remove(self, job: JobId, reason: str) -> None:
         """Signal the job's starter, which ends the job and its sessions (``reason`` is not kept)."""
@@ -56,36 +66,30 @@ class Resolver(BaseResolver):
     def running_job_labelled(self, label: str) -> JobId | None:
         """This user's newest running job started with ``--label label`` (interactive jobs)."""
         for record in reversed(self.queue.records()):
-            if (record.get("label") == label and record.get("owner_uid") == os.getuid()
+            if (record.get("label") == label and record["owner_uid"] == os.getuid()
                     and _state(record) == RUNNING):
                 return JobId(record["cluster"], record["proc"])
         return None
 
     def list_jobs(self) -> list[JobSummary]:
-        return [JobSummary(job=JobId(r["cluster"], r["proc"]), owner=r.get("owner", "?"),
-                           user=r.get("owner", "?"), state=_state(r),
-                           start_time=r.get("start_time", 0.0), command=tuple(r.get("command", ())),
-                           address=r.get("starter_address", ""))
-                for r in self.queue.records()]
+        return [_summary(r) for r in self.queue.records()]
+
+
+def _summary(record: dict) -> JobSummary:
+    """One listed job; its owner and login name are the record file's uid's local name."""
+    owner = record["owner"] or f"uid {record['owner_uid']}"
+    return JobSummary(job=JobId(record["cluster"], record["proc"]), owner=owner, user=owner,
+                      state=_state(record), start_time=record.get("start_time", 0.0),
+                      command=tuple(record.get("command", ())),
+                      address=record.get("starter_address", ""))
 
 
 def _state(record: dict) -> str:
-    state = record.get("state", "?")
-    if state in LIVE_STATES and not _alive(record.get("starter_pid")):
-        return "lost"
+    state = record["state"]
+    if state in LIVE_STATES:
+        problem = starter_problem(record)
+        if problem:
+            return f"lost ({problem})"
     if state == EXITED:
         return f"exited ({record.get('sessions', '?')} sessions open)"
     return state
-
-
-def _alive(pid: object) -> bool:
-    """Whether the starter's process exists (the queue serves one machine)."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True   # someone else's process: it exists
-    return True

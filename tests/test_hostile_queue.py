@@ -1,0 +1,318 @@
+"""Hostile neighbours in a shared local queue (a 1777 directory, as /tmp): an attacker, a
+real unix account of another uid, writes what any local user may write there (files of their
+own, of any name and content) and runs starters of their own; the victim's listing, include,
+ssh and `ssh condor-interactive` must neither run the attacker's code nor take their job for
+the victim's, and must go on working.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from accounts import Account, account, ensure_venv
+from conftest import wait_until
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating test accounts needs root")
+
+NSS_WRAPPER = Path("/usr/lib/x86_64-linux-gnu/libnss_wrapper.so")
+SETTINGS = "control_master = false\n[interactive]\nlinger = 4\n"
+
+
+class Neighbours:
+    """The victim and the attacker on one machine, sharing ``queue``; everything the tests
+    start is ended afterwards."""
+
+    def __init__(self) -> None:
+        ensure_venv()
+        self.victim, self.attacker = account("victim"), account("attacker")
+        self.scratch = Path(tempfile.mkdtemp(prefix="cjp-neighbours-"))
+        os.chmod(self.scratch, 0o755)
+        self.queue = self.scratch / "queue"
+        self.queue.mkdir()
+        os.chmod(self.queue, 0o1777)
+        self.open = self.scratch / "open"   # where either may leave a trace
+        self.open.mkdir()
+        os.chmod(self.open, 0o1777)
+        self.env = {"CONDOR_JOB_PROXY_QUEUE": str(self.queue)}
+        self.processes: list[subprocess.Popen] = []
+        self.pids: list[int] = []
+        for user in (self.victim, self.attacker):
+            user.run("sh", "-c", "mkdir -p ~/.config/condor-job-proxy && "
+                     f"printf '{SETTINGS}' > ~/.config/condor-job-proxy/config.toml")
+            result = user.run("condor-job-proxy", "setup", "--yes", env=self.env)
+            assert result.returncode == 0, result.stderr
+        self.victim_key = self.victim.run("condor-job-proxy", "pubkey", env=self.env).stdout.decode()
+
+    def uid(self, user: Account) -> int:
+        return int(user.run("id", "-u").stdout)
+
+    def plant(self, name: str, data: bytes, mode: str = "644") -> None:
+        """What the attacker may do in a sticky queue: write a file of their own."""
+        result = self.attacker.run("sh", "-c", f'cat > "$1" && chmod {mode} "$1"', "sh",
+                                   str(self.queue / name), input=data)
+        assert result.returncode == 0, result.stderr
+
+    def forged(self, cluster: int, pid: int, **fields: object) -> bytes:
+        """A record of the attacker's that the queue's types accept."""
+        record = {"cluster": cluster, "proc": 0, "owner": self.attacker.name,
+                  "owner_uid": self.uid(self.attacker), "state": "running", "starter_pid": pid,
+                  "pids": [pid], "starter_address": "127.0.0.1:9", "starter_key": self.key(),
+                  "start_time": time.time(), "command": ["sleep", "600"], "cwd": "/",
+                  "sessions": 0, **fields}
+        return json.dumps(record).encode()
+
+    def key(self) -> str:
+        path = self.scratch / "attacker-starter-key"
+        if not path.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
+                           check=True)
+        return " ".join(Path(f"{path}.pub").read_text().split()[:2])
+
+    def attacker_process(self) -> int:
+        """A live process of the attacker's, for records to name as their starter."""
+        out = self.attacker.run("sh", "-c", "sleep 600 </dev/null >/dev/null 2>&1 & echo $!")
+        pid = int(out.stdout)
+        self.pids.append(pid)
+        return pid
+
+    def start_job(self, user: Account, *starter_args: str, env: dict | None = None) -> str:
+        """A real job of ``user``'s in the shared queue; its host name."""
+        log = self.scratch / f"{user.name}-{len(self.processes)}.err"
+        with open(log, "wb") as err:
+            os.chmod(log, 0o666)
+            process = user.popen("condor-job-starter", "run", *starter_args, "--", "sleep", "600",
+                                 env={**self.env, **(env or {})}, cwd=Path("/tmp"), stderr=err,
+                                 stdin=subprocess.DEVNULL)
+        self.processes.append(process)
+        assert wait_until(lambda: "running: ssh" in log.read_text(), timeout=30), log.read_text()
+        return log.read_text().split("running: ssh ")[1].split()[0]
+
+    def jobs(self, user: Account, *extra: str) -> subprocess.CompletedProcess:
+        return user.run("condor-job-proxy", *extra, "jobs", env=self.env)
+
+    def end(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for pid in self.pids:
+            _kill(pid)
+        for path in self.queue.glob("*.json"):   # interactive jobs' starters (the victim's own)
+            if path.stat().st_uid == self.uid(self.victim) and path.stat().st_size:
+                _kill(json.loads(path.read_text())["starter_pid"])
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture
+def town():
+    neighbours = Neighbours()
+    yield neighbours
+    neighbours.end()
+
+
+def _listing(result: subprocess.CompletedProcess, job: str) -> list[str]:
+    assert result.returncode == 0, result.stderr
+    lines = [line.split() for line in result.stdout.decode().splitlines()[1:]]
+    return next((line for line in lines if line[0] == job), [])
+
+
+def test_planted_owner_name_cannot_run_code_as_the_victim(town: Neighbours) -> None:
+    marker = town.open / "pwned"
+    injected = f'{town.victim.name}\n    Match exec "touch {marker}"'
+    town.plant("5.0.json", town.forged(5, town.attacker_process(), owner=injected))
+    refresh = town.victim.run("condor-job-proxy", "config", "refresh", env=town.env)
+    assert refresh.returncode == 0, refresh.stderr
+    for host in ("job-5.0", "job-6.0", "other.example.org"):
+        result = town.victim.run("ssh", "-G", host, env=town.env)
+        assert not marker.exists(), "the victim's ssh ran the attacker's command"
+        assert result.returncode == 0, result.stderr
+    options = town.victim.run("ssh", "-G", "job-5.0", env=town.env).stdout.decode().splitlines()
+    assert f"user {town.attacker.name}" in options   # the name of the file's uid, not the record's
+    assert _listing(town.jobs(town.victim), "5.0")[1] == town.attacker.name
+
+
+def test_a_uid_without_passwd_entry_cannot_claim_an_accounts_name(town: Neighbours) -> None:
+    """A batch slot's uid has no passwd entry: its record may name it, but not as a user here."""
+    nameless = 47_312
+    sleeper = subprocess.Popen(["setpriv", f"--reuid={nameless}", f"--regid={nameless}",
+                                "--clear-groups", "sleep", "600"], stdin=subprocess.DEVNULL)
+    town.processes.append(sleeper)
+    for cluster, claimed in ((40, town.victim.name), (41, "slot1_7")):
+        path = town.queue / f"{cluster}.0.json"
+        path.write_bytes(town.forged(cluster, sleeper.pid, owner=claimed, owner_uid=nameless))
+        os.chown(path, nameless, nameless)
+        os.chmod(path, 0o644)
+    listing = town.jobs(town.victim)
+    assert _listing(listing, "40.0")[1:3] == ["uid", str(nameless)]
+    assert _listing(listing, "41.0")[1] == "slot1_7"   # no account's name: the slot's own word
+    town.victim.run("condor-job-proxy", "config", "refresh", env=town.env)
+    include = (town.victim.home / ".config/condor-job-proxy/ssh_config").read_text()
+    assert "Job 40.0 is left out" in include and f"User {town.victim.name}" not in include
+    assert "Host job-41.0 job-41\n    # Job 41.0 of slot1_7 runs as slot1_7" in include
+
+
+def test_a_quote_in_a_planted_record_does_not_break_the_victims_config(town: Neighbours) -> None:
+    own = town.start_job(town.victim)
+    town.plant("900.0.json", town.forged(900, town.attacker_process(), owner='x"y'))
+    town.plant("901.0.json", town.forged(901, town.attacker_process(), label="\x1b]0;owned\x07",
+                                         command=["\x1b[2J", "rm -rf ~"]))
+    assert town.victim.run("condor-job-proxy", "config", "refresh", env=town.env).returncode == 0
+    result = town.victim.run("ssh", "-o", "BatchMode=yes", own, "echo reached", env=town.env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"reached\n"
+    listing = town.jobs(town.victim)
+    assert b"\x1b" not in listing.stdout and b"\x07" not in listing.stdout
+    assert _listing(listing, "900.0")[1] == town.attacker.name
+
+
+def test_planted_file_names_do_not_stop_the_queue(town: Neighbours) -> None:
+    first = town.start_job(town.victim)
+    assert first == "job-1.0"
+    for name in ("1.0.5.json", "2147483647.0.json", "01.0.json", "3.0.0.json", "0.0.json"):
+        town.plant(name, b"")
+    town.plant("2147483646.0.json", town.forged(2147483646, town.attacker_process()))
+    town.plant("7.0.json", b" " * (2 << 20))   # a giant: not read whole
+    made = town.attacker.run("sh", "-c", 'mkfifo "$1/4.0.json" && mkdir "$1/5.0.json" && '
+                             'ln -s /etc/passwd "$1/6.0.json"', "sh", str(town.queue))
+    assert made.returncode == 0, made.stderr
+    listing = town.jobs(town.victim, "--debug")
+    assert _listing(listing, "1.0")[1] == town.victim.name
+    assert "ignored '1.0.5.json'" in listing.stderr.decode()
+    # After the highest valid record (2147483646) the only id left in range has a planted
+    # file: the queue goes on from the lowest free id.
+    started = [town.start_job(town.victim) for _ in range(3)]
+    assert started == ["job-2.0", "job-3.0", "job-8.0"]   # 4-7 hold a FIFO, a directory...
+    for host in started:
+        result = town.victim.run("ssh", "-o", "BatchMode=yes", host, "echo reached", env=town.env)
+        assert result.stdout == b"reached\n", result.stderr
+    assert town.victim.run("condor-job-proxy", "config", "refresh", env=town.env).returncode == 0
+
+
+@pytest.mark.skipif(not NSS_WRAPPER.exists(), reason="needs libnss-wrapper")
+def test_an_impostor_starter_is_listed_and_reached_as_who_it_is(town: Neighbours) -> None:
+    """The attacker's starter runs under libnss-wrapper with their uid named as the victim,
+    and lets the victim's key in."""
+    files = town.scratch / "impostor"
+    files.mkdir()
+    uid, gid = town.uid(town.attacker), int(town.attacker.run("id", "-g").stdout)
+    (files / "passwd").write_text(f"{town.victim.name}:x:{uid}:{gid}::{town.attacker.home}:/bin/sh\n")
+    (files / "group").write_text(f"{town.victim.name}:x:{gid}:\n")
+    (files / "victim.pub").write_text(town.victim_key)
+    shutil.chown(files, town.attacker.name)
+    host = town.start_job(town.attacker, "--authorized-keys-file", str(files / "victim.pub"),
+                          env={"LD_PRELOAD": str(NSS_WRAPPER), "NSS_WRAPPER_PASSWD": str(files / "passwd"),
+                               "NSS_WRAPPER_GROUP": str(files / "group")})
+    job = host.removeprefix("job-")
+    assert _listing(town.jobs(town.victim), job)[1] == town.attacker.name
+    town.victim.run("condor-job-proxy", "config", "refresh", env=town.env)
+    include = (town.victim.home / ".config/condor-job-proxy/ssh_config").read_text()
+    assert f"Job {job} of {town.attacker.name} runs as {town.attacker.name}" in include
+    result = town.victim.run("ssh", "-o", "BatchMode=yes", host, "id -u", env=town.env)
+    assert result.returncode == 255 and result.stdout == b"", result.stdout + result.stderr
+    assert b"runs as user" in result.stderr
+
+
+def test_a_record_whose_starter_runs_as_another_uid_is_flagged(town: Neighbours) -> None:
+    own = town.start_job(town.victim).removeprefix("job-")
+    victims = json.loads((town.queue / f"{own}.json").read_text())
+    town.plant("77.0.json", town.forged(77, victims["starter_pid"],
+                                        starter_address=victims["starter_address"],
+                                        starter_key=victims["starter_key"], owner=town.victim.name))
+    line = _listing(town.jobs(town.victim), "77.0")
+    assert line[1] == town.attacker.name and line[2] == "lost", line
+    result = town.victim.run("ssh", "-o", "BatchMode=yes", "job-77.0", "true", env=town.env)
+    assert result.returncode == 255
+    assert f"runs as uid {town.uid(town.victim)}, not as the record's owner" in result.stderr.decode()
+    # An administrator removing the planted job must not end the victim's starter.
+    removal = subprocess.run([sys.executable, "-m", "starter", "rm", "--queue", str(town.queue),
+                              "77.0"], capture_output=True, timeout=60)
+    assert removal.returncode != 0 and b"runs as uid" in removal.stderr, removal.stderr
+    assert json.loads((town.queue / f"{own}.json").read_text())["state"] == "running"
+    ssh = town.victim.run("ssh", "-o", "BatchMode=yes", f"job-{own}", "echo reached", env=town.env)
+    assert ssh.stdout == b"reached\n", ssh.stderr
+
+
+def test_planted_records_cannot_capture_ssh_condor_interactive(town: Neighbours) -> None:
+    """The attacker watches for every new process of the victim's and at once plants a record
+    naming it as the starter of a job of theirs, at an address they listen on."""
+    caught = town.open / "caught"
+    listener = town.attacker.popen("python3", "-c", _LISTENER, str(caught),
+                                   stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    town.processes.append(listener)
+    port = int(listener.stdout.readline())
+    record = json.loads(town.forged(0, 1, starter_address=f"127.0.0.1:{port}",
+                                    owner=town.victim.name))
+    watcher = town.attacker.popen("python3", "-c", _WATCHER, str(town.queue), json.dumps(record),
+                                  str(town.uid(town.victim)), stdin=subprocess.DEVNULL)
+    town.processes.append(watcher)
+    time.sleep(1)
+    result = town.victim.run("ssh", "-o", "BatchMode=yes", "condor-interactive", "id -un",
+                             env=town.env, timeout=120)
+    planted = [p for p in town.queue.glob("*.json") if p.stat().st_uid == town.uid(town.attacker)]
+    assert planted, "the watcher planted nothing"
+    assert not caught.exists(), "the victim's proxy connected to the attacker's address"
+    job = result.stderr.decode().split("submitted job ")[1].split()[0]
+    assert (town.queue / f"{job}.json").stat().st_uid == town.uid(town.victim), "took a planted job"
+    starter = json.loads((town.queue / f"{job}.json").read_text())["starter_pid"]
+    assert starter in {json.loads(path.read_text())["starter_pid"] for path in planted}, \
+        "the watcher missed the victim's starter: the attack was not tried"
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{town.victim.name}\n".encode()
+
+
+_LISTENER = """
+import socket, sys
+import time
+server = socket.create_server(("127.0.0.1", 0))
+server.settimeout(1)
+print(server.getsockname()[1], flush=True)
+deadline = time.time() + 130
+while time.time() < deadline:
+    try:
+        conn, _ = server.accept()
+    except TimeoutError:
+        continue
+    open(sys.argv[1], "w").write("connected")
+    conn.close()
+"""
+
+_WATCHER = """
+import json, os, sys, time
+queue, record, victim = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+seen, cluster, deadline = set(), 100, time.time() + 110
+while time.time() < deadline:
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or name in seen:
+            continue
+        seen.add(name)
+        try:
+            if os.stat("/proc/" + name).st_uid != victim:
+                continue
+        except OSError:
+            continue
+        cluster += 1
+        path = os.path.join(queue, "%d.0.json" % cluster)
+        with open(path, "w") as file:
+            json.dump(dict(record, cluster=cluster, starter_pid=int(name), pids=[int(name)]), file)
+        os.chmod(path, 0o644)
+    time.sleep(0.01)
+"""
