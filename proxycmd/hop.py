@@ -54,17 +54,20 @@ def list_jobs(hop: Hop) -> list[JobSummary]:
         raise ProxyError(f"cannot list the jobs on {hop.target}: "
                          f"{printable(reason[-1]) if reason else f'ssh exit status {proc.returncode}'}")
     try:
-        return [_summary(entry) for entry in json.loads(proc.stdout)]
+        listed = [_summary(entry) for entry in json.loads(proc.stdout)]
     except (ValueError, TypeError, KeyError, BadJobId):
         raise ProxyError(f"{hop.target} sent a job list this version cannot read") from None
+    return [job for job in listed if job is not None]
 
 
-def _summary(entry: dict) -> JobSummary:
+def _summary(entry: dict) -> JobSummary | None:
     """One listed job; names end up in the ssh config, so nothing there may span lines, and
-    what a listing shows reaches a terminal, so no control character."""
+    what a listing shows reaches a terminal, so no control character. A job whose login user
+    is no login name (a uid without a passwd entry there, shown as "uid N") is left out: one
+    such job must not cost the laptop the whole list."""
     user = str(entry["user"])
     if not LOGIN_NAME.fullmatch(user):
-        raise ValueError(user)
+        return None
     return JobSummary(parse_job_id(str(entry["job"])),
                       printable(" ".join(str(entry["owner"]).split()), 100), user,
                       printable(entry["state"], 20), float(entry["start_time"]),

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from starter.jobid import JobId
+from starter.names import printable
 
 from . import handoff, state, transports
-from .errors import UserMismatch, report
+from .errors import ProxyError, UserMismatch, report
 from .model import JobEndpoint, OpenSession, ReadySession, SessionRequest
 
 Opener = Callable[[JobEndpoint, SessionRequest], OpenSession]
@@ -34,6 +35,7 @@ def open_ready(endpoint: JobEndpoint, request: SessionRequest, known_hosts: Path
     check_login(endpoint.job, endpoint.user, request.ssh_user, host)
     session = opener(endpoint, request)
     try:
+        check_claim(endpoint, session.user)
         check_login(endpoint.job, session.user, request.ssh_user, host)
         state.pin(host, session.host_key, known_hosts, session.note)
     except BaseException:
@@ -44,6 +46,15 @@ def open_ready(endpoint: JobEndpoint, request: SessionRequest, known_hosts: Path
         state.point_identity(host, identity, identity_link)
     return ReadySession(session.sock, session.user, identity, known_hosts, session.host_key,
                         session.key_file, session.notice)
+
+
+def check_claim(endpoint: JobEndpoint, session_user: str) -> None:
+    """Our starter's sessions run as the account its queue record or job ad says: a starter
+    that claims another (an impostor with a borrowed name) is refused, not believed."""
+    if endpoint.transport == "starter" and endpoint.user and session_user != endpoint.user:
+        raise ProxyError(f"job {endpoint.job}: its starter says its sessions run as "
+                         f"{printable(repr(session_user), 80)}, but the job is "
+                         f"{endpoint.user}'s; refusing to connect")
 
 
 def check_login(job: JobId, runs_as: str, asked: str | None, host: str) -> None:
