@@ -20,15 +20,13 @@ from pathlib import Path
 from typing import Callable
 
 from . import sshsig
+from .handshakes import Handshakes
 from .keys import fingerprint, normalize
 from .protocol import NONCE_BYTES, PROTOCOL_VERSION, Channel, ProtocolError, Refusal, text_field
 from .session import JobContext, Session
 from .session_files import usable_shells
 
 
-# Connections in the handshake at once; beyond, the oldest is dropped. A flood of idle or
-# half-sent handshakes then holds at most this many file descriptors and threads.
-HANDSHAKE_CAP = 128
 _ROOM_BYTES = 64 * 1024     # less free space than this where we write: no new session
 _PAUSE = 0.05               # after accept() fails (out of fds, buffers, threads), before again
 _COMPLAIN_EVERY = 60.0      # the same complaint at most this often: a flood must not fill a log
@@ -86,7 +84,7 @@ class SessionServer:
         self._held: dict[str, str] = {}   # room -> why: a write there failed (see ``hold``)
         self._sessions: set[Session] = set()
         self._lock = threading.Lock()
-        self._handshakes = _Handshakes(HANDSHAKE_CAP)
+        self._handshakes = Handshakes()
         self._complained: dict[str, float] = {}
 
     @property
@@ -114,7 +112,7 @@ class SessionServer:
                 self._wait_out(f"cannot serve a connection: {err}")
 
     def _wait_out(self, problem: str) -> None:
-        self._handshakes.drop_oldest()
+        self._handshakes.drop_one()
         now = time.monotonic()
         if now - self._complained.get(problem, -_COMPLAIN_EVERY) >= _COMPLAIN_EVERY:
             self._complained[problem] = now
@@ -327,44 +325,6 @@ def _room_problem(room: Room) -> str | None:
     if fs.f_bavail * fs.f_frsize < _ROOM_BYTES or (fs.f_files and not fs.f_favail):
         return room_problem(OSError(errno.ENOSPC, ""), room)
     return None
-
-
-class _Handshakes:
-    """The connections not yet authenticated, oldest first, at most ``cap``: a new one
-    pushes out the oldest, which had the longest time to authenticate. So a flood of idle or
-    half-sent handshakes, from anyone, holds neither the file descriptors nor the threads the
-    job's bookkeeping and its sessions need, and the owner's connection, once the flood
-    stops, is served at once."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self._open: dict[socket.socket, bool] = {}   # insertion order: oldest first
-        self._lock = threading.Lock()
-
-    def admit(self, conn: socket.socket) -> None:
-        with self._lock:
-            while len(self._open) >= self.cap:
-                self._drop_oldest()
-            self._open[conn] = True
-
-    def drop_oldest(self) -> None:
-        with self._lock:
-            if self._open:
-                self._drop_oldest()
-
-    def done(self, conn: socket.socket) -> bool:
-        """Take ``conn`` out; False if it was dropped meanwhile."""
-        with self._lock:
-            return self._open.pop(conn, False)
-
-    def _drop_oldest(self) -> None:
-        """Shut the oldest connection down: its thread's next read ends the handshake."""
-        oldest = next(iter(self._open))
-        del self._open[oldest]
-        try:
-            oldest.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 def _try(action: Callable[[], None]) -> None:

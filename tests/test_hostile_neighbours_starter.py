@@ -19,7 +19,9 @@ import pytest
 
 from accounts import Account, account, ensure_venv
 from conftest import wait_until
+from handshake import finish, open_channel, public_line, send_hello
 from jobstart import end_job, wait_for_job_line
+from starter import sshsig
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="test accounts and tmpfs need root")
 FLOOD = 1500   # connections: more than the default open-file limit (1024) of the victim's starter
@@ -128,14 +130,16 @@ def open_files_limit(pid: int) -> tuple[str, str]:
 # --- 2: connections nobody authenticated ---------------------------------------------------------
 
 _FLOODER = textwrap.dedent("""\
-    import resource, socket, sys
+    import resource, socket, sys, time
     host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    held = []
+    held, end = [], time.monotonic() + 7
     for number in range(count):
+        if time.monotonic() > end:
+            break
         try:
-            sock = socket.create_connection((host, port), timeout=2)
+            sock = socket.create_connection((host, port), timeout=0.5)
             if number % 2:
                 sock.sendall(b"\\x00\\x00")   # half a frame's length, then nothing: a slow loris
             held.append(sock)
@@ -173,6 +177,30 @@ def test_a_flood_of_idle_connections_from_another_user_neither_ends_the_job_nor_
         assert alive(starter) and alive(job_pid) and job.record()["state"] == "running"
         assert open_files_limit(starter) == (job_limit[1], job_limit[1])   # raised its own
         assert open_files_limit(job_pid) == job_limit                      # not the job's
+
+
+def test_an_owners_handshake_is_not_pushed_out_by_another_users_flood(
+        neighbours: Neighbours) -> None:
+    """Connections in the handshake are bounded, but a flood from one account pushes out
+    only that account's own: the owner's, opened first and slow to go on, still gets in."""
+    with victims_job(neighbours) as job:
+        record = job.record()
+        host, port = record["starter_address"].rsplit(":", 1)
+        channel = open_channel((host, int(port)))   # root's uid, not the attacker's
+        flooder = neighbours.attacker.popen("/usr/bin/python3", "-c", _FLOODER, host, port,
+                                            str(FLOOD), stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE)
+        try:
+            assert int(flooder.stdout.readline()) > int(open_files_limit(job.job_pid())[0])
+            key = neighbours.victim.home / ".config" / "condor-job-proxy" / "id_ed25519"
+            send_hello(channel, job.id, record["owner"], public_line(key))
+            assert channel.receive("challenge")["type"] == "challenge"
+            channel.send("auth", sig=sshsig.sign(str(key), channel.transcript.signed_data("client")))
+            assert finish(channel, record["starter_key"]).accepted
+        finally:
+            channel.sock.close()
+            flooder.stdin.close()
+            flooder.wait(30)
 
 
 # --- 3: a full or read-only disk -----------------------------------------------------------------
