@@ -8,7 +8,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -20,7 +19,7 @@ from .keys import UnsafeKeyFile, check_key_file
 from .lifecycle import REMOVE_SIGNALS, JobLifecycle, Limits
 from .publish import Publisher, read_key_files
 from .queue import RUNNING
-from .server import Room, SessionServer, StarterIdentity, tmpdir_room
+from .server import Room, SessionServer, StarterIdentity, log, say, tmpdir_room
 from .session import JobContext
 
 
@@ -52,8 +51,7 @@ def run_job(options: JobOptions) -> int:
     if os.geteuid() == 0:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)   # sshd's privilege-separation dir
     for name in leftovers.sweep():
-        print(f"condor-job-starter: removed {name}, left behind by a starter that was killed",
-              file=sys.stderr)
+        log(f"removed {name}, left behind by a starter that was killed")
     processes.become_subreaper()
     private = Path(tempfile.mkdtemp(prefix=leftovers.STARTER_PREFIX))
     try:
@@ -111,9 +109,9 @@ def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdenti
     for signum in early:
         signal.raise_signal(signum)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(f"job {job} running: ssh {job.host()}", file=sys.stderr, flush=True)
+    say(f"job {job} running: ssh {job.host()}")
     if host.no_terminal:
-        print(f"condor-job-starter: job {job} {host.no_terminal}", file=sys.stderr, flush=True)
+        log(f"job {job} {host.no_terminal}")
     return lifecycle.run()
 
 

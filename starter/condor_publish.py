@@ -8,13 +8,13 @@ execute node's queue super users file, which an admin owns.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from . import chirp, jobad
 from .jobid import JobId
 from .keys import check_key_file, read_keys
 from .publish import read_key_files
+from .server import log
 
 # Our job ad attributes (documented in the README; the proxy's resolver reads the same names).
 OWNER_KEY_ATTR = "CondorJobProxyOwnerKey"     # set by the submit file: the owner's public key(s)
@@ -53,8 +53,7 @@ class HTCondorPublisher:
             for name, value in attributes:
                 chirp.set_job_attr(name, jobad.quote(value), self.chirp_tool)
         except chirp.ChirpError as err:
-            print(f"condor-job-starter: job {self.job} runs without ssh access: {err}",
-                  file=sys.stderr, flush=True)
+            log(f"job {self.job} runs without ssh access: {err}")
         return self.job
 
     def update(self, job: JobId, record: dict) -> None:

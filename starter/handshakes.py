@@ -31,7 +31,7 @@ _UID_OFFSET = 16 + 64   # nlmsghdr, then inet_diag_msg's family..wqueue before i
 class Handshakes:
     def __init__(self, cap: int = CAP) -> None:
         self.cap = cap
-        self._open: dict[socket.socket, object] = {}   # oldest first -> its peer, None: not known yet
+        self._open: dict[socket.socket, object] = {}   # oldest first -> peer (None: unknown)
         self._lock = threading.Lock()
 
     def admit(self, conn: socket.socket) -> None:
@@ -98,17 +98,19 @@ def _local_uid(family: int, peer: tuple[str, int], ours: tuple[str, int]) -> int
     an exact sock_diag lookup of that one socket (as `ss` does), None if the kernel says no."""
     def address(host: str) -> bytes:
         return socket.inet_pton(family, host).ljust(16, b"\0")
-    sockid = struct.pack(">HH", peer[1], ours[1]) + address(peer[0]) + address(ours[0]) + \
-        struct.pack("=III", 0, _NO_COOKIE, _NO_COOKIE)
-    request = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF) + sockid
-    header = struct.pack("=IHHII", 16 + len(request), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 1, 0)
     try:
+        sockid = struct.pack(">HH", peer[1], ours[1]) + address(peer[0]) + address(ours[0]) + \
+            struct.pack("=III", 0, _NO_COOKIE, _NO_COOKIE)
+        request = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF) + sockid
+        header = struct.pack("=IHHII", 16 + len(request), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST,
+                             1, 0)
         with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as netlink:
             netlink.settimeout(0.5)
             netlink.send(header + request)
             reply = netlink.recv(4096)
-    except (OSError, ValueError):
+    except (OSError, ValueError, struct.error):   # a scoped IPv6 address, no netlink: unknown
         return None
-    if len(reply) < _UID_OFFSET + 4 or struct.unpack_from("=H", reply, 4)[0] != _SOCK_DIAG_BY_FAMILY:
+    kind = struct.unpack_from("=H", reply, 4)[0] if len(reply) >= _UID_OFFSET + 4 else None
+    if kind != _SOCK_DIAG_BY_FAMILY:
         return None   # NLMSG_ERROR: no such socket here (a remote peer)
     return struct.unpack_from("=I", reply, _UID_OFFSET)[0]

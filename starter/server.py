@@ -33,10 +33,15 @@ _COMPLAIN_EVERY = 60.0      # the same complaint at most this often: a flood mus
 
 
 def log(message: str) -> None:
-    """One line on the starter's stderr. A stderr that cannot take it (a full disk, a closed
+    """One line from the starter on its stderr."""
+    say(f"condor-job-starter: {message}")
+
+
+def say(line: str) -> None:
+    """A line on the starter's stderr. A stderr that cannot take it (a full disk, a closed
     pipe) must not end the job over a message."""
     try:
-        print(f"condor-job-starter: {message}", file=sys.stderr, flush=True)
+        print(line, file=sys.stderr, flush=True)
     except (OSError, ValueError):
         pass
 
@@ -103,13 +108,13 @@ class SessionServer:
                     return   # listener closed (or shut down): the starter is shutting down
                 self._wait_out(f"cannot accept connections: {err.strerror or err}")
                 continue
-            self._handshakes.admit(conn)
             try:
+                self._handshakes.admit(conn)
                 threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-            except RuntimeError as err:   # "can't start new thread"
+            except Exception as err:   # "can't start new thread", or a bug: accept the next
                 self._handshakes.done(conn)
                 conn.close()
-                self._wait_out(f"cannot serve a connection: {err}")
+                self._wait_out(f"cannot serve a connection: {type(err).__name__}: {err}")
 
     def _wait_out(self, problem: str) -> None:
         self._handshakes.drop_one()

@@ -35,7 +35,7 @@ class JobContext:
     host: SshdHost
     pids: Callable[[], list[int]]   # the job's main pid first, then its other live processes
     directory: Path   # the starter's private directory: the host key, the shared files, sessions
-    open_files: tuple[int, int] | None = None   # the job's RLIMIT_NOFILE, where the starter's differs
+    open_files: tuple[int, int] | None = None   # the job's RLIMIT_NOFILE (the starter raised its)
 
 
 class Session:

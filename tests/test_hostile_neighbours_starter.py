@@ -195,7 +195,8 @@ def test_an_owners_handshake_is_not_pushed_out_by_another_users_flood(
             key = neighbours.victim.home / ".config" / "condor-job-proxy" / "id_ed25519"
             send_hello(channel, job.id, record["owner"], public_line(key))
             assert channel.receive("challenge")["type"] == "challenge"
-            channel.send("auth", sig=sshsig.sign(str(key), channel.transcript.signed_data("client")))
+            signed = channel.transcript.signed_data("client")
+            channel.send("auth", sig=sshsig.sign(str(key), signed))
             assert finish(channel, record["starter_key"]).accepted
         finally:
             channel.sock.close()
