@@ -99,7 +99,7 @@ class SessionServer:
 
     def serve_forever(self) -> None:
         """Accept until the listener is closed. Running out of file descriptors, buffers or
-        threads is waited out (the oldest handshake is dropped to make room), never the end."""
+        threads is waited out (a handshake is pushed out to make room), never the end."""
         while True:
             try:
                 conn, _ = self.listener.accept()
