@@ -26,7 +26,7 @@ from .jobid import JobId
 from .protocol import Refusal
 from .publish import Publisher
 from .queue import COMPLETED, EXITED, REMOVED, RUNNING, SUSPENDED
-from .server import SessionServer, log, room_problem
+from .server import SessionServer, log
 
 REMOVE_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _HELPERS = ("ssh-keygen",)   # the starter's own short-lived children (signing), not job processes
@@ -295,9 +295,7 @@ class JobLifecycle:
         try:
             write()
         except OSError as err:
-            problem = room_problem(err, where) if where else None
-            if problem:
-                self.server.hold(room, problem)
+            self.server.hold(room, err)
             if room not in self._failing:
                 self._failing.add(room)
                 log(f"job {self.job}: cannot write to {name}: {err.strerror or err} "

@@ -86,7 +86,7 @@ class SessionServer:
         self.on_change = on_change   # told when a session starts or ends (accounting, lifecycle)
         self.refusal: tuple[str, str] | None = None   # set when the job stops taking sessions
         self.rooms = rooms or {"tmpdir": tmpdir_room()}
-        self._held: dict[str, str] = {}   # room -> why: a write there failed (see ``hold``)
+        self._held: dict[str, tuple[str, bool]] = {}   # room -> why, unseen by statvfs (``hold``)
         self._sessions: set[Session] = set()
         self._lock = threading.Lock()
         self._handshakes = Handshakes()
@@ -149,11 +149,14 @@ class SessionServer:
                 session.end_if_unused()
             return not self._sessions
 
-    def hold(self, room: str, problem: str) -> None:
-        """A write to ``room`` failed for want of space or writability: refuse new sessions
-        with ``problem`` until ``release``."""
-        with self._lock:
-            self._held[room] = problem
+    def hold(self, room: str, err: OSError) -> None:
+        """A write to ``room`` failed. If for want of space or writability, refuse new
+        sessions until ``release`` (the next write that works), or, for what statvfs sees (a
+        full or read-only filesystem, not a quota), until statvfs shows room again."""
+        problem = room_problem(err, self.rooms[room]) if room in self.rooms else None
+        if problem:
+            with self._lock:
+                self._held[room] = (problem, err.errno not in (errno.ENOSPC, errno.EROFS))
 
     def release(self, room: str) -> None:
         with self._lock:
@@ -163,13 +166,13 @@ class SessionServer:
         """Why a new session cannot be kept track of now (TMPDIR or the queue full or
         read-only, seen by a failed write or by statvfs), or None."""
         with self._lock:
-            held = next(iter(self._held.values()), None)
-        if held:
-            return held
-        for room in self.rooms.values():
+            held = dict(self._held)
+        for name, room in self.rooms.items():
             problem = _room_problem(room)
             if problem:
                 return problem
+            if name in held and held[name][1]:
+                return held[name][0]
         return None
 
     def _serve(self, conn: socket.socket) -> None:
