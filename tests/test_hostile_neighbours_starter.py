@@ -19,7 +19,7 @@ import pytest
 
 from accounts import Account, account, ensure_venv
 from conftest import wait_until
-from handshake import finish, open_channel, public_line, send_hello
+from handshake import finish, open_channel, open_fds, public_line, send_hello, threads
 from jobstart import end_job, wait_for_job_line
 from starter import sshsig
 
@@ -164,6 +164,9 @@ def test_a_flood_of_idle_connections_from_another_user_neither_ends_the_job_nor_
             assert int(flooder.stdout.readline()) > int(job_limit[0])   # more than it could hold
             time.sleep(5)   # accounting writes the record and the process list every 2 s
             assert alive(starter) and alive(job_pid), job.err_file.read_text()
+            # What the flood holds in the starter is bounded, whatever the flood's size.
+            assert threads(starter) < 200 and open_fds(starter) < 200, \
+                (threads(starter), open_fds(starter))
             # A session start is accounted for and published: a write with the flood still on.
             assert wait_until(lambda: ssh(neighbours.victim, job, timeout=30).returncode == 0,
                               timeout=30), job.err_file.read_text()
@@ -207,10 +210,10 @@ def test_an_owners_handshake_is_not_pushed_out_by_another_users_flood(
 # --- 3: a full or read-only disk -----------------------------------------------------------------
 
 @contextmanager
-def small_filesystem(neighbours: Neighbours, size: str = "4m"):
+def small_filesystem(neighbours: Neighbours, options: str = "size=4m"):
     """A small tmpfs, sticky and writable by everyone (like /tmp), that another user can fill."""
     where = neighbours.directory("small", 0o755)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=1777", "tmpfs", str(where)],
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"{options},mode=1777", "tmpfs", str(where)],
                    check=True)
     try:
         yield where
@@ -219,11 +222,12 @@ def small_filesystem(neighbours: Neighbours, size: str = "4m"):
 
 
 @pytest.mark.parametrize("attack", ["fills the queue", "fills TMPDIR",
-                                    "makes the queue read-only"])
+                                    "makes the queue read-only", "uses up the queue's inodes"])
 def test_a_full_or_read_only_disk_refuses_new_sessions_but_the_job_and_open_ones_go_on(
         neighbours: Neighbours, attack: str) -> None:
     victim, attacker = neighbours.victim, neighbours.attacker
-    with small_filesystem(neighbours) as small:
+    inodes = "inodes" in attack
+    with small_filesystem(neighbours, "size=4m,nr_inodes=64" if inodes else "size=4m") as small:
         if "TMPDIR" in attack:
             queue, tmpdir = None, small / "victim-tmp"
             tmpdir.mkdir(mode=0o700)
@@ -245,6 +249,9 @@ def test_a_full_or_read_only_disk_refuses_new_sessions_but_the_job_and_open_ones
             assert session.stdout.readline() == b"got one\n"
             if "read-only" in attack:
                 subprocess.run(["mount", "-o", "remount,ro", str(small)], check=True)
+            elif inodes:
+                attacker.run("sh", "-c", f"mkdir {small}/filler && cd {small}/filler && "
+                             "i=0; while : > f$i 2>/dev/null; do i=$((i+1)); done")
             else:
                 attacker.run("dd", "if=/dev/zero", f"of={small}/filler", "bs=64k")
             result = ssh(victim, job)
@@ -258,6 +265,8 @@ def test_a_full_or_read_only_disk_refuses_new_sessions_but_the_job_and_open_ones
             assert session.stdout.readline() == b"got two\n"
             if "read-only" in attack:
                 subprocess.run(["mount", "-o", "remount,rw", str(small)], check=True)
+            elif inodes:
+                shutil.rmtree(small / "filler")
             else:
                 (small / "filler").unlink()
             result = ssh(victim, job)   # at once: no waiting for the next accounting write
