@@ -82,8 +82,9 @@ def neighbours():
 
 @contextmanager
 def victims_job(neighbours: Neighbours, *starter_args: str, queue: Path | None = None,
-                tmpdir: Path | None = None):
-    """The victim's job (``sleep``) under its own starter, in a shared 1777 queue."""
+                tmpdir: Path | None = None, wrapper: tuple[str, ...] = ()):
+    """The victim's job (``sleep``) under its own starter (run by ``wrapper``, if any), in a
+    shared 1777 queue."""
     victim = neighbours.victim
     queue = queue or neighbours.directory("queue", 0o1777)
     tmpdir = tmpdir or neighbours.directory("tmp", 0o700, victim)
@@ -91,7 +92,8 @@ def victims_job(neighbours: Neighbours, *starter_args: str, queue: Path | None =
     env = {"CONDOR_JOB_PROXY_QUEUE": str(queue), "TMPDIR": str(tmpdir)}
     err_file = cwd.parent / f"{cwd.name}.starter.err"
     with open(err_file, "wb") as err:
-        process = victim.popen("condor-job-starter", "run", *starter_args, "--", "sleep", "900",
+        process = victim.popen(*wrapper, "condor-job-starter", "run", *starter_args, "--",
+                               "sleep", "900",
                                env=env, cwd=cwd, stderr=err, stdin=subprocess.DEVNULL)
     try:
         host = f"job-{wait_for_job_line(process, err_file, timeout=30)}"
@@ -180,6 +182,28 @@ def test_a_flood_of_idle_connections_from_another_user_neither_ends_the_job_nor_
         assert alive(starter) and alive(job_pid) and job.record()["state"] == "running"
         assert open_files_limit(starter) == (job_limit[1], job_limit[1])   # raised its own
         assert open_files_limit(job_pid) == job_limit                      # not the job's
+
+
+def test_a_flood_past_a_low_hard_open_file_limit_is_waited_out(neighbours: Neighbours) -> None:
+    """A site may set the hard limit low: then accept() and the bookkeeping run out of file
+    descriptors during the flood, which the starter waits out; it does not stop accepting."""
+    with victims_job(neighbours, wrapper=("prlimit", "--nofile=100:100", "--")) as job:
+        starter, job_pid = job.starter_pid(), job.job_pid()
+        host, port = job.record()["starter_address"].rsplit(":", 1)
+        flooder = neighbours.attacker.popen("/usr/bin/python3", "-c", _FLOODER, host, port,
+                                            "400", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            assert int(flooder.stdout.readline()) > 100
+            time.sleep(5)   # accounting ticks, each of which needs file descriptors
+            assert alive(starter) and alive(job_pid), job.err_file.read_text()
+        finally:
+            flooder.stdin.close()
+            flooder.wait(30)
+        started = time.monotonic()
+        result = ssh(neighbours.victim, job, "echo in")
+        assert result.returncode == 0 and result.stdout == b"in\n", result.stderr
+        assert time.monotonic() - started < 10
+        assert "Too many open files (waiting it out)" in job.err_file.read_text()
 
 
 def test_an_owners_handshake_is_not_pushed_out_by_another_users_flood(
