@@ -159,13 +159,16 @@ class JobLifecycle:
             log(f"job {self.job} {reason}")
         self._terminate(job_signal)
         deadline = time.monotonic() + self.limits.grace_seconds
-        while self._processes(living=True) and time.monotonic() < deadline:
+        while (self._processes(living=True) or self._job_unreaped()) and \
+                time.monotonic() < deadline:
             time.sleep(0.05)
         # Until nothing is left: a session that was mid-handshake may start its sshd meanwhile.
         while self._processes(living=True) or self.server.session_count():
             for info in self._processes(living=True, helpers=True):
                 _signal(info.pid, signal.SIGKILL)
             time.sleep(0.02)
+        if self._job_unreaped():   # no scan saw it (out of file descriptors?): it is still ours
+            _signal(self.job_proc.pid, signal.SIGKILL)
         self.job_proc.wait()
         self._reap_orphans()
         if "exit_status" not in self.record:   # the watcher has not stored it yet
@@ -190,7 +193,10 @@ class JobLifecycle:
 
     def _terminate(self, job_signal: int) -> None:
         sessions = self.server.session_pids()
-        for info in self._processes(living=True):
+        found = self._processes(living=True)
+        if self._job_unreaped() and all(info.pid != self.job_proc.pid for info in found):
+            _signal(self.job_proc.pid, job_signal)   # unseen by the scan, but ours all the same
+        for info in found:
             if info.pid == self.job_proc.pid:
                 _signal(info.pid, job_signal)
             else:
@@ -199,6 +205,10 @@ class JobLifecycle:
                 _signal(info.pid, signal.SIGTERM)
             if info.state in "Tt":
                 _signal(info.pid, signal.SIGCONT)   # a stopped process cannot act on the signal
+
+    def _job_unreaped(self) -> bool:
+        """The job's main process has not been waited for: its pid is still the job's."""
+        return self.job_proc.returncode is None
 
     def _account(self) -> bool:
         """Refresh pids and usage in the record; remove the job if it is over a limit."""
