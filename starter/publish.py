@@ -64,17 +64,18 @@ def read_key_files(files: list[Path], what: str = "authorized keys file") -> set
 
 # Every handshake asks for the authorized keys: a file is parsed again only once it changed.
 _parsed: dict[Path, tuple[tuple[int, int, int, int], frozenset[str]]] = {}
-_reported: set[str] = set()
+_reported: dict[Path, str] = {}   # what was last said about an unsafe file, said once
 
 
 def _keys_in(path: Path, what: str) -> frozenset[str]:
     try:
         info = check_key_file(path, what)
     except UnsafeKeyFile as err:
-        if os.path.lexists(path) and str(err) not in _reported:
-            _reported.add(str(err))
+        if os.path.lexists(path) and _reported.get(path) != str(err):
+            _reported[path] = str(err)
             log(f"{err}: its keys are ignored")
         return frozenset()
+    _reported.pop(path, None)
     stamp = file_version(info)
     known = _parsed.get(path)
     if known and known[0] == stamp:
