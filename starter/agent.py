@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import leftovers, processes, session_files, sshd
+from .keys import UnsafeKeyFile, check_key_file
 from .lifecycle import REMOVE_SIGNALS, JobLifecycle, Limits
 from .publish import Publisher, read_key_files
 from .queue import RUNNING
-from .server import SessionServer, StarterIdentity
+from .server import Room, SessionServer, StarterIdentity, log, say, tmpdir_room
 from .session import JobContext
 
 
@@ -41,12 +42,16 @@ class JobOptions:
 
 def run_job(options: JobOptions) -> int:
     """Run the job to its end and return its exit status (128+N if killed by signal N)."""
+    for path in options.authorized_keys_files:
+        try:
+            check_key_file(path)
+        except UnsafeKeyFile as err:
+            raise StarterError(str(err)) from None
     host = sshd.probe()
     if os.geteuid() == 0:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)   # sshd's privilege-separation dir
     for name in leftovers.sweep():
-        print(f"condor-job-starter: removed {name}, left behind by a starter that was killed",
-              file=sys.stderr)
+        log(f"removed {name}, left behind by a starter that was killed")
     processes.become_subreaper()
     private = Path(tempfile.mkdtemp(prefix=leftovers.STARTER_PREFIX))
     try:
@@ -60,14 +65,17 @@ def run_job(options: JobOptions) -> int:
         except OSError as err:
             listener.close()
             raise StarterError(f"cannot run {options.command[0]}: {err.strerror}") from None
-        return _supervise(options, host, identity, host_key, listener, job_proc, private, job_env)
+        open_files = _raise_open_file_limit()   # after the launch: the job keeps the one it had
+        return _supervise(options, host, identity, host_key, listener, job_proc, private, job_env,
+                          open_files)
     finally:
         shutil.rmtree(private, ignore_errors=True)
 
 
 def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdentity,
                host_key: str, listener: socket.socket,
-               job_proc: subprocess.Popen, private: Path, job_env: dict[str, str]) -> int:
+               job_proc: subprocess.Popen, private: Path, job_env: dict[str, str],
+               open_files: tuple[int, int]) -> int:
     early: list[int] = []   # signals that arrive before the lifecycle takes over
     for signum in (*REMOVE_SIGNALS, signal.SIGTSTP, signal.SIGCONT):
         signal.signal(signum, lambda num, _frame: early.append(num))
@@ -78,13 +86,21 @@ def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdenti
         record["label"] = options.label
     context = JobContext(job="", cwd=record["cwd"], environment=job_env,
                          host_key_public=host_key, host=host,
-                         pids=lambda: processes.job_pids(job_proc.pid), directory=private)
+                         pids=lambda: processes.job_pids(job_proc.pid), directory=private,
+                         open_files=open_files)
+    rooms = {"tmpdir": tmpdir_room()}
+    if publisher.directory:
+        rooms["queue"] = Room(f"the queue directory ({publisher.directory})", publisher.directory)
     server = SessionServer(listener, context, record["owner"], identity,
                            lambda: publisher.authorized_keys() |
                            read_key_files(options.authorized_keys_files),
-                           options.max_sessions)
+                           options.max_sessions, rooms=rooms)
     record["starter_address"] = server.address
-    job = publisher.submit(record)
+    try:
+        job = publisher.submit(record)
+    except OSError as err:
+        where = rooms.get("queue", tmpdir_room()).name
+        raise StarterError(f"cannot record the job in {where}: {err.strerror or err}") from None
     context.job = str(job)
     session_files.write_shared_files(context)
     lifecycle = JobLifecycle(job, job_proc, server, publisher, record, options.limits,
@@ -93,9 +109,9 @@ def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdenti
     for signum in early:
         signal.raise_signal(signum)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(f"job {job} running: ssh {job.host()}", file=sys.stderr, flush=True)
+    say(f"job {job} running: ssh {job.host()}")
     if host.no_terminal:
-        print(f"condor-job-starter: job {job} {host.no_terminal}", file=sys.stderr, flush=True)
+        log(f"job {job} {host.no_terminal}")
     return lifecycle.run()
 
 
@@ -136,6 +152,18 @@ def _launch(command: list[str], env: dict[str, str]) -> subprocess.Popen:
     if not shutil.which(command[0]):
         raise FileNotFoundError(2, "command not found")
     return subprocess.Popen([*processes.die_with_parent(), *command], env=env)
+
+
+def _raise_open_file_limit() -> tuple[int, int]:
+    """Raise the starter's soft open-file limit to its hard one, so that its bookkeeping has
+    file descriptors to spare whatever connections come in; the limit it had, which the job
+    and its sessions keep."""
+    limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limits[1], limits[1]))
+    except (ValueError, OSError):
+        pass   # an unlimited hard limit some kernels refuse as a soft one: keep what we have
+    return limits
 
 
 def _listen(host: str, port: int, port_range: tuple[int, int] | None = None) -> socket.socket:

@@ -8,13 +8,13 @@ execute node's queue super users file, which an admin owns.
 from __future__ import annotations
 
 import os
-import stat
-import sys
 from pathlib import Path
 
 from . import chirp, jobad
 from .jobid import JobId
-from .keys import read_keys
+from .keys import check_key_file, read_keys
+from .publish import read_key_files
+from .server import log
 
 # Our job ad attributes (documented in docs/POOLS.md; the proxy's resolver reads the same names).
 OWNER_KEY_ATTR = "CondorJobProxyOwnerKey"     # set by the submit file: the owner's public key(s)
@@ -25,6 +25,7 @@ NO_TERMINAL_ATTR = "CondorJobProxyNoTerminal"  # set by the starter only where s
 
 SUPER_USERS_ENV = "CONDOR_JOB_PROXY_SUPER_USERS_KEYS"
 DEFAULT_SUPER_USERS_KEYS = Path("/etc/condor-job-proxy/super_users_keys")
+_SUPER_USERS = "queue super users file"
 
 
 class HTCondorPublisher:
@@ -34,8 +35,9 @@ class HTCondorPublisher:
         self.job = job_id_of(job_ad)
         self.super_users_keys = super_users_keys or Path(
             os.environ.get(SUPER_USERS_ENV) or DEFAULT_SUPER_USERS_KEYS)
+        if os.path.lexists(self.super_users_keys):   # an admin may add it later: checked per read
+            check_key_file(self.super_users_keys, _SUPER_USERS)
         self.chirp_tool = chirp_tool or chirp.find_chirp()
-        self._warned = False
 
     def submit(self, record: dict) -> JobId:
         """Write login account, key and address into the job ad; the id is the ad's own.
@@ -51,38 +53,20 @@ class HTCondorPublisher:
             for name, value in attributes:
                 chirp.set_job_attr(name, jobad.quote(value), self.chirp_tool)
         except chirp.ChirpError as err:
-            print(f"condor-job-starter: job {self.job} runs without ssh access: {err}",
-                  file=sys.stderr, flush=True)
+            log(f"job {self.job} runs without ssh access: {err}")
         return self.job
 
     def update(self, job: JobId, record: dict) -> None:
         """Nothing to publish: the schedd tracks the job's state itself."""
 
+    @property
+    def directory(self) -> Path | None:
+        return None   # chirp writes nowhere local
+
     def authorized_keys(self) -> set[str]:
         owner_keys = jobad.lookup(self.job_ad, OWNER_KEY_ATTR)
         keys = read_keys(owner_keys) if isinstance(owner_keys, str) else set()
-        return keys | self._super_user_keys()
-
-    def _super_user_keys(self) -> set[str]:
-        path = self.super_users_keys
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            return set()
-        except OSError as err:
-            self._warn(f"ignoring queue super users file {path}: {err.strerror}")
-            return set()
-        with os.fdopen(fd) as file:
-            problem = _untrusted(os.fstat(file.fileno()), path)
-            if problem:
-                self._warn(f"ignoring queue super users file {path}: {problem}")
-                return set()
-            return read_keys(file.read())
-
-    def _warn(self, message: str) -> None:
-        if not self._warned:
-            print(f"condor-job-starter: {message}", file=sys.stderr, flush=True)
-            self._warned = True
+        return keys | read_key_files([self.super_users_keys], _SUPER_USERS)
 
 
 def job_id_of(job_ad: dict) -> JobId:
@@ -90,15 +74,3 @@ def job_id_of(job_ad: dict) -> JobId:
     if not isinstance(cluster, int) or not isinstance(proc, int) or isinstance(cluster, bool):
         raise jobad.JobAdError("the job ad has no ClusterId/ProcId")
     return JobId(cluster, proc)
-
-
-def _untrusted(info: os.stat_result, path: Path) -> str | None:
-    """Only root (or the starter's own account) may be able to change who is a super user."""
-    if info.st_uid not in (0, os.getuid()):
-        return f"owned by uid {info.st_uid}, not root"
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return "writable by group or others"
-    parent = os.stat(path.parent)
-    if parent.st_uid not in (0, os.getuid()) or parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"its directory {path.parent} is writable by others"
-    return None

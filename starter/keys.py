@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import os
+import stat
 from pathlib import Path
 
 _KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
@@ -55,3 +56,45 @@ def public_key_path(private_key: Path) -> Path:
     """Where OpenSSH keeps a private key's public half: the same name plus ``.pub`` (so
     ``id.work`` has ``id.work.pub``, not ``id.pub``)."""
     return private_key.with_name(private_key.name + ".pub")
+
+
+class UnsafeKeyFile(Exception):
+    """A key file sshd's StrictModes would refuse (or a missing one); the message names it."""
+
+
+def check_key_file(path: str | os.PathLike, what: str = "authorized keys file") -> os.stat_result:
+    """The stat of a file of keys that let people in, checked as sshd's StrictModes checks
+    one: a regular file owned by the job's user or root, writable by nobody else, in
+    directories up to / that are owned by the job's user or root and writable by nobody
+    else. Otherwise whoever could write it (or create it, while it is missing) could let
+    themselves in. One exception: a sticky directory owned by root or the user (/tmp): there
+    nobody can rename or remove an entry that is not theirs, and the entry itself is checked.
+    Raises UnsafeKeyFile."""
+    real = os.path.realpath(path)
+    try:
+        info = os.stat(real)
+    except OSError as err:
+        reason = "does not exist" if isinstance(err, FileNotFoundError) else err.strerror
+        raise UnsafeKeyFile(f"{what} {path} {reason}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsafeKeyFile(f"{what} {path} is not a regular file")
+    problem = _unsafe(info, sticky_ok=False)
+    if problem:
+        raise UnsafeKeyFile(f"{what} {path} is {problem}")
+    for directory in Path(real).parents:
+        try:
+            problem = _unsafe(os.stat(directory), sticky_ok=True)
+        except OSError as err:
+            problem = f"unreadable ({err.strerror})"
+        if problem:
+            raise UnsafeKeyFile(f"{what} {path} is in {directory}, which is {problem}")
+    return info
+
+
+def _unsafe(info: os.stat_result, sticky_ok: bool) -> str | None:
+    if info.st_uid not in (0, os.getuid()):
+        return f"owned by uid {info.st_uid}, not by the job's user or root"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (
+            sticky_ok and info.st_mode & stat.S_ISVTX):
+        return "writable by group or others"
+    return None

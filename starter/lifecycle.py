@@ -15,18 +15,18 @@ import queue
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from . import leftovers, processes
 from .jobid import JobId
 from .protocol import Refusal
 from .publish import Publisher
 from .queue import COMPLETED, EXITED, REMOVED, RUNNING, SUSPENDED
-from .server import SessionServer
+from .server import SessionServer, log
 
 REMOVE_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _HELPERS = ("ssh-keygen",)   # the starter's own short-lived children (signing), not job processes
@@ -35,6 +35,7 @@ _SUSPENDED_TICK = 0.25       # while suspended, catch processes started meanwhil
 # A session's start or end is accounted for this much later: not while its ssh is connecting
 # (the /proc scans would compete for the 2 cores), and once for a burst of sessions.
 _SESSIONS_SETTLE = 0.25
+_FINAL_TRIES = 30   # seconds to keep trying to record the job's end (a full queue, say)
 _JOB_EXITED = "job-exited"
 _SESSIONS_CHANGED = "sessions"
 
@@ -64,6 +65,7 @@ class JobLifecycle:
         self._sessions_due: float | None = None   # when a session change is to be accounted for
         self._unused_since = time.monotonic()   # when the last session ended (or the job began)
         self._in_use = False                    # whether the last look found a session open
+        self._failing: set[str] = set()   # rooms (server.rooms) a bookkeeping write just failed in
 
     def install(self) -> None:
         """Route signals and session changes to the main loop; watch the job's exit."""
@@ -86,8 +88,11 @@ class JobLifecycle:
                 self._sessions_due = self._sessions_due or time.monotonic() + _SESSIONS_SETTLE
                 continue
             self._sessions_due = None   # every request and tick accounts, sessions included
-            if self._handle(request):
-                return self.record["exit_status"]
+            try:
+                if self._handle(request):
+                    return self.record["exit_status"]
+            except Exception as err:   # the job matters more than our bookkeeping: go on
+                log(f"job {self.job}: {type(err).__name__}: {err} (going on)")
 
     def _handle(self, request: object) -> bool:
         """Act on one request (None: a tick); True once the job is over."""
@@ -151,16 +156,19 @@ class JobLifecycle:
         self.server.stop_taking_sessions(Refusal.NOT_RUNNING, "the job is ending")
         _close_listener(self.server)
         if reason:
-            print(f"condor-job-starter: job {self.job} {reason}", file=sys.stderr, flush=True)
+            log(f"job {self.job} {reason}")
         self._terminate(job_signal)
         deadline = time.monotonic() + self.limits.grace_seconds
-        while self._processes(living=True) and time.monotonic() < deadline:
+        while (self._processes(living=True) or self._job_unreaped()) and \
+                time.monotonic() < deadline:
             time.sleep(0.05)
         # Until nothing is left: a session that was mid-handshake may start its sshd meanwhile.
         while self._processes(living=True) or self.server.session_count():
             for info in self._processes(living=True, helpers=True):
                 _signal(info.pid, signal.SIGKILL)
             time.sleep(0.02)
+        if self._job_unreaped():   # no scan saw it (out of file descriptors?): it is still ours
+            _signal(self.job_proc.pid, signal.SIGKILL)
         self.job_proc.wait()
         self._reap_orphans()
         if "exit_status" not in self.record:   # the watcher has not stored it yet
@@ -171,12 +179,24 @@ class JobLifecycle:
                            memory_kb=0, sessions=0)
         if reason:
             self.record["reason"] = reason
-        self.publisher.update(self.job, self.record)
+        self._publish_end()
         return True
+
+    def _publish_end(self) -> None:
+        """Record the job's end, waiting a while for room: a record left "running" would
+        name a starter that is gone."""
+        for _ in range(_FINAL_TRIES):
+            if self._write("queue", lambda: self.publisher.update(self.job, self.record)):
+                return
+            time.sleep(1)
+        log(f"job {self.job}: its end could not be recorded")
 
     def _terminate(self, job_signal: int) -> None:
         sessions = self.server.session_pids()
-        for info in self._processes(living=True):
+        found = self._processes(living=True)
+        if self._job_unreaped() and all(info.pid != self.job_proc.pid for info in found):
+            _signal(self.job_proc.pid, job_signal)   # unseen by the scan, but ours all the same
+        for info in found:
             if info.pid == self.job_proc.pid:
                 _signal(info.pid, job_signal)
             else:
@@ -185,6 +205,10 @@ class JobLifecycle:
                 _signal(info.pid, signal.SIGTERM)
             if info.state in "Tt":
                 _signal(info.pid, signal.SIGCONT)   # a stopped process cannot act on the signal
+
+    def _job_unreaped(self) -> bool:
+        """The job's main process has not been waited for: its pid is still the job's."""
+        return self.job_proc.returncode is None
 
     def _account(self) -> bool:
         """Refresh pids and usage in the record; remove the job if it is over a limit."""
@@ -199,7 +223,7 @@ class JobLifecycle:
         times = os.times()   # adds the processes that already ended and were reaped
         cpu = sum(p.cpu_seconds for p in infos) + times.children_user + times.children_system
         self.record["cpu_seconds"] = round(cpu, 2)
-        leftovers.write_processes(self.private_dir, infos)
+        self._write("tmpdir", lambda: leftovers.write_processes(self.private_dir, infos))
         over = self._over_limit()
         if over:
             return self._end(over, signal.SIGTERM)
@@ -267,9 +291,31 @@ class JobLifecycle:
         """Publish the record; the session count is always the live one (accounting of a session
         change is deferred, but a state change published meanwhile must not show a stale count)."""
         self.record["sessions"] = self.server.sessions_in_use()
-        if self.record != self._published:
-            self.publisher.update(self.job, self.record)
+        if self.record != self._published and \
+                self._write("queue", lambda: self.publisher.update(self.job, self.record)):
             self._published = dict(self.record)
+
+    def _write(self, room: str, write: Callable[[], None]) -> bool:
+        """One bookkeeping write, to TMPDIR or the queue; False if it failed. A failure never
+        ends the job: it is logged (once until it succeeds again), the next tick tries again
+        (an unpublished record stays due), and while the room is full or read-only new
+        sessions are refused with one line saying so."""
+        where = self.server.rooms.get(room)
+        name = where.name if where else "the job's record"
+        try:
+            write()
+        except OSError as err:
+            self.server.hold(room, err)
+            if room not in self._failing:
+                self._failing.add(room)
+                log(f"job {self.job}: cannot write to {name}: {err.strerror or err} "
+                    "(retrying; the job goes on)")
+            return False
+        self.server.release(room)
+        if room in self._failing:
+            self._failing.discard(room)
+            log(f"job {self.job}: {name} can be written again")
+        return True
 
 
 def _close_listener(server: SessionServer) -> None:

@@ -72,7 +72,11 @@ class LocalQueue:
 
     def update(self, job: JobId, record: dict) -> None:
         temp = self._write_temp(record)
-        os.replace(temp, self._path(job))
+        try:
+            os.replace(temp, self._path(job))
+        except OSError:
+            temp.unlink(missing_ok=True)
+            raise
 
     def read(self, job: JobId, names: dict[int, str | None] | None = None) -> dict | None:
         """The job's record, None if the queue has no such job; UntrustedRecord if forged-able,
@@ -168,9 +172,13 @@ class LocalQueue:
     def _write_temp(self, record: dict) -> Path:
         temp = self.directory / f".{os.getpid()}-{os.urandom(6).hex()}.tmp"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        with os.fdopen(fd, "w") as file:
-            os.fchmod(file.fileno(), 0o644)   # whatever the umask, owners of other jobs must read it
-            json.dump(record, file)
+        try:
+            with os.fdopen(fd, "w") as file:
+                os.fchmod(file.fileno(), 0o644)   # whatever the umask, owners of other jobs read it
+                json.dump(record, file)
+        except BaseException:   # a full disk: no half-written file left to take more room
+            temp.unlink(missing_ok=True)
+            raise
         return temp
 
 

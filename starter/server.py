@@ -8,19 +8,55 @@ that the queue record publishes.
 from __future__ import annotations
 
 import errno
+import os
 import secrets
 import socket
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from . import sshsig
+from .handshakes import Handshakes
 from .keys import fingerprint, normalize
 from .protocol import NONCE_BYTES, PROTOCOL_VERSION, Channel, ProtocolError, Refusal, text_field
 from .session import JobContext, Session
 from .session_files import usable_shells
+
+
+_ROOM_BYTES = 64 * 1024     # less free space than this where we write: no new session
+_PAUSE = 0.05               # after accept() fails (out of fds, buffers, threads), before again
+_COMPLAIN_EVERY = 60.0      # the same complaint at most this often: a flood must not fill a log
+
+
+def log(message: str) -> None:
+    """One line from the starter on its stderr."""
+    say(f"condor-job-starter: {message}")
+
+
+def say(line: str) -> None:
+    """A line on the starter's stderr. A stderr that cannot take it (a full disk, a closed
+    pipe) must not end the job over a message."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+@dataclass(frozen=True)
+class Room:
+    """A directory the starter writes its bookkeeping to (TMPDIR, the queue): while it is
+    full or read-only, new sessions are refused with one line naming it."""
+    name: str          # as the refusal says it: "the job's TMPDIR (/tmp)"
+    directory: Path
+
+
+def tmpdir_room() -> Room:
+    directory = tempfile.gettempdir()
+    return Room(f"the job's TMPDIR ({directory})", Path(directory))
 
 
 @dataclass
@@ -39,7 +75,8 @@ class Refused(Exception):
 class SessionServer:
     def __init__(self, listener: socket.socket, context: JobContext, user: str,
                  identity: StarterIdentity, authorized: Callable[[], set[str]],
-                 max_sessions: int = 64, on_change: Callable[[], None] = lambda: None) -> None:
+                 max_sessions: int = 64, on_change: Callable[[], None] = lambda: None,
+                 rooms: dict[str, Room] | None = None) -> None:
         self.listener = listener
         self.context = context
         self.user = user
@@ -48,8 +85,12 @@ class SessionServer:
         self.max_sessions = max_sessions
         self.on_change = on_change   # told when a session starts or ends (accounting, lifecycle)
         self.refusal: tuple[str, str] | None = None   # set when the job stops taking sessions
+        self.rooms = rooms or {"tmpdir": tmpdir_room()}
+        self._held: dict[str, tuple[str, bool]] = {}   # room -> why, unseen by statvfs (``hold``)
         self._sessions: set[Session] = set()
         self._lock = threading.Lock()
+        self._handshakes = Handshakes()
+        self._complained: dict[str, float] = {}
 
     @property
     def address(self) -> str:
@@ -57,12 +98,31 @@ class SessionServer:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def serve_forever(self) -> None:
+        """Accept until the listener is closed. Running out of file descriptors, buffers or
+        threads is waited out (a handshake is pushed out to make room), never the end."""
         while True:
             try:
                 conn, _ = self.listener.accept()
-            except OSError:
-                return   # listener closed: the starter is shutting down
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            except OSError as err:
+                if self.listener.fileno() < 0 or err.errno in (errno.EBADF, errno.EINVAL):
+                    return   # listener closed (or shut down): the starter is shutting down
+                self._wait_out(f"cannot accept connections: {err.strerror or err}")
+                continue
+            try:
+                self._handshakes.admit(conn)
+                threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            except Exception as err:   # "can't start new thread", or a bug: accept the next
+                self._handshakes.done(conn)
+                conn.close()
+                self._wait_out(f"cannot serve a connection: {type(err).__name__}: {err}")
+
+    def _wait_out(self, problem: str) -> None:
+        self._handshakes.drop_one()
+        now = time.monotonic()
+        if now - self._complained.get(problem, -_COMPLAIN_EVERY) >= _COMPLAIN_EVERY:
+            self._complained[problem] = now
+            log(f"{problem} (waiting it out)")
+        time.sleep(_PAUSE)
 
     def session_count(self) -> int:
         """Every session, spares too: each is a job process until it ends."""
@@ -89,23 +149,41 @@ class SessionServer:
                 session.end_if_unused()
             return not self._sessions
 
+    def hold(self, room: str, err: OSError) -> None:
+        """A write to ``room`` failed. If for want of space or writability, refuse new
+        sessions until ``release`` (the next write that works), or, for what statvfs sees (a
+        full or read-only filesystem, not a quota), until statvfs shows room again."""
+        problem = room_problem(err, self.rooms[room]) if room in self.rooms else None
+        if problem:
+            with self._lock:
+                self._held[room] = (problem, err.errno not in (errno.ENOSPC, errno.EROFS))
+
+    def release(self, room: str) -> None:
+        with self._lock:
+            self._held.pop(room, None)
+
+    def no_room(self) -> str | None:
+        """Why a new session cannot be kept track of now (TMPDIR or the queue full or
+        read-only, seen by a failed write or by statvfs), or None."""
+        with self._lock:
+            held = dict(self._held)
+        for name, room in self.rooms.items():
+            problem = _room_problem(room)
+            if problem:
+                return problem
+            if name in held and held[name][1]:
+                return held[name][0]
+        return None
+
     def _serve(self, conn: socket.socket) -> None:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        channel = Channel(conn)
         try:
-            session = self._handshake(channel)
-        except Refused as refusal:
-            _try(lambda: channel.send("refused", code=refusal.code, message=str(refusal)))
-            conn.close()
-            return
-        except (ProtocolError, sshsig.SignatureError, OSError) as err:
-            _try(lambda: channel.send("refused", code=Refusal.PROTOCOL, message=str(err)))
-            conn.close()
-            return
-        except Exception as err:   # a bug must not leave a hostile peer a hanging thread
-            print(f"condor-job-starter: refused a connection: {type(err).__name__}: {err}",
-                  file=sys.stderr)
-            _try(lambda: channel.send("refused", code=Refusal.INTERNAL, message="internal error"))
+            session = self._authenticate(conn)
+        finally:
+            kept = self._handshakes.done(conn)
+        if session and not kept:   # pushed out by newer connections just as it authenticated
+            self._forget(session)
+            session = None
+        if session is None:
             conn.close()
             return
         try:
@@ -113,7 +191,7 @@ class SessionServer:
             session.start(conn)
         except OSError as err:
             self._forget(session)
-            print(f"condor-job-starter: cannot start sshd: {err}", file=sys.stderr)
+            log(f"cannot start sshd: {err}")
             return
         finally:
             conn.close()   # sshd has its own copy; ours would keep the connection open
@@ -121,11 +199,26 @@ class SessionServer:
             if self.refusal:   # the job stopped taking sessions while this one's sshd started
                 session.end_if_unused()
         self.on_change()
-        log = session.wait()
-        if log:
-            print(f"condor-job-starter: session of job {self.context.job} ended badly:\n{log}",
-                  file=sys.stderr)
+        output = session.wait()
+        if output:
+            log(f"session of job {self.context.job} ended badly:\n{output}")
         self._forget(session)
+
+    def _authenticate(self, conn: socket.socket) -> Session | None:
+        """The session ``conn`` authenticated for, or None once it was refused (and told)."""
+        channel = Channel(conn)
+        try:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return self._handshake(channel)
+        except Refused as refusal:
+            code, message = refusal.code, str(refusal)
+        except (ProtocolError, sshsig.SignatureError, OSError) as err:
+            code, message = Refusal.PROTOCOL, str(err)
+        except Exception as err:   # a bug must not leave a hostile peer a hanging thread
+            log(f"refused a connection: {type(err).__name__}: {err}")
+            code, message = Refusal.INTERNAL, "internal error"
+        _try(lambda: channel.send("refused", code=code, message=message))
+        return None
 
     def _handshake(self, channel: Channel) -> Session:
         hello = channel.receive("hello")
@@ -180,6 +273,9 @@ class SessionServer:
     def _open_session(self, client_key: str, shells: object, job_pids: list[int],
                       spare: bool) -> Session:
         shells = usable_shells(shells)
+        problem = self.no_room()
+        if problem:
+            raise Refused(Refusal.INTERNAL, problem)
         with self._lock:
             if self.refusal:   # checked again: the job may have stopped taking sessions meanwhile
                 raise Refused(*self.refusal)
@@ -189,7 +285,7 @@ class SessionServer:
             try:
                 session = Session(self.context, client_key, shells, job_pids, spare)
             except OSError as err:
-                raise Refused(Refusal.INTERNAL, _tmpdir_problem(err)) from None
+                raise Refused(Refusal.INTERNAL, write_problem(err, self.rooms["tmpdir"])) from None
             self._sessions.add(session)
         return session
 
@@ -210,14 +306,33 @@ def _session_key(hello: dict) -> str | None:
     return key
 
 
-def _tmpdir_problem(err: OSError) -> str:
-    """Why no session directory could be made, in words an admin acts on."""
-    where = f"the job's TMPDIR ({tempfile.gettempdir()})"
+def room_problem(err: OSError, room: Room) -> str | None:
+    """The refusal for a write to ``room`` that failed for want of space or writability
+    (what waits for an admin or for room), None for other errors."""
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"cannot open a session: no space left in {where}"
+        return f"cannot open a session: no space left in {room.name}"
     if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return f"cannot open a session: {where} is not writable"
-    return f"cannot open a session in {where}: {err.strerror or err}"
+        return f"cannot open a session: {room.name} is not writable"
+    return None
+
+
+def write_problem(err: OSError, room: Room) -> str:
+    """Why a write to ``room`` failed, in words an admin acts on."""
+    return room_problem(err, room) or \
+        f"cannot open a session in {room.name}: {err.strerror or err}"
+
+
+def _room_problem(room: Room) -> str | None:
+    """What statvfs says before any write fails: a read-only or (nearly) full filesystem."""
+    try:
+        fs = os.statvfs(room.directory)
+    except OSError:
+        return None   # cannot tell; the writes will
+    if fs.f_flag & os.ST_RDONLY:
+        return room_problem(OSError(errno.EROFS, ""), room)
+    if fs.f_bavail * fs.f_frsize < _ROOM_BYTES or (fs.f_files and not fs.f_favail):
+        return room_problem(OSError(errno.ENOSPC, ""), room)
+    return None
 
 
 def _try(action: Callable[[], None]) -> None:

@@ -8,6 +8,7 @@ starter is killed (its sshds die with it).
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -34,6 +35,7 @@ class JobContext:
     host: SshdHost
     pids: Callable[[], list[int]]   # the job's main pid first, then its other live processes
     directory: Path   # the starter's private directory: the host key, the shared files, sessions
+    open_files: tuple[int, int] | None = None   # the job's RLIMIT_NOFILE (the starter raised its)
 
 
 class Session:
@@ -71,6 +73,17 @@ class Session:
              *session_argv(self.context, self.directory, self.job_pids, self.shells)],
             stdin=conn.fileno(), stdout=conn.fileno(), stderr=self._log,
             env=env, close_fds=True, start_new_session=True)
+        self._give_job_limits()
+
+    def _give_job_limits(self) -> None:
+        """Sessions are job processes: they get the job's open-file limit, not the starter's
+        raised one. Set before sshd can fork anything (it waits for the client's version line)."""
+        if self.context.open_files and self.context.open_files != \
+                resource.getrlimit(resource.RLIMIT_NOFILE):
+            try:
+                resource.prlimit(self.process.pid, resource.RLIMIT_NOFILE, self.context.open_files)
+            except OSError:
+                pass   # gone already
 
     def in_use(self) -> bool:
         """False for a spare that no ssh has spoken to yet. sshd -i forks only once a client's

@@ -127,6 +127,8 @@ def test_full_tmpdir_is_a_clear_error_and_leaves_nothing(bench: Workbench) -> No
                         f"in the job's TMPDIR ({tmpdir})"), line
         assert not list(tmpdir.glob("cjp-starter-*/cjp-session-*"))
         assert not sshd_children(job.process.pid)
+        time.sleep(2.5)   # an accounting tick, which writes in TMPDIR, fails: the job goes on
+        assert job.process.poll() is None, job.stderr
         filler.unlink()
         assert bench.ssh(job.host, "true").returncode == 0
         end_job(job.process)
