@@ -72,14 +72,25 @@ def run_connect(request: dict, after_user_mismatch: Hook | None = None) -> int:
         from .via import run
         return run(via, via_command, request)
     daemon_socket = os.environ.pop("CONDOR_JOB_PROXY_START_DAEMON", None)
-    shared = {key: request[key] for key in options.DAEMON_SHARED}
-    status, line = connect_outcome(request, after_user_mismatch=after_user_mismatch)
+    deliver = _starting_daemon(daemon_socket, request) if daemon_socket else None
+    status, line = connect_outcome(request, deliver, after_user_mismatch=after_user_mismatch)
     if line:
         from .errors import report
         from .refusal import refuse
         if not refuse(line, request):
             report(line)
-    if status == 0 and daemon_socket:
+    return status
+
+
+def _starting_daemon(daemon_socket: str, request: dict):
+    """Delivery to ssh that first starts a connect daemon for the next ssh: before the
+    session is handed over, since a relay (a client that takes no fd) lasts the session."""
+    from .pipeline import to_ssh
+    shared = {key: request[key] for key in options.DAEMON_SHARED}
+    handover = to_ssh(request.get("relay", False))
+
+    def deliver(ready) -> None:
         from .daemon.start import start_in_background
         start_in_background(daemon_socket, shared)
-    return status
+        handover(ready)
+    return deliver

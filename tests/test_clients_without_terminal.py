@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, Job, Workbench, can_connect, free_port, wait_until
-from test_connect_daemon import client, client_only, first_connect, proxy_command  # noqa: F401
+from test_connect_daemon import (client, client_only, daemon_sockets, first_connect,  # noqa: F401
+                                 proxy_command)
 from test_generated_config import shared  # noqa: F401
 
 # Commands a script pipes into the job's shell, and all that may come back on stdout.
@@ -193,6 +194,25 @@ def test_library_spawned_full_proxy_command_relays(bench: Workbench, job: Job) -
         proxy.close()
     assert (status, out) == (0, f"only-in-the-job\n{bench.root / 'job0'}\n".encode()), err
     assert proxy.process.returncode == 0
+
+
+def test_library_spawned_first_connect_starts_the_daemon_while_its_session_is_open(
+        bench: Workbench, job: Job) -> None:
+    """A relayed session lasts as long as the client's: the next connect (VS Code opens
+    several) gets the daemon at once, not after the first session has ended."""
+    proxy = SpawnedProxy(expand(proxy_command(bench), job), bench.env)
+    answers: list = []
+    session = threading.Thread(target=lambda: answers.append(ask_with_paramiko(
+        proxy, bench, job, command="sleep 8; echo $MARKER")))
+    session.start()
+    try:
+        started = wait_until(lambda: daemon_sockets(bench), timeout=6)
+        still_open = session.is_alive()
+    finally:
+        session.join(30)
+        proxy.close()
+    assert answers and answers[0][::2] == (b"only-in-the-job\n", 0), answers
+    assert started and still_open, "the daemon started only after the relayed session ended"
 
 
 def test_library_spawned_fast_client_relays_what_the_daemon_hands_it(
