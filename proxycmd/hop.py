@@ -55,7 +55,7 @@ def list_jobs(hop: Hop) -> list[JobSummary]:
                          f"{printable(reason[-1]) if reason else f'ssh exit status {proc.returncode}'}")
     try:
         listed = [_summary(entry) for entry in json.loads(proc.stdout)]
-    except (ValueError, TypeError, KeyError, BadJobId):
+    except (ValueError, TypeError, KeyError, BadJobId, RecursionError):
         raise ProxyError(f"{hop.target} sent a job list this version cannot read") from None
     return [job for job in listed if job is not None]
 

@@ -100,7 +100,7 @@ def _read_exactly(fd: int, count: int, hop: str) -> bytes:
 def _decode(data: bytes, hop: str) -> Prelude:
     try:
         body = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):   # the last: deeply nested JSON
         body = None
     if not isinstance(body, dict):
         raise ProxyError(f"{hop} sent a malformed session prelude")

@@ -40,9 +40,27 @@ def normalize(line: str) -> str | None:
 
 
 def read_keys(text: str) -> set[str]:
-    """All public keys in an authorized_keys-style text."""
-    keys = (normalize(line) for line in text.splitlines() if not line.lstrip().startswith("#"))
-    return {key for key in keys if key}
+    """The public keys of an authorized_keys-style text, read as strictly as the file lets
+    people in: a line counts only if it starts with a key type and its base64 (a comment may
+    follow). A line with options (``from=``, ``command=``, ``restrict``...) is left out, as
+    the starter could not apply them (its sessions' own ForceCommand would override a
+    ``command=``); so is any other text that merely holds a key somewhere (a known_hosts line,
+    a log), which sshd would not take either."""
+    return {key for key in map(bare_key, text.splitlines()) if key}
+
+
+def bare_key(line: str) -> str | None:
+    """``type base64`` of a line that is exactly a public key (and a comment), else None."""
+    fields = line.split()
+    if len(fields) < 2 or fields[0] not in _KEY_TYPES:
+        return None
+    return normalize(" ".join(fields[:2]))
+
+
+def option_lines(text: str) -> int:
+    """How many lines of an authorized_keys-style text hold a key but are no bare key line."""
+    return sum(1 for line in text.splitlines()
+               if not line.lstrip().startswith("#") and normalize(line) and not bare_key(line))
 
 
 def fingerprint(key: str) -> str:
@@ -69,7 +87,9 @@ def check_key_file(path: str | os.PathLike, what: str = "authorized keys file") 
     else. Otherwise whoever could write it (or create it, while it is missing) could let
     themselves in. One exception: a sticky directory owned by root or the user (/tmp): there
     nobody can rename or remove an entry that is not theirs, and the entry itself is checked.
-    Raises UnsafeKeyFile."""
+    Symbolic links on the way must be the user's or root's too: one that another user
+    owns, even in a sticky directory, is theirs to point anywhere. Raises UnsafeKeyFile."""
+    _check_links(path, what)
     real = os.path.realpath(path)
     try:
         info = os.stat(real)
@@ -89,6 +109,38 @@ def check_key_file(path: str | os.PathLike, what: str = "authorized keys file") 
         if problem:
             raise UnsafeKeyFile(f"{what} {path} is in {directory}, which is {problem}")
     return info
+
+
+def _check_links(path: str | os.PathLike, what: str) -> None:
+    """Follow ``path`` one component at a time, as the kernel would, and refuse it if a
+    symbolic link on the way belongs to someone other than the job's user or root."""
+    pending = list(Path(os.path.abspath(path)).parts)
+    current, hops = Path("/"), 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("/", "."):
+            continue
+        if part == "..":
+            current = current.parent
+            continue
+        candidate = current / part
+        try:
+            info = os.lstat(candidate)
+        except OSError:
+            return   # missing or unreadable: the stat that follows says so
+        if not stat.S_ISLNK(info.st_mode):
+            current = candidate
+            continue
+        if info.st_uid not in (0, os.getuid()):
+            raise UnsafeKeyFile(f"{what} {path} goes through the symbolic link {candidate}, "
+                                f"owned by uid {info.st_uid}, not by the job's user or root")
+        hops += 1
+        if hops > 40:
+            raise UnsafeKeyFile(f"{what} {path}: too many levels of symbolic links")
+        target = os.readlink(candidate)
+        if os.path.isabs(target):
+            current = Path("/")
+        pending[:0] = list(Path(target).parts)
 
 
 def _unsafe(info: os.stat_result, sticky_ok: bool) -> str | None:

@@ -12,7 +12,8 @@ from typing import Protocol
 
 from . import paths
 from .jobid import JobId
-from .keys import UnsafeKeyFile, check_key_file, file_version, public_key_path, read_keys
+from .keys import (UnsafeKeyFile, check_key_file, file_version, option_lines, public_key_path,
+                   read_keys)
 from .queue import LocalQueue
 from .server import log
 
@@ -81,9 +82,14 @@ def _keys_in(path: Path, what: str) -> frozenset[str]:
     if known and known[0] == stamp:
         return known[1]
     try:
-        keys = frozenset(read_keys(_read_checked(path, info)))
+        text = _read_checked(path, info)
     except OSError:
         return frozenset()
+    keys = frozenset(read_keys(text))
+    ignored = option_lines(text)
+    if ignored:
+        log(f"{what} {path}: {ignored} line(s) with options (from=, command=, restrict...) or "
+            "other text before the key are ignored; the starter lets in bare key lines only")
     _parsed[path] = (stamp, keys)
     return keys
 

@@ -242,7 +242,7 @@ def _parse(data: bytes) -> dict:
     """A record of the types its fields must have; ValueError naming the first that is not."""
     try:
         record = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):   # RecursionError: deeply nested JSON
         raise ValueError("half-written or corrupt record") from None
     if not isinstance(record, dict):
         raise ValueError("corrupt record")

@@ -355,3 +355,44 @@ def test_a_keys_file_replaced_by_another_user_after_start_lets_nobody_in(
                               in job.err_file.read_text())
     finally:
         keys.unlink(missing_ok=True)
+
+
+def test_a_symlink_another_user_owns_in_tmp_is_no_keys_file(neighbours: Neighbours) -> None:
+    """The attacker's link in sticky /tmp points at a file of the victim's today; they may
+    point it anywhere tomorrow, so it is refused though its target is the victim's own."""
+    victim, attacker = neighbours.victim, neighbours.attacker
+    target = neighbours.directory("ownkeys", 0o755, victim) / "keys.pub"
+    victim.run("sh", "-c", f"condor-job-proxy pubkey > {target}")
+    link = Path(tempfile.gettempdir()) / f"cjp-hn-link-{os.urandom(4).hex()}.pub"
+    assert attacker.run("ln", "-s", str(target), str(link)).returncode == 0
+    try:
+        assert _start_fails(neighbours, link) == (
+            f"condor-job-starter: authorized keys file {link} goes through the symbolic link "
+            f"{link}, owned by uid {link.lstat().st_uid}, not by the job's user or root\n")
+    finally:
+        link.unlink(missing_ok=True)
+
+
+def test_only_bare_key_lines_of_a_keys_file_let_anyone_in(neighbours: Neighbours) -> None:
+    """A file of the victim's in which the attacker's key appears otherwise than as a bare
+    key line (a known_hosts line, a log line, a line with options the starter cannot apply)
+    lets the attacker in by none of those lines; a bare line of the victim's own still works."""
+    victim, attacker = neighbours.victim, neighbours.attacker
+    theirs = attacker.run("condor-job-proxy", "pubkey").stdout.decode().split()
+    mine = victim.run("condor-job-proxy", "pubkey").stdout.decode().strip()
+    key = f"{theirs[0]} {theirs[1]}"
+    keys = neighbours.directory("textkeys", 0o755, victim) / "keys"
+    victim.run("sh", "-c", f"cat > {keys}", input="\n".join([
+        f"job-2.0,127.0.0.1 {key}",
+        f"2026-12-06 log: user pasted {key} into the chat",
+        f'restrict,command="/bin/echo RESTRICTED" {key}',
+        f'from="10.9.9.9" {key}',
+        f'expiry-time="20000101" {key}',
+        mine, ""]).encode())
+    with victims_job(neighbours, "--authorized-keys-file", str(keys)) as job:
+        result = ssh(attacker, job, "id -un", login=victim.name)
+        assert result.returncode == 255 and result.stdout == b"", result.stdout
+        assert "not the job's owner" in result.stderr.decode()
+        own = ssh(victim, job, "id -un")
+        assert own.stdout.decode().strip() == victim.name, own.stderr
+        assert wait_until(lambda: "5 line(s) with options" in job.err_file.read_text())

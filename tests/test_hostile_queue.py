@@ -191,6 +191,7 @@ def test_planted_file_names_do_not_stop_the_queue(town: Neighbours) -> None:
         town.plant(name, b"")
     town.plant("2147483646.0.json", town.forged(2147483646, town.attacker_process()))
     town.plant("7.0.json", b" " * (2 << 20))   # a giant: not read whole
+    town.plant("108.0.json", b"[" * 100_000)   # nested past Python's recursion limit
     made = town.attacker.run("sh", "-c", 'mkfifo "$1/4.0.json" && mkdir "$1/5.0.json" && '
                              'ln -s /etc/passwd "$1/6.0.json"', "sh", str(town.queue))
     assert made.returncode == 0, made.stderr
