@@ -60,6 +60,9 @@ if [ "$extra" = "[test]" ]; then
     # ssh2 from npm, where tests/test_clients_without_terminal.py looks for it (VSCodium's
     # open-remote-ssh speaks SSH with it); tests then need no network.
     node_dir=${CJP_TEST_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/condor-job-proxy-tests/node}
-    [ -d "$node_dir/node_modules/ssh2" ] || npm install --silent --no-audit --no-fund \
-        --omit=optional --prefix "$node_dir" ssh2@1.17.0 >/dev/null
+    if [ ! -d "$node_dir/node_modules/ssh2" ] && ! npm_log=$(npm install --no-audit --no-fund \
+            --omit=optional --prefix "$node_dir" ssh2@1.17.0 2>&1); then
+        # Only the Node client tests need it: they say they are skipped; nothing else stops.
+        echo "condor-job-proxy: could not install Node's ssh2 for the tests (the Node client tests will be skipped): $(printf '%s\n' "$npm_log" | grep -m1 -i 'error' || echo "npm failed")" >&2
+    fi
 fi

@@ -8,8 +8,9 @@ bin="${CONDOR_JOB_PROXY_VENV:-$PWD/.venv}/bin"
 bash contrib/link-commands.sh "$bin"
 "$bin/condor-job-proxy" setup --yes
 
-log=$(mktemp -t condor-job-starter.XXXXXX)
 mkdir -p ~/condor-job-demo && cd ~/condor-job-demo
+log=~/condor-job-demo/starter.log     # the demo starter's messages
+echo "a file in the job's directory" > some-file
 DEMO_MESSAGE="hello from inside the job" setsid nohup "$bin/condor-job-starter" run -- sleep infinity \
     </dev/null >/dev/null 2>"$log" &
 for _ in $(seq 100); do grep -q 'running: ssh' "$log" && break; sleep 0.1; done

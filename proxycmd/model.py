@@ -29,6 +29,7 @@ class JobEndpoint(NamedTuple):
     instance: str = ""    # the cloud instance the job runs as (EC2 instance id)
     schedd: str | None = None   # HTCondor: the schedd holding the job (None: the local one)
     pool: str | None = None     # HTCondor: the pool's collector (None: the configured one)
+    notice: str = ""            # a line to show once connected (a local job of another user's)
 
 
 class JobSummary(NamedTuple):

@@ -44,8 +44,9 @@ def open_ready(endpoint: JobEndpoint, request: SessionRequest, known_hosts: Path
     identity = Path(session.key_file or endpoint.key_file or request.login_key or request.identity)
     if identity_link is not None:
         state.point_identity(host, identity, identity_link)
+    notice = "\n".join(line for line in (endpoint.notice, session.notice) if line)
     return ReadySession(session.sock, session.user, identity, known_hosts, session.host_key,
-                        session.key_file, session.notice)
+                        session.key_file, notice)
 
 
 def check_claim(endpoint: JobEndpoint, session_user: str) -> None:

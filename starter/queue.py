@@ -55,6 +55,10 @@ class LocalQueue:
     def submit(self, record: dict) -> JobId:
         """Claim a free cluster id (proc 0) and publish the record under it."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+        owner = os.stat(self.directory).st_uid
+        if owner not in (0, os.getuid()):
+            raise ValueError(f"queue directory {self.directory} belongs to uid {owner}, who could "
+                             "swap your job's record: use one of yours, or root's (mkdir -m 1777)")
         temp = self._write_temp(record)
         try:
             for cluster in self._free_clusters():
@@ -131,6 +135,9 @@ class LocalQueue:
         if dir_info.st_mode & 0o002 and not dir_info.st_mode & stat.S_ISVTX:
             raise UntrustedRecord(f"queue directory {self.directory} is writable by everyone "
                                   "but not sticky (chmod +t it)")
+        if dir_info.st_uid not in (0, owner_uid):   # a directory's owner may rename anything in it
+            raise UntrustedRecord(f"queue directory {self.directory} belongs to uid "
+                                  f"{dir_info.st_uid}, who could swap the record of job {job}")
         if (record.get("cluster"), record.get("proc")) != (job.cluster, job.proc):
             raise UntrustedRecord(f"record of job {job} names another job")
 

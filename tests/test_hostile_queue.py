@@ -317,3 +317,42 @@ while time.time() < deadline:
         os.chmod(path, 0o644)
     time.sleep(0.01)
 """
+
+
+def test_a_queue_directory_another_user_owns_is_not_trusted(town: Neighbours) -> None:
+    """Its owner may rename anything in it, sticky or not: swap their record in for the
+    victim's. The victim's starter will not use it, and records there of anyone but the
+    directory's owner are not believed."""
+    theirs = town.open / "theirs"   # /tmp-like: anyone may make a directory there
+    assert town.attacker.run("mkdir", "-m", "1777", str(theirs)).returncode == 0
+    env = {"CONDOR_JOB_PROXY_QUEUE": str(theirs)}
+    refused = town.victim.run("condor-job-starter", "run", "--", "true", env=env, timeout=30)
+    assert refused.returncode == 1
+    assert refused.stderr.decode().strip() == (
+        f"condor-job-starter: queue directory {theirs} belongs to uid {town.uid(town.attacker)}, "
+        "who could swap your job's record: use one of yours, or root's (mkdir -m 1777)")
+    # A record of the victim's placed there some other way (an old starter) is not believed.
+    record = json.loads(town.forged(5, os.getpid(), owner=town.victim.name,
+                                    owner_uid=town.uid(town.victim)))
+    (theirs / "5.0.json").write_text(json.dumps(record))
+    os.chown(theirs / "5.0.json", town.uid(town.victim), -1)
+    result = town.victim.run("condor-job-proxy", "--queue", str(theirs), "connect", "job-5.0",
+                             env=env, input=b"")
+    assert result.returncode == 255
+    assert f"queue directory {theirs} belongs to uid {town.uid(town.attacker)}" in \
+        result.stderr.decode(), result.stderr
+
+
+def test_entering_another_users_job_says_whose_it_is(town: Neighbours) -> None:
+    """The attacker lets the victim's (public) key into a job of theirs; the victim, mistyping
+    an id after a refresh, is told at once whose account the shell is in."""
+    keys = town.scratch / "victim-key.pub"
+    keys.write_text(town.victim_key)
+    shutil.chown(keys, town.attacker.name)
+    host = town.start_job(town.attacker, "--authorized-keys-file", str(keys))
+    assert town.victim.run("condor-job-proxy", "config", "refresh", env=town.env).returncode == 0
+    result = town.victim.run("ssh", "-o", "BatchMode=yes", host, "id -un", env=town.env)
+    assert result.stdout.decode().strip() == town.attacker.name, result.stderr
+    assert (f"condor-job-proxy: note: job {host.removeprefix('job-')} belongs to "
+            f"{town.attacker.name} (uid {town.uid(town.attacker)}), not to you") in \
+        result.stderr.decode()

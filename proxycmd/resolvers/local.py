@@ -11,7 +11,8 @@ import os
 
 from starter import paths
 from starter.jobid import JobId
-from starter.queue import EXITED, LIVE_STATES, RUNNING, LocalQueue, UntrustedRecord, starter_problem
+from starter.queue import (COMPLETED, EXITED, LIVE_STATES, REMOVED, RUNNING, LocalQueue,
+                          UntrustedRecord, starter_problem)
 
 from ..errors import JobNotFound, JobNotRunning, ProxyError
 from ..model import JobEndpoint, JobSummary
@@ -31,7 +32,8 @@ class Resolver(BaseResolver):
         if state not in LIVE_STATES:   # a suspended or exited job's starter says why it refuses
             status = record.get("exit_status")
             detail = f" (exit status {status})" if status is not None else ""
-            raise JobNotRunning(f"job {job} is not running: it has {state}{detail}", state)
+            raise JobNotRunning(f"job {job} is not running: it {_ENDED.get(state, state)}{detail}",
+                                state)
         problem = starter_problem(record)
         if problem:
             raise JobNotRunning(f"job {job} is not running: {problem}", "lost")
@@ -42,7 +44,8 @@ class Resolver(BaseResolver):
             raise ProxyError(f"job {job} belongs to uid {record['owner_uid']}, which has no "
                              "login name on this machine")
         return JobEndpoint(job=job, user=record["owner"], transport="starter",
-                           address=record["starter_address"], starter_key=record["starter_key"])
+                           address=record["starter_address"], starter_key=record["starter_key"],
+                           notice=_not_yours(job, record))
 
     def _record(self, job: JobId) -> dict:
         try:
@@ -73,6 +76,18 @@ class Resolver(BaseResolver):
 
     def list_jobs(self) -> list[JobSummary]:
         return [_summary(r) for r in self.queue.records()]
+
+
+_ENDED = {COMPLETED: "has completed", REMOVED: "was removed"}
+
+
+def _not_yours(job: JobId, record: dict) -> str:
+    """Said once connected to a job of another account's (a service account's, say), so that
+    nobody types into someone else's shell believing it their own."""
+    if record["owner_uid"] == os.getuid():
+        return ""
+    return (f"condor-job-proxy: note: job {job} belongs to {record['owner']} "
+            f"(uid {record['owner_uid']}), not to you; this session runs in that account")
 
 
 def _summary(record: dict) -> JobSummary:
