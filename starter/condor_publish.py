@@ -34,7 +34,7 @@ class HTCondorPublisher:
         self.job = job_id_of(job_ad)
         self.super_users_keys = super_users_keys or Path(
             os.environ.get(SUPER_USERS_ENV) or DEFAULT_SUPER_USERS_KEYS)
-        self.chirp_tool = chirp_tool or chirp.find_chirp()
+        self.chirp_tool = chirp_tool   # None: found when publishing, a miss costs only ssh
         self._warned = False
 
     def submit(self, record: dict) -> JobId:
@@ -48,8 +48,9 @@ class HTCondorPublisher:
         if record.get("no_terminal"):
             attributes.append((NO_TERMINAL_ATTR, record["no_terminal"]))
         try:
+            tool = self.chirp_tool or chirp.find_chirp()
             for name, value in attributes:
-                chirp.set_job_attr(name, jobad.quote(value), self.chirp_tool)
+                chirp.set_job_attr(name, jobad.quote(value), tool)
         except chirp.ChirpError as err:
             print(f"condor-job-starter: job {self.job} runs without ssh access: {err}",
                   file=sys.stderr, flush=True)
