@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, wait_for_job_line, wait_until
+from htcondor_standin.execute import job_environment
 from htcondor_standin.htcondor2._pool import ec2_job_ad
 
 STANDIN = Path(__file__).resolve().parent / "htcondor_standin"
@@ -195,7 +196,7 @@ def test_submit_snippet_carries_my_public_key(pool: Pool) -> None:
     assert f'+CondorJobProxyOwnerKey = "{pool.public_key()}"' in snippet
     assert any(line.startswith("executable = ") and line.endswith("condor-job-starter")
                for line in snippet.splitlines())
-    assert 'arguments = "run -- ./my-program"' in snippet
+    assert "arguments = \"'run' '--' './my-program'\"" in snippet
 
 
 def test_local_queue_connect_never_imports_the_bindings(tmp_path: Path) -> None:
@@ -212,6 +213,7 @@ def test_local_queue_connect_never_imports_the_bindings(tmp_path: Path) -> None:
 
 EXEC_IP, SUBMIT_IP = "192.0.2.2", "192.0.2.1"
 PORTS = (41000, 41009)
+IP = shutil.which("ip") or "ip"   # by path: a job's environment has no PATH to find it with
 
 
 @dataclass
@@ -220,10 +222,10 @@ class TwoHosts:
     submit: str
 
     def on_execute(self, *argv: str) -> list[str]:
-        return ["ip", "netns", "exec", self.execute, *argv]
+        return [IP, "netns", "exec", self.execute, *argv]
 
     def on_submit(self, *argv: str) -> list[str]:
-        return ["ip", "netns", "exec", self.submit, *argv]
+        return [IP, "netns", "exec", self.submit, *argv]
 
 
 @pytest.fixture(scope="module")
@@ -263,23 +265,14 @@ def pool_job(pool: Pool, two_hosts: TwoHosts):
     """Job 7.0, submitted with the snippet's attributes, running under the starter on the
     execute host, the way HTCondor's starter runs a job: job ad, machine ad, scratch dir."""
     scratch = pool.root / "execute" / "dir_4242"
-    scratch.mkdir(parents=True)
     ad = pool.add_job(7, Cmd="/usr/local/bin/condor-job-starter",
                       Arguments="run -- sleep 600", WantIOProxy=True,
                       CondorJobProxyOwnerKey=pool.public_key())
-    (scratch / ".job.ad").write_text("".join(f"{k} = {_classad(v)}\n" for k, v in ad.items()))
-    (scratch / ".machine.ad").write_text(
-        f'MyAddress = "<{EXEC_IP}:9618?addrs={EXEC_IP}-9618&alias=exec.test>"\n'
-        'Machine = "exec.test"\n')
-    # The stand-in chirp's config; the real one names the execute node's chirp proxy.
-    (scratch / ".chirp.config").write_text(json.dumps(
-        {"pool": str(pool.file), "schedd": "ap.test", "job": "7.0"}))
     admin = pool.root / "admin"
     admin.mkdir(mode=0o755)
-    env = {**pool.env, "_CONDOR_JOB_AD": str(scratch / ".job.ad"),
-           "_CONDOR_MACHINE_AD": str(scratch / ".machine.ad"), "_CONDOR_SCRATCH_DIR": str(scratch),
-           "PATH": f"{STANDIN / 'bin'}:{os.environ['PATH']}", "TMPDIR": str(scratch),
-           "MARKER": "on-the-execute-node"}
+    env = job_environment(scratch, ad, pool.file, "ap.test",
+                          f"<{EXEC_IP}:9618?addrs={EXEC_IP}-9618&alias=exec.test>",
+                          own={"PYTHONPATH": pool.env["PYTHONPATH"], "MARKER": "on-the-execute-node"})
     stderr_file = pool.root / "starter.err"
     with open(stderr_file, "wb") as err:
         process = subprocess.Popen(two_hosts.on_execute(
@@ -292,12 +285,6 @@ def pool_job(pool: Pool, two_hosts: TwoHosts):
     finally:
         process.terminate()
         process.wait(15)
-
-
-def _classad(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value) if isinstance(value, int) else json.dumps(value)
 
 
 def _ssh(pool: Pool, hosts: TwoHosts, *args: str) -> subprocess.CompletedProcess:
@@ -455,12 +442,8 @@ def test_starter_reads_literals_from_the_job_ad_file() -> None:
 
 def test_job_without_want_io_proxy_still_runs_without_ssh_access(pool: Pool) -> None:
     scratch = pool.root / "scratch"
-    scratch.mkdir()
-    (scratch / ".job.ad").write_text("ClusterId = 40\nProcId = 0\nOwner = \"me\"\n")
-    (scratch / ".machine.ad").write_text('MyAddress = "<127.0.0.1:9618>"\n')
-    env = {**pool.env, "_CONDOR_JOB_AD": str(scratch / ".job.ad"),
-           "_CONDOR_MACHINE_AD": str(scratch / ".machine.ad"), "_CONDOR_SCRATCH_DIR": str(scratch),
-           "PATH": f"{STANDIN / 'bin'}:{os.environ['PATH']}"}
+    env = job_environment(scratch, {"ClusterId": 40, "ProcId": 0, "Owner": "me"}, pool.file,
+                          "ap.test", "<127.0.0.1:9618>", own={"PYTHONPATH": pool.env["PYTHONPATH"]})
     result = subprocess.run([sys.executable, "-m", "starter", "run", "--", "sh", "-c", "exit 3"],
                             cwd=scratch, env=env, capture_output=True, timeout=60)
     assert result.returncode == 3
