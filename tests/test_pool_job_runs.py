@@ -202,7 +202,8 @@ def test_condor_interactive_stderr_goes_where_the_template_says(pool: Pool) -> N
     (pool.root / "config" / "condor-job-proxy" / "interactive" / "default.sub").write_text(
         f"error = {pool.root / 'elsewhere.err'}\n")
     waiting = _waiting(pool, "connect", "condor-interactive", _me())
-    _wait_for_line(pool, "condor-interactive: submitted job 1.0")
-    waiting.terminate()
-    waiting.wait(30)
+    _wait_for_line(pool, "job 1.0 (condor-interactive): idle")
     assert pool.job_ad(1)["Err"] == str(pool.root / "elsewhere.err")
+    _change_job(pool, 1, JobStatus=5, HoldReason="Error from slot1@exec.test: out of disk")
+    assert waiting.wait(30) == 255
+    assert f"; its stderr is in {pool.root / 'elsewhere.err'} (after" in _stderr(pool)[-1]
