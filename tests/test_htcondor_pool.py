@@ -425,6 +425,110 @@ print("ok")
     assert result.returncode == 0 and result.stdout.endswith("ok\n"), result.stderr
 
 
+@dataclass
+class RealUser:
+    """A user of the real pool set up in a test directory, with our starter "installed" there
+    (a personal pool's execute side shares this machine's files)."""
+    root: Path
+    env: dict[str, str]
+    starter: Path
+
+    def proxy(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "condor_job_proxy", *args], env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def wait_for_history(self, cluster: int, timeout: float = 600) -> dict:
+        """The job's ad once it has left the queue (condor_history), as a dict of strings."""
+        found: dict = {}
+
+        def left() -> bool:
+            out = subprocess.run(["condor_history", "-limit", "1", "-long", f"{cluster}.0"],
+                                 capture_output=True, text=True, timeout=60).stdout
+            found.update(line.split(" = ", 1) for line in out.splitlines() if " = " in line)
+            return bool(found)
+        assert wait_until(left, timeout=timeout, interval=2), f"job {cluster}.0 never ended"
+        return found
+
+
+@pytest.fixture
+def real_user(tmp_path: Path) -> RealUser:
+    tmp_path.chmod(0o755)   # the pool runs the job as this user, maybe from another cwd
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "XDG_STATE_HOME": str(tmp_path / "state")}
+    env.pop("CONDOR_JOB_PROXY_QUEUE", None)
+    starter = tmp_path / "condor-job-starter"
+    starter.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m starter \"$@\"\n")
+    starter.chmod(0o755)
+    env["PATH"] = f"{tmp_path}:{env.get('PATH', '')}"   # where submit-snippet finds the starter
+    user = RealUser(tmp_path, env, starter)
+    (tmp_path / "config" / "condor-job-proxy").mkdir(parents=True)
+    (tmp_path / "config" / "condor-job-proxy" / "config.toml").write_text(
+        f'resolver = "htcondor"\ncontrol_master = false\n[interactive]\nstarter = "{starter}"\n'
+        'command = ["/nonexistent/interactive-program"]\n')
+    assert user.proxy("setup", "--yes", "--ssh-config", str(tmp_path / "ssh_config")).returncode == 0
+    yield user
+    user.proxy("daemon", "--stop")
+
+
+@pytest.mark.skipif(not _real_pool_answers(), reason="no HTCondor pool answers condor_q here")
+@pytest.mark.parametrize("chirp", ["found", "failing"])
+def test_job_under_our_starter_runs_on_a_real_pool(real_user: RealUser, chirp: str) -> None:
+    """A job made with `submit-snippet --into` runs its program to its exit status on a real
+    pool; chirp is found where HTCondor put it (a job has no PATH), or, when it fails, the
+    program still runs and the starter says in one line why ssh is refused.
+
+    Anyone with a pool can run this (and the test below): condor_q, condor_submit and
+    condor_history on PATH, the htcondor2 bindings importable, jobs of this user allowed to run
+    on this machine's execute side (a personal pool). A personal pool from HTCondor's tarball,
+    without root, as the issue's (25.14, four static slots):
+
+        PREFIX=$HOME/condor; mkdir -p $PREFIX
+        curl -fsSL <the x86_64 tarball from https://htcondor.org/downloads/> | tar -xz -C $PREFIX --strip-components=1
+        $PREFIX/bin/make-personal-from-tarball     # writes $PREFIX/condor.sh and local config
+        echo 'NUM_SLOTS = 4' >> $PREFIX/local/condor_config.local
+        . $PREFIX/condor.sh && condor_master       # then wait until condor_status shows 4 slots
+        pip install "htcondor==25.14.*"             # the bindings matching the daemons
+        CJP_TEST_ACCOUNT_SUFFIX=-x python -m pytest tests/test_htcondor_pool.py -k real_pool
+    """
+    submit_file = real_user.root / "job.sub"
+    submit_file.write_text(
+        f"initialdir = {real_user.root}\nexecutable = /bin/sh\n"
+        "arguments = \"-c 'echo ran > marker; exit 3'\"\nerror = job.err\n"
+        "should_transfer_files = NO\n"
+        + ('environment = "CONDOR_JOB_PROXY_CHIRP=/nonexistent/condor_chirp"\n'
+           if chirp == "failing" else "") + "queue\n")
+    assert real_user.proxy("submit-snippet", "--into", str(submit_file)).returncode == 0
+    submitted = subprocess.run(["condor_submit", str(submit_file)], env=real_user.env,
+                               capture_output=True, text=True, timeout=120)
+    assert submitted.returncode == 0, submitted.stderr
+    cluster = int(submitted.stdout.strip().rsplit(" ", 1)[1].rstrip("."))
+    ad = real_user.wait_for_history(cluster)
+    err = (real_user.root / "job.err").read_text()
+    assert ad.get("ExitCode") == "3", (ad.get("ExitCode"), err)
+    assert (real_user.root / "marker").read_text() == "ran\n"
+    refused = [line for line in err.splitlines() if "without ssh access" in line]
+    if chirp == "found":
+        assert refused == [] and "CondorJobProxyAddress" in ad, err
+    else:
+        assert len(refused) == 1 and "/nonexistent/condor_chirp" in refused[0], err
+
+
+@pytest.mark.skipif(not _real_pool_answers(), reason="no HTCondor pool answers condor_q here")
+def test_condor_interactive_job_that_ends_is_reported_on_a_real_pool(real_user: RealUser) -> None:
+    """`ssh condor-interactive` whose job's program cannot run: the job completes with exit
+    status 1 while the client waits, which says so, with where the job's stderr is (the pool
+    recipe: the test above)."""
+    result = subprocess.run(["ssh", "-F", str(real_user.root / "ssh_config"), "-o",
+                             "BatchMode=yes", "condor-interactive", "true"],
+                            env={**real_user.env, "CONDOR_JOB_PROXY_WAIT": "600"},
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 255
+    line = result.stderr.strip().splitlines()[-1]
+    assert " has ended: exit status 1; its stderr is in " in line, result.stderr
+    err_file = Path(line.split(" its stderr is in ", 1)[1].split(" (after waiting", 1)[0])
+    assert "cannot run /nonexistent/interactive-program" in err_file.read_text()
+
+
 # --- the starter reading what HTCondor gives a job ------------------------------------------------
 
 def test_starter_reads_literals_from_the_job_ad_file() -> None:
