@@ -20,7 +20,7 @@ from pathlib import Path
 
 from conftest import wait_for_job_line
 from htcondor_standin.execute import job_environment
-from test_htcondor_pool import STANDIN, Pool, _me, pool  # noqa: F401 - fixture
+from test_htcondor_pool import Pool, _me, pool  # noqa: F401 - fixture
 
 HOLD_REASON = "Error from slot1@exec.test: Job has gone over cgroup memory limit of 2048 megabytes."
 
