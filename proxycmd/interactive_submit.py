@@ -100,7 +100,11 @@ class LocalBackend:
     def ended(self, job: JobId, template: Template) -> str | None:
         """The starter keeps an ended job's record, with its exit status; its stderr and the
         starter's are in the template's log."""
-        record = self.queue.read(job)
+        from starter.queue import UntrustedRecord
+        try:
+            record = self.queue.read(job)
+        except (UntrustedRecord, ValueError, OSError):
+            return None   # the resolver's own error says what is wrong with it
         if record is None or record.get("exit_status") is None:
             return None
         return f"job {job} has ended: exit status {record['exit_status']}; its stderr is in " \
