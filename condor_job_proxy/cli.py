@@ -280,30 +280,23 @@ def pubkey() -> None:
 
 
 @cli.command("submit-snippet")
-def submit_snippet() -> None:
+@click.option("--into", "into", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+              help="Put the lines into submit file FILE, before its queue statement, running "
+                   "the program FILE names under the starter.")
+def submit_snippet(into: Path | None) -> None:
     """Print submit-file lines for a reachable job.
 
     The lines make an HTCondor job reachable with ssh job-N.P: the starter as the job's
-    executable, +WantIOProxy, and your public job-access key.
+    executable, +WantIOProxy, and your public job-access key. They must come before the
+    submit file's queue statement: use --into FILE rather than >> FILE.
     """
-    import shutil
+    from . import snippet
+    if into is None:
+        click.echo("\n".join(snippet.lines()))
+        return
+    snippet.insert_into(into)
+    click.echo(f"{into}: added condor-job-proxy's lines before its queue statement", err=True)
 
-    from proxycmd.userkey import public_key
-    from starter.condor_publish import OWNER_KEY_ATTR
-    starter = shutil.which("condor-job-starter") or "/path/to/condor-job-starter"
-    from starter.jobad import quote
-    click.echo("\n".join([
-        "# condor-job-proxy: run the job under its starter, so `ssh job-<cluster>.<proc>` works.",
-        "# The starter must be installed at this path on the execute nodes (not transferred);",
-        "# put your program and its arguments after `run --`, e.g. run -- ./analyze input.dat",
-        f"executable = {starter}",
-        "transfer_executable = false",
-        'arguments = "run -- ./my-program"',
-        "# The starter publishes its address and key in the job ad through chirp.",
-        "+WantIOProxy = true",
-        "# Your public job-access key: only this key (and the pool's queue super users) gets in.",
-        f"+{OWNER_KEY_ATTR} = {quote(public_key())}",
-    ]))
 
 @cli.command()
 @click.argument("job")

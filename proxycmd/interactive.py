@@ -14,8 +14,9 @@ import sys
 from starter.jobid import JobId
 
 from . import interactive_template
-from .errors import ProxyError
+from .errors import JobNotFound, ProxyError
 from .interactive_submit import Backend, backend_for, describe
+from .interactive_template import Template
 from .model import JobEndpoint
 from .resolvers import default_resolver
 from .waiting import Waiter, explainer, resolve_waiting, wait_seconds
@@ -35,22 +36,29 @@ def interactive_endpoint(host: str, queue: str | None = None) -> JobEndpoint:
     job = backend.find(template)
     if job is not None:
         _say(f"{host}: reusing job {job}")
-        return _wait(resolver, job, host)
+        return _wait(resolver, backend, template, job, host)
     job = backend.submit(template)
     _say(f"{host}: submitted job {job} ({describe(template)})")
-    return _wait_or_remove(resolver, backend, job, host)
+    return _wait_or_remove(resolver, backend, template, job, host)
 
 
-def _wait(resolver, job: JobId, host: str) -> JobEndpoint:
+def _wait(resolver, backend: Backend, template: Template, job: JobId,
+          host: str) -> JobEndpoint:
+    """Wait for the job to run; one that ends meanwhile is reported with how it ended."""
     waiter = Waiter(f"{job} ({host})", explain=explainer(resolver, job))
-    return resolve_waiting(resolver, job, wait_seconds(interactive_host=True), waiter)
+    return resolve_waiting(resolver, job, wait_seconds(interactive_host=True), waiter,
+                           ended=lambda: backend.ended(job, template))
 
 
-def _wait_or_remove(resolver, backend: Backend, job: JobId, host: str) -> JobEndpoint:
-    """Wait for the job we submitted; take it out again if the wait does not end in a run."""
+def _wait_or_remove(resolver, backend: Backend, template: Template, job: JobId,
+                    host: str) -> JobEndpoint:
+    """Wait for the job we submitted; take it out again if the wait does not end in a run
+    (unless it has already left the queue)."""
     previous = {signum: signal.signal(signum, _interrupt) for signum in _HANGUPS}
     try:
-        return _wait(resolver, job, host)
+        return _wait(resolver, backend, template, job, host)
+    except JobNotFound:
+        raise
     except (ProxyError, KeyboardInterrupt) as err:
         reason = "interrupted" if isinstance(err, KeyboardInterrupt) else str(err)
         _remove(backend, job, f"condor-job-proxy: {host} gave up waiting ({reason})")

@@ -11,6 +11,7 @@ import shlex
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Protocol
 
 from starter import paths
@@ -32,6 +33,9 @@ class Backend(Protocol):
     def submit(self, template: Template) -> JobId: ...
 
     def remove(self, job: JobId, reason: str) -> None: ...
+
+    def ended(self, job: JobId, template: Template) -> str | None:
+        """How ``job`` ended (exit status or reason, where its stderr is); None if it has not."""
 
 
 def backend_for(resolver: Resolver) -> Backend:
@@ -60,8 +64,7 @@ class LocalBackend:
         memory = template.resources.get("request_memory")
         extra = ["--queue", str(self.queue.directory),
                  *(["--memory-limit", str(memory)] if memory else [])]
-        log = paths.state_dir() / "interactive" / f"{template.name}.log"
-        log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        log = _log_file(template)
         spawned = time.time()
         with open(log, "ab") as out:
             process = subprocess.Popen(
@@ -94,6 +97,26 @@ class LocalBackend:
     def remove(self, job: JobId, reason: str) -> None:
         self.resolver.remove(job, reason)
 
+    def ended(self, job: JobId, template: Template) -> str | None:
+        """The starter keeps an ended job's record, with its exit status; its stderr and the
+        starter's are in the template's log."""
+        from starter.queue import UntrustedRecord
+        try:
+            record = self.queue.read(job)
+        except (UntrustedRecord, ValueError, OSError):
+            return None   # the resolver's own error says what is wrong with it
+        if record is None or record.get("exit_status") is None:
+            return None
+        return f"job {job} has ended: exit status {record['exit_status']}; its stderr is in " \
+               f"{_log_file(template)}"
+
+
+def _log_file(template: Template) -> Path:
+    """Where an interactive job's stderr goes (the local starter's log, HTCondor's ``error``)."""
+    log = paths.state_dir() / "interactive" / f"{template.name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return log
+
 
 def _ours(record: dict, pid: int, spawned: float) -> bool:
     """Whether ``record`` is the one our starter (``pid``, started at ``spawned``) wrote."""
@@ -122,6 +145,36 @@ class HTCondorBackend:
     def remove(self, job: JobId, reason: str) -> None:
         self.resolver.remove(job, reason)
 
+    def ended(self, job: JobId, template: Template) -> str | None:
+        """From the job's ad in the queue (held, removed) or, once it has left, the history."""
+        constraint = f"ClusterId == {job.cluster} && ProcId == {job.proc}"
+        ads = (self.resolver.query_schedd(self.resolver.schedd_names[0], constraint,
+                                          _END_PROJECTION)
+               or self.resolver.history(constraint, _END_PROJECTION))
+        return how_it_ended(job, ads[0]) if ads else None
+
+
+_END_PROJECTION = ["ClusterId", "ProcId", "JobStatus", "ExitCode", "ExitBySignal", "ExitSignal",
+                   "HoldReason", "RemoveReason", "Err", "Iwd"]
+_ENDED = {3: "was removed", 4: "has ended", 5: "is held"}
+
+
+def how_it_ended(job: JobId, ad) -> str | None:
+    """One line for a job that ended or cannot run: how, and where its stderr is."""
+    from starter.names import printable
+    status = ad.get("JobStatus")
+    if status not in _ENDED:
+        return None
+    if status == 4:
+        why = (f"killed by signal {ad.get('ExitSignal')}" if ad.get("ExitBySignal") is True
+               else f"exit status {ad.get('ExitCode')}")
+    else:
+        why = str(ad.get("RemoveReason" if status == 3 else "HoldReason") or "no reason given")
+    err = str(ad.get("Err") or "/dev/null")
+    where = (f"its stderr is in {os.path.join(str(ad.get('Iwd') or ''), err)}"
+             if err != "/dev/null" else "its stderr was not kept (error = /dev/null)")
+    return printable(f"job {job} {_ENDED[status]}: {why}; {where}", 1000)
+
 
 def description(template: Template) -> dict[str, str]:
     """The submit description (submit language, all values strings) of an interactive job."""
@@ -133,10 +186,12 @@ def description(template: Template) -> dict[str, str]:
         "universe": "vanilla",
         "executable": template.starter,
         "transfer_executable": "false",
-        "arguments": _submit_arguments(starter_arguments(template)),
+        "arguments": submit_arguments(starter_arguments(template)),
         "My.WantIOProxy": "true",
         f"My.{OWNER_KEY_ATTR}": quote(public_key()),
         f"My.{LABEL_ATTR}": quote(template.label),
+        "My.InteractiveJob": "true",   # HTCondor's own marker (condor_submit -i), for policies
+        "error": str(_log_file(template).with_name(f"{template.name}.$(Cluster).err")),
         **{key: str(value) for key, value in template.resources.items()},
     }
     for line in template.submit:
@@ -148,7 +203,7 @@ def description(template: Template) -> dict[str, str]:
     return lines
 
 
-def _submit_arguments(words: list[str]) -> str:
+def submit_arguments(words: list[str]) -> str:
     """condor_submit's new argument syntax: the whole in double quotes, each word in single
     quotes (a ' doubled, a " doubled)."""
     quoted = ["'" + word.replace("'", "''").replace('"', '""') + "'" for word in words]

@@ -183,11 +183,14 @@ def clock(seconds: float) -> str:
 
 
 def resolve_waiting(resolver: Resolver, job: JobId, timeout: float,
-                    waiter: Waiter | None = None) -> JobEndpoint:
+                    waiter: Waiter | None = None,
+                    ended: Callable[[], str | None] | None = None) -> JobEndpoint:
     """The job's endpoint; while it has not started and ``timeout`` allows, wait for it.
 
     A job that leaves the queue or cannot start any more (held, removed, completed) ends
-    the wait with its own error, which says what happened and how long we waited.
+    the wait with its own error, which says what happened and how long we waited; ``ended``
+    (when the caller knows the job existed) tells how it ended instead: its exit status or
+    reason and where its stderr is, which the queue no longer shows once it has left.
     """
     if timeout <= 0:
         return resolver.resolve(job)
@@ -196,14 +199,26 @@ def resolve_waiting(resolver: Resolver, job: JobId, timeout: float,
         try:
             endpoint = resolver.resolve(job)
         except JobNotRunning as err:
-            if not err.may_start or waiter.elapsed >= timeout:
-                raise _after_waiting(err, waiter) from None
-            waiter.wait(err)
-            continue
+            if err.may_start and waiter.elapsed < timeout:
+                waiter.wait(err)
+                continue
+            raise _after_waiting(err if err.may_start else _how_it_ended(err, ended),
+                                 waiter) from None
         except JobNotFound as err:
-            raise _after_waiting(err, waiter) from None
+            raise _after_waiting(_how_it_ended(err, ended), waiter) from None
         waiter.done()
         return endpoint
+
+
+def _how_it_ended(err: ProxyError, ended: Callable[[], str | None] | None) -> ProxyError:
+    """``err`` worded by ``ended`` when it can tell (the error's kind stays)."""
+    try:
+        text = ended() if ended else None
+    except (ProxyError, OSError, ValueError):
+        text = None   # the queue's own words are still true
+    if text:
+        err.args = (text,)
+    return err
 
 
 def explainer(resolver: Resolver, job: JobId) -> Callable[[], str] | None:

@@ -47,6 +47,8 @@ def run_job(options: JobOptions) -> int:
             check_key_file(path)
         except UnsafeKeyFile as err:
             raise StarterError(str(err)) from None
+    job_env = dict(os.environ)   # as given: HTCondor gives a job no PATH, and so do we
+    os.environ.setdefault("PATH", processes.STANDARD_PATH)   # for the starter's own helpers
     host = sshd.probe()
     if os.geteuid() == 0:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)   # sshd's privilege-separation dir
@@ -56,7 +58,6 @@ def run_job(options: JobOptions) -> int:
     private = Path(tempfile.mkdtemp(prefix=leftovers.STARTER_PREFIX))
     try:
         (private / leftovers.STARTER_PID_FILE).write_text(f"{os.getpid()}\n")
-        job_env = dict(os.environ)
         _name_the_nameless(host, private)
         identity, host_key = _generate_keys(private)
         listener = _listen(options.listen_host, options.listen_port, options.port_range)
@@ -148,8 +149,10 @@ def _launch(command: list[str], env: dict[str, str]) -> subprocess.Popen:
     """Start the job in the current directory with the current environment.
 
     The job is killed if the starter dies (even by SIGKILL): it must not run unsupervised.
+    A command is looked up on the job's PATH, which HTCondor does not set: then, as for
+    execvp, in the default /bin:/usr/bin (not the starter's own PATH).
     """
-    if not shutil.which(command[0]):
+    if not shutil.which(command[0], path=env.get("PATH", os.defpath)):
         raise FileNotFoundError(2, "command not found")
     return subprocess.Popen([*processes.die_with_parent(), *command], env=env)
 

@@ -10,7 +10,6 @@ import click
 from . import paths
 from .about import version_option
 from .agent import JobOptions, StarterError, run_job
-from .chirp import ChirpError
 from .jobad import JobAdError
 from .keys import UnsafeKeyFile
 from .lifecycle import Limits
@@ -76,7 +75,7 @@ def run(queue: str | None, keys_files: tuple[Path, ...], htcondor: bool | None,
                              port_range=_port_range(port_range), max_sessions=max_sessions,
                              limits=Limits(memory_limit, cpu_limit, grace, linger), label=label)
         status = run_job(options)
-    except (StarterError, ChirpError, JobAdError, UnsafeKeyFile, ValueError, OSError) as err:
+    except (StarterError, JobAdError, UnsafeKeyFile, ValueError, OSError) as err:
         click.echo(f"condor-job-starter: {err}", err=True)
         sys.exit(1)
     sys.exit(status)

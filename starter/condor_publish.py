@@ -37,7 +37,7 @@ class HTCondorPublisher:
             os.environ.get(SUPER_USERS_ENV) or DEFAULT_SUPER_USERS_KEYS)
         if os.path.lexists(self.super_users_keys):   # an admin may add it later: checked per read
             check_key_file(self.super_users_keys, _SUPER_USERS)
-        self.chirp_tool = chirp_tool or chirp.find_chirp()
+        self.chirp_tool = chirp_tool   # None: found when publishing, a miss costs only ssh
 
     def submit(self, record: dict) -> JobId:
         """Write login account, key and address into the job ad; the id is the ad's own.
@@ -50,8 +50,9 @@ class HTCondorPublisher:
         if record.get("no_terminal"):
             attributes.append((NO_TERMINAL_ATTR, record["no_terminal"]))
         try:
+            tool = self.chirp_tool or chirp.find_chirp()
             for name, value in attributes:
-                chirp.set_job_attr(name, jobad.quote(value), self.chirp_tool)
+                chirp.set_job_attr(name, jobad.quote(value), tool)
         except chirp.ChirpError as err:
             log(f"job {self.job} runs without ssh access: {err}")
         return self.job

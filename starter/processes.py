@@ -35,6 +35,11 @@ def become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
+# The directories the starter's own helpers (setpriv, ssh-keygen, sshd) are found in when it
+# was given no PATH, as HTCondor starts every job; sessions' sshds run with it too.
+STANDARD_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+
+
 @functools.cache
 def die_with_parent() -> list[str]:
     """An argv prefix that kills the process when its parent (the starter) dies, even by -9."""

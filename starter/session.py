@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .processes import die_with_parent, has_children, marked
+from .processes import STANDARD_PATH, die_with_parent, has_children, marked
 from .session_files import SESSION_ENV, session_argv, write_private
 from .sshd import SshdHost
 
@@ -62,7 +62,7 @@ class Session:
         """Run sshd on the connection itself: no relay on the job side. Its log goes to
         memory, read only if it fails: a file would cost a new inode per connect."""
         host = self.context.host
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}
+        env = {"PATH": STANDARD_PATH}
         if host.nss_wrapper:
             shared = self.context.directory
             env.update(LD_PRELOAD=host.nss_wrapper, NSS_WRAPPER_PASSWD=str(shared / "passwd"),

@@ -187,7 +187,8 @@ def _mallorys_starter(mallory: Account, den: Path, victims_key: str, env: dict) 
             "condor-job-starter", "run", "--super-users-keys", str(den / "none"), "--",
             "sleep", "900", env={**env, "_CONDOR_JOB_AD": str(scratch / ".job.ad"),
                                  "_CONDOR_MACHINE_AD": str(scratch / ".machine.ad"),
-                                 "_CONDOR_SCRATCH_DIR": str(scratch), "TMPDIR": str(scratch)},
+                                 "_CONDOR_SCRATCH_DIR": str(scratch), "TMPDIR": str(scratch),
+                                 "_CONDOR_BIN": str(STANDIN / "bin")},   # chirp beside it
             cwd=scratch, stderr=err, stdin=subprocess.DEVNULL)
     wait_for_job_line(starter, err_file, timeout=30)
     return starter

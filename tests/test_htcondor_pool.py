@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, wait_for_job_line, wait_until
+from htcondor_standin.execute import job_environment
 from htcondor_standin.htcondor2._pool import ec2_job_ad
 
 STANDIN = Path(__file__).resolve().parent / "htcondor_standin"
@@ -195,7 +196,7 @@ def test_submit_snippet_carries_my_public_key(pool: Pool) -> None:
     assert f'+CondorJobProxyOwnerKey = "{pool.public_key()}"' in snippet
     assert any(line.startswith("executable = ") and line.endswith("condor-job-starter")
                for line in snippet.splitlines())
-    assert 'arguments = "run -- ./my-program"' in snippet
+    assert "arguments = \"'run' '--' './my-program'\"" in snippet
 
 
 def test_local_queue_connect_never_imports_the_bindings(tmp_path: Path) -> None:
@@ -212,6 +213,7 @@ def test_local_queue_connect_never_imports_the_bindings(tmp_path: Path) -> None:
 
 EXEC_IP, SUBMIT_IP = "192.0.2.2", "192.0.2.1"
 PORTS = (41000, 41009)
+IP = shutil.which("ip") or "ip"   # by path: a job's environment has no PATH to find it with
 
 
 @dataclass
@@ -220,10 +222,10 @@ class TwoHosts:
     submit: str
 
     def on_execute(self, *argv: str) -> list[str]:
-        return ["ip", "netns", "exec", self.execute, *argv]
+        return [IP, "netns", "exec", self.execute, *argv]
 
     def on_submit(self, *argv: str) -> list[str]:
-        return ["ip", "netns", "exec", self.submit, *argv]
+        return [IP, "netns", "exec", self.submit, *argv]
 
 
 @pytest.fixture(scope="module")
@@ -263,23 +265,14 @@ def pool_job(pool: Pool, two_hosts: TwoHosts):
     """Job 7.0, submitted with the snippet's attributes, running under the starter on the
     execute host, the way HTCondor's starter runs a job: job ad, machine ad, scratch dir."""
     scratch = pool.root / "execute" / "dir_4242"
-    scratch.mkdir(parents=True)
     ad = pool.add_job(7, Cmd="/usr/local/bin/condor-job-starter",
                       Arguments="run -- sleep 600", WantIOProxy=True,
                       CondorJobProxyOwnerKey=pool.public_key())
-    (scratch / ".job.ad").write_text("".join(f"{k} = {_classad(v)}\n" for k, v in ad.items()))
-    (scratch / ".machine.ad").write_text(
-        f'MyAddress = "<{EXEC_IP}:9618?addrs={EXEC_IP}-9618&alias=exec.test>"\n'
-        'Machine = "exec.test"\n')
-    # The stand-in chirp's config; the real one names the execute node's chirp proxy.
-    (scratch / ".chirp.config").write_text(json.dumps(
-        {"pool": str(pool.file), "schedd": "ap.test", "job": "7.0"}))
     admin = pool.root / "admin"
     admin.mkdir(mode=0o755)
-    env = {**pool.env, "_CONDOR_JOB_AD": str(scratch / ".job.ad"),
-           "_CONDOR_MACHINE_AD": str(scratch / ".machine.ad"), "_CONDOR_SCRATCH_DIR": str(scratch),
-           "PATH": f"{STANDIN / 'bin'}:{os.environ['PATH']}", "TMPDIR": str(scratch),
-           "MARKER": "on-the-execute-node"}
+    env = job_environment(scratch, ad, pool.file, "ap.test",
+                          f"<{EXEC_IP}:9618?addrs={EXEC_IP}-9618&alias=exec.test>",
+                          own={"PYTHONPATH": pool.env["PYTHONPATH"], "MARKER": "on-the-execute-node"})
     stderr_file = pool.root / "starter.err"
     with open(stderr_file, "wb") as err:
         process = subprocess.Popen(two_hosts.on_execute(
@@ -292,12 +285,6 @@ def pool_job(pool: Pool, two_hosts: TwoHosts):
     finally:
         process.terminate()
         process.wait(15)
-
-
-def _classad(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value) if isinstance(value, int) else json.dumps(value)
 
 
 def _ssh(pool: Pool, hosts: TwoHosts, *args: str) -> subprocess.CompletedProcess:
@@ -438,6 +425,110 @@ print("ok")
     assert result.returncode == 0 and result.stdout.endswith("ok\n"), result.stderr
 
 
+@dataclass
+class RealUser:
+    """A user of the real pool set up in a test directory, with our starter "installed" there
+    (a personal pool's execute side shares this machine's files)."""
+    root: Path
+    env: dict[str, str]
+    starter: Path
+
+    def proxy(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "condor_job_proxy", *args], env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def wait_for_history(self, cluster: int, timeout: float = 600) -> dict:
+        """The job's ad once it has left the queue (condor_history), as a dict of strings."""
+        found: dict = {}
+
+        def left() -> bool:
+            out = subprocess.run(["condor_history", "-limit", "1", "-long", f"{cluster}.0"],
+                                 capture_output=True, text=True, timeout=60).stdout
+            found.update(line.split(" = ", 1) for line in out.splitlines() if " = " in line)
+            return bool(found)
+        assert wait_until(left, timeout=timeout, interval=2), f"job {cluster}.0 never ended"
+        return found
+
+
+@pytest.fixture
+def real_user(tmp_path: Path) -> RealUser:
+    tmp_path.chmod(0o755)   # the pool runs the job as this user, maybe from another cwd
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "XDG_STATE_HOME": str(tmp_path / "state")}
+    env.pop("CONDOR_JOB_PROXY_QUEUE", None)
+    starter = tmp_path / "condor-job-starter"
+    starter.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m starter \"$@\"\n")
+    starter.chmod(0o755)
+    env["PATH"] = f"{tmp_path}:{env.get('PATH', '')}"   # where submit-snippet finds the starter
+    user = RealUser(tmp_path, env, starter)
+    (tmp_path / "config" / "condor-job-proxy").mkdir(parents=True)
+    (tmp_path / "config" / "condor-job-proxy" / "config.toml").write_text(
+        f'resolver = "htcondor"\ncontrol_master = false\n[interactive]\nstarter = "{starter}"\n'
+        'command = ["/nonexistent/interactive-program"]\n')
+    assert user.proxy("setup", "--yes", "--ssh-config", str(tmp_path / "ssh_config")).returncode == 0
+    yield user
+    user.proxy("daemon", "--stop")
+
+
+@pytest.mark.skipif(not _real_pool_answers(), reason="no HTCondor pool answers condor_q here")
+@pytest.mark.parametrize("chirp", ["found", "failing"])
+def test_job_under_our_starter_runs_on_a_real_pool(real_user: RealUser, chirp: str) -> None:
+    """A job made with `submit-snippet --into` runs its program to its exit status on a real
+    pool; chirp is found where HTCondor put it (a job has no PATH), or, when it fails, the
+    program still runs and the starter says in one line why ssh is refused.
+
+    Anyone with a pool can run this (and the test below): condor_q, condor_submit and
+    condor_history on PATH, the htcondor2 bindings importable, jobs of this user allowed to run
+    on this machine's execute side (a personal pool). A personal pool from HTCondor's tarball,
+    without root, as the issue's (25.14, four static slots):
+
+        PREFIX=$HOME/condor; mkdir -p $PREFIX
+        curl -fsSL <the x86_64 tarball from https://htcondor.org/downloads/> | tar -xz -C $PREFIX --strip-components=1
+        $PREFIX/bin/make-personal-from-tarball     # writes $PREFIX/condor.sh and local config
+        echo 'NUM_SLOTS = 4' >> $PREFIX/local/condor_config.local
+        . $PREFIX/condor.sh && condor_master       # then wait until condor_status shows 4 slots
+        pip install "htcondor==25.14.*"             # the bindings matching the daemons
+        CJP_TEST_ACCOUNT_SUFFIX=-x python -m pytest tests/test_htcondor_pool.py -k real_pool
+    """
+    submit_file = real_user.root / "job.sub"
+    submit_file.write_text(
+        f"initialdir = {real_user.root}\nexecutable = /bin/sh\n"
+        "arguments = \"-c 'echo ran > marker; exit 3'\"\nerror = job.err\n"
+        "should_transfer_files = NO\n"
+        + ('environment = "CONDOR_JOB_PROXY_CHIRP=/nonexistent/condor_chirp"\n'
+           if chirp == "failing" else "") + "queue\n")
+    assert real_user.proxy("submit-snippet", "--into", str(submit_file)).returncode == 0
+    submitted = subprocess.run(["condor_submit", str(submit_file)], env=real_user.env,
+                               capture_output=True, text=True, timeout=120)
+    assert submitted.returncode == 0, submitted.stderr
+    cluster = int(submitted.stdout.strip().rsplit(" ", 1)[1].rstrip("."))
+    ad = real_user.wait_for_history(cluster)
+    err = (real_user.root / "job.err").read_text()
+    assert ad.get("ExitCode") == "3", (ad.get("ExitCode"), err)
+    assert (real_user.root / "marker").read_text() == "ran\n"
+    refused = [line for line in err.splitlines() if "without ssh access" in line]
+    if chirp == "found":
+        assert refused == [] and "CondorJobProxyAddress" in ad, err
+    else:
+        assert len(refused) == 1 and "/nonexistent/condor_chirp" in refused[0], err
+
+
+@pytest.mark.skipif(not _real_pool_answers(), reason="no HTCondor pool answers condor_q here")
+def test_condor_interactive_job_that_ends_is_reported_on_a_real_pool(real_user: RealUser) -> None:
+    """`ssh condor-interactive` whose job's program cannot run: the job completes with exit
+    status 1 while the client waits, which says so, with where the job's stderr is (the pool
+    recipe: the test above)."""
+    result = subprocess.run(["ssh", "-F", str(real_user.root / "ssh_config"), "-o",
+                             "BatchMode=yes", "condor-interactive", "true"],
+                            env={**real_user.env, "CONDOR_JOB_PROXY_WAIT": "600"},
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 255
+    line = result.stderr.strip().splitlines()[-1]
+    assert " has ended: exit status 1; its stderr is in " in line, result.stderr
+    err_file = Path(line.split(" its stderr is in ", 1)[1].split(" (after waiting", 1)[0])
+    assert "cannot run /nonexistent/interactive-program" in err_file.read_text()
+
+
 # --- the starter reading what HTCondor gives a job ------------------------------------------------
 
 def test_starter_reads_literals_from_the_job_ad_file() -> None:
@@ -455,12 +546,8 @@ def test_starter_reads_literals_from_the_job_ad_file() -> None:
 
 def test_job_without_want_io_proxy_still_runs_without_ssh_access(pool: Pool) -> None:
     scratch = pool.root / "scratch"
-    scratch.mkdir()
-    (scratch / ".job.ad").write_text("ClusterId = 40\nProcId = 0\nOwner = \"me\"\n")
-    (scratch / ".machine.ad").write_text('MyAddress = "<127.0.0.1:9618>"\n')
-    env = {**pool.env, "_CONDOR_JOB_AD": str(scratch / ".job.ad"),
-           "_CONDOR_MACHINE_AD": str(scratch / ".machine.ad"), "_CONDOR_SCRATCH_DIR": str(scratch),
-           "PATH": f"{STANDIN / 'bin'}:{os.environ['PATH']}"}
+    env = job_environment(scratch, {"ClusterId": 40, "ProcId": 0, "Owner": "me"}, pool.file,
+                          "ap.test", "<127.0.0.1:9618>", own={"PYTHONPATH": pool.env["PYTHONPATH"]})
     result = subprocess.run([sys.executable, "-m", "starter", "run", "--", "sh", "-c", "exit 3"],
                             cwd=scratch, env=env, capture_output=True, timeout=60)
     assert result.returncode == 3

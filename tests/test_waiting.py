@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from conftest import wait_for_job_line
-from test_htcondor_pool import STANDIN, Pool, _classad, _me, pool  # noqa: F401 - fixture
+from htcondor_standin.execute import job_environment
+from test_htcondor_pool import Pool, _me, pool  # noqa: F401 - fixture
 
 HOLD_REASON = "Error from slot1@exec.test: Job has gone over cgroup memory limit of 2048 megabytes."
 
@@ -56,15 +57,8 @@ def _stderr(pool: Pool) -> list[str]:
 def _start_starter(pool: Pool, cluster: int) -> subprocess.Popen:
     """The job's starter on this host (loopback), as HTCondor starts the job's executable."""
     scratch = pool.root / f"execute{cluster}"
-    scratch.mkdir()
-    ad = pool.job_ad(cluster)
-    (scratch / ".job.ad").write_text("".join(f"{k} = {_classad(v)}\n" for k, v in ad.items()))
-    (scratch / ".machine.ad").write_text('MyAddress = "<127.0.0.1:9618>"\nMachine = "exec.test"\n')
-    (scratch / ".chirp.config").write_text(json.dumps(
-        {"pool": str(pool.file), "schedd": "ap.test", "job": f"{cluster}.0"}))
-    env = {**pool.env, "_CONDOR_JOB_AD": str(scratch / ".job.ad"),
-           "_CONDOR_MACHINE_AD": str(scratch / ".machine.ad"), "_CONDOR_SCRATCH_DIR": str(scratch),
-           "PATH": f"{STANDIN / 'bin'}:{os.environ['PATH']}", "TMPDIR": str(scratch)}
+    env = job_environment(scratch, pool.job_ad(cluster), pool.file, "ap.test", "<127.0.0.1:9618>",
+                          own={"PYTHONPATH": pool.env["PYTHONPATH"]})
     stderr_file = pool.root / f"starter{cluster}.err"
     with open(stderr_file, "wb") as err:
         process = subprocess.Popen(

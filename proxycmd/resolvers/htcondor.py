@@ -124,6 +124,17 @@ class Resolver(BaseResolver):
         except htcondor2.HTCondorException as err:
             raise ProxyError(f"cannot query {self._label(name)}: {err}") from None
 
+    def history(self, constraint: str, projection: list[str]) -> list:
+        """Ads of jobs that have left the queue of the schedd ``submit`` uses, newest first
+        (condor_history): how a job we waited for ended."""
+        htcondor2 = self.htcondor2
+        name = self.schedd_names[0]
+        try:
+            return self._schedd(name).history(constraint=constraint, projection=projection,
+                                              match=1)
+        except htcondor2.HTCondorException as err:
+            raise ProxyError(f"cannot read the history of {self._label(name)}: {err}") from None
+
     def _schedd(self, name: str | None):
         htcondor2 = self.htcondor2
         if name is None and self.pool is None:

@@ -5,7 +5,8 @@ signatures (checked against htcondor 25.14.1's htcondor2/_collector.py and _sche
 ``Collector(pool=None)``, ``Collector.locate(daemon_type, name=None)`` (None when no daemon
 matches), ``Schedd(location=None)`` (the local schedd when None; TypeError unless a ClassAd),
 ``Schedd.query(constraint='True', projection=[], callback=None, limit=-1, opts=...)``,
-``Schedd.act``, ``Schedd.submit(description, count=0, spool=False, itemdata=...)`` returning a
+``Schedd.act``, ``Schedd.history(constraint=None, projection=[], match=-1,
+since=None)`` (the pool file's "history", newest first), ``Schedd.submit(description, count=0, spool=False, itemdata=...)`` returning a
 ``SubmitResult`` (cluster(), first_proc(), num_procs(), clusterad()), ``Submit`` (a mapping
 of submit commands to strings), ``Collector.query(ad_type=AdType.Any, constraint=None,
 projection=None, statistics=None)`` for slot ads, ``param`` (a mapping of the configuration,
@@ -153,6 +154,23 @@ class Schedd:
         return [r for r in map(callback, results) if r is not None]
 
 
+    def history(self, constraint: Optional[str] = None, projection: List[str] = [],
+                match: int = -1, since: Union[int, str, None] = None) -> List[ClassAd]:
+        """Jobs that left the queue (completed or removed), the most recently recorded first,
+        as condor_history: the pool file's "history" of this schedd."""
+        if since is not None:
+            raise HTCondorException("stand-in schedd history does not do since")
+        schedd = next((s for s in _pool.load()["schedds"].values() if s["address"] == self._addr),
+                      None)
+        if schedd is None:
+            raise HTCondorException(f"Failed to connect to schedd at {self._addr}")
+        try:
+            found = [ad for ad in schedd.get("history", [])
+                     if _pool.matches(ad, str(constraint or "True"))]
+        except ValueError as err:
+            raise HTCondorException(str(err)) from None
+        return [_project(ad, projection) for ad in found][:match if match >= 0 else None]
+
     def act(self, action: JobAction, job_spec: Union[List[str], str, int],
             reason: str = None) -> ClassAd:
         """Remove acts as condor_rm does on a running job: JobStatus 3 with the reason."""
@@ -188,7 +206,8 @@ class Schedd:
                           None)
             if schedd is None:
                 raise HTCondorException(f"Failed to connect to schedd at {self._addr}")
-            cluster = 1 + max((ad["ClusterId"] for ad in schedd["jobs"]), default=0)
+            cluster = 1 + max((ad["ClusterId"] for ad in schedd["jobs"] + schedd.get("history", [])),
+                              default=0)   # cluster ids are never reused
             ad = job_ad_from(description, cluster)
             schedd["jobs"].append(ad)
         return SubmitResult(cluster, 0, 1, ClassAd(ad))

@@ -9,6 +9,7 @@ which is what condor_submit does with a command it does not know.
 from __future__ import annotations
 
 import getpass
+import os
 import re
 import time
 from collections.abc import MutableMapping
@@ -121,7 +122,12 @@ def job_ad_from(description: Submit, cluster: int) -> dict:
           "JobUniverse": _UNIVERSES[universe], "Cmd": values["executable"],
           "Arguments": _new_arguments(values.get("arguments", "")),
           "TransferExecutable": values.get("transfer_executable", "true").lower() != "false",
-          "RequestCpus": 1, "RequestMemory": 128, "RequestDisk": 1024}
+          "RequestCpus": 1, "RequestMemory": 128, "RequestDisk": 1024,
+          "Iwd": values.get("initialdir") or os.getcwd()}
+    for command, attribute in (("output", "Out"), ("error", "Err")):
+        # condor_submit expands the job's own macros and keeps the path as written; the
+        # schedd reads a relative one against Iwd. Without the command: /dev/null.
+        ad[attribute] = _expand(values.get(command) or "/dev/null", cluster)
     for command, attribute in _REQUESTS.items():
         if command in values:
             ad[attribute] = _amount(values[command], command)
@@ -132,6 +138,13 @@ def job_ad_from(description: Submit, cluster: int) -> dict:
             except ValueError as err:
                 raise HTCondorException(f"Submit:0:{err}") from None
     return ad
+
+
+def _expand(text: str, cluster: int) -> str:
+    """$(Cluster), $(ClusterId), $(Process), $(ProcId) (case-insensitive), as condor_submit."""
+    names = {"cluster": cluster, "clusterid": cluster, "process": 0, "procid": 0}
+    return re.sub(r"\$\(([A-Za-z]+)\)",
+                  lambda m: str(names.get(m.group(1).lower(), m.group(0))), text)
 
 
 def _amount(text: str, command: str) -> int:
