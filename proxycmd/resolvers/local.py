@@ -52,8 +52,23 @@ class Resolver(BaseResolver):
         except (ValueError, OSError) as err:
             raise ProxyError(f"cannot read job {job} from {self.queue.directory}: {err}") from None
         if record is None:
-            raise JobNotFound(f"job {job} is not in the queue ({self.queue.directory})")
+            raise JobNotFound(self._not_found(job))
         return record
+
+    def _not_found(self, job: JobId) -> str:
+        """Why ``job`` is not in the queue; a node id of a job that is there says the job has
+        no nodes (only parallel-universe jobs of a pool have them)."""
+        whole = JobId(job.cluster, job.proc)
+        if job.node is not None and self._exists(whole):
+            return (f"job {whole} has no node {job.node}: it is no parallel-universe job "
+                    f"(connect to {whole.host()})")
+        return f"job {job} is not in the queue ({self.queue.directory})"
+
+    def _exists(self, job: JobId) -> bool:
+        try:
+            return self.queue.read(job) is not None
+        except (UntrustedRecord, ValueError, OSError):
+            return False
 
     def remove(self, job: JobId, reason: str) -> None:
         """Signal the job's starter, which ends the job and its sessions (``reason`` is not kept)."""
@@ -74,6 +89,21 @@ class Resolver(BaseResolver):
     def list_jobs(self) -> list[JobSummary]:
         return [_summary(r) for r in self.queue.records()]
 
+    def enterable_jobs(self) -> tuple[list[JobSummary], int]:
+        """(the jobs this user may enter, how many others the queue holds), for the generated
+        config. A local job lets in its owner's key (and keys its starter was given, which no
+        record names): so the jobs whose record file this uid owns, as ``may_enter`` says."""
+        records = self.queue.records()
+        mine = [_summary(r) for r in records if may_enter(r)]
+        return mine, len(records) - len(mine)
+
+
+def may_enter(record: dict) -> bool:
+    """Whether this user may enter the job as far as this machine can tell without asking its
+    starter: the record file is this uid's. Others' jobs let in only keys their starters were
+    given (--authorized-keys-file), which only the starter knows (doctor asks it)."""
+    return record["owner_uid"] == os.getuid()
+
 
 def _summary(record: dict) -> JobSummary:
     """One listed job; its owner and login name are the record file's uid's local name."""
@@ -81,7 +111,9 @@ def _summary(record: dict) -> JobSummary:
     return JobSummary(job=JobId(record["cluster"], record["proc"]), owner=owner, user=owner,
                       state=_state(record), start_time=record.get("start_time", 0.0),
                       command=tuple(record.get("command", ())),
-                      address=record.get("starter_address", ""))
+                      address=record.get("starter_address", ""),
+                      pids=tuple(record.get("pids", ())), memory_kb=record.get("memory_kb"),
+                      cpu_seconds=record.get("cpu_seconds"))
 
 
 def _state(record: dict) -> str:
