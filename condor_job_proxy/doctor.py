@@ -114,12 +114,10 @@ def _left_queue(resolver, job: JobId, err: ProxyError) -> str:
 
 def _local_access(resolver, job: JobId) -> str:
     """What a connect to a local job would meet, up to the starter's authorization."""
-    from proxycmd.resolvers.local import may_enter
-    endpoint = resolver.resolve(job)
+    endpoint = resolver.check_entry(job)
     record = resolver.queue.read(job) or {}
-    mine = may_enter(record)
-    _ask_starter(endpoint)
-    return "" if mine else (f"{endpoint.user}'s job; its starter was given your key")
+    mine = record.get("owner_uid") == os.getuid()
+    return "" if mine else f"{endpoint.user}'s job, whose starter was given your key"
 
 
 def _pool_access(resolver, job: JobId, ad, transport: str) -> str:
@@ -130,15 +128,10 @@ def _pool_access(resolver, job: JobId, ad, transport: str) -> str:
     own = authorize(job, ad, resolver.htcondor2.param)
     htcondor.require_running(job, ad)
     note = "" if own else "you are a queue super user of the pool"
-    if transport == "starter":
-        _ask_starter(resolver.resolve(job))
+    if transport == "starter":   # the starter's hello/challenge: does it let your key in
+        from proxycmd.transports.starter import check_access
+        check_access(resolver.resolve(job), paths.user_key_path())
     return note
-
-
-def _ask_starter(endpoint) -> None:
-    """The starter's hello/challenge: it says whether it lets your key in, opening nothing."""
-    from proxycmd.transports.starter import check_access
-    check_access(endpoint, paths.user_key_path())
 
 
 def _local_terminals(job: JobId, resolver) -> list[str]:

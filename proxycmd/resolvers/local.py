@@ -91,18 +91,31 @@ class Resolver(BaseResolver):
 
     def enterable_jobs(self) -> tuple[list[JobSummary], int]:
         """(the jobs this user may enter, how many others the queue holds), for the generated
-        config. A local job lets in its owner's key (and keys its starter was given, which no
-        record names): so the jobs whose record file this uid owns, as ``may_enter`` says."""
+        config: this uid's own jobs, and others' running jobs whose starters say they let this
+        user's key in (keys given with --authorized-keys-file, which no record names)."""
+        from concurrent.futures import ThreadPoolExecutor   # not on the ProxyCommand's path
         records = self.queue.records()
-        mine = [_summary(r) for r in records if may_enter(r)]
+        others = [JobId(r["cluster"], r["proc"]) for r in records if r["owner_uid"] != os.getuid()]
+        with ThreadPoolExecutor(max_workers=8) as pool:   # one slow starter must not stall all
+            let_in = {job for job, yes in zip(others, pool.map(self._lets_in, others)) if yes}
+        mine = [_summary(r) for r in records if r["owner_uid"] == os.getuid()
+                or JobId(r["cluster"], r["proc"]) in let_in]
         return mine, len(records) - len(mine)
 
+    def check_entry(self, job: JobId) -> JobEndpoint:
+        """The job's endpoint once its starter has said it lets this user's key in (no session
+        is opened: see transports.starter.check_access); else why not, in a connect's words."""
+        from ..transports.starter import check_access
+        endpoint = self.resolve(job)
+        check_access(endpoint, paths.user_key_path())
+        return endpoint
 
-def may_enter(record: dict) -> bool:
-    """Whether this user may enter the job as far as this machine can tell without asking its
-    starter: the record file is this uid's. Others' jobs let in only keys their starters were
-    given (--authorized-keys-file), which only the starter knows (doctor asks it)."""
-    return record["owner_uid"] == os.getuid()
+    def _lets_in(self, job: JobId) -> bool:
+        try:
+            self.check_entry(job)
+        except ProxyError:
+            return False
+        return True
 
 
 def _summary(record: dict) -> JobSummary:
