@@ -121,17 +121,16 @@ def _local_access(resolver, job: JobId) -> str:
 
 
 def _pool_access(resolver, job: JobId, ad, transport: str) -> str:
-    """The pool's owner/super-user rule, the job's state, and for our starter, the starter's
-    own word on your key; for other transports, what a session alone would show is left."""
-    from proxycmd.resolvers import htcondor
+    """The pool's owner/super-user rule, then all a connect does before its session (the job's
+    state, an EC2 instance's, our starter's address), and for our starter, the starter's own
+    word on your key; for the other transports, what only a session shows is left."""
     from proxycmd.resolvers.htcondor_access import authorize
     own = authorize(job, ad, resolver.htcondor2.param)
-    htcondor.require_running(job, ad)
-    note = "" if own else "you are a queue super user of the pool"
+    endpoint = resolver.resolve(job)
     if transport == "starter":   # the starter's hello/challenge: does it let your key in
         from proxycmd.transports.starter import check_access
-        check_access(resolver.resolve(job), paths.user_key_path())
-    return note
+        check_access(endpoint, paths.user_key_path())
+    return "" if own else "you are a queue super user of the pool"
 
 
 def _local_terminals(job: JobId, resolver) -> list[str]:

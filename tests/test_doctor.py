@@ -18,7 +18,8 @@ import pytest
 
 from accounts import Account, account, ensure_venv
 from conftest import wait_until
-from test_htcondor_pool import STANDIN, Pool, _me, pool  # noqa: F401 - fixture
+from test_htcondor_pool import (STANDIN, Pool, _me, pool, pool_job,  # noqa: F401 - fixtures
+                               two_hosts)
 
 ROOT = Path(__file__).resolve().parent.parent
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="creating test accounts needs root")
@@ -160,3 +161,26 @@ def test_doctor_without_htcondors_tool_says_the_native_job_cannot_be_reached(poo
     result = pool.proxy("doctor", "55")
     assert result.returncode == 1, result
     assert "check HTCondor's condor_ssh_to_job: missing" in result.stdout.decode()
+
+
+def _doctor_on_submit_host(pool: Pool, hosts, job: str, **env: str) -> subprocess.CompletedProcess:
+    argv = hosts.on_submit(sys.executable, "-m", "condor_job_proxy", "doctor", job)
+    return subprocess.run(argv, env={**pool.env, **env}, capture_output=True, timeout=60)
+
+
+def test_doctor_asks_a_pool_jobs_starter_whether_it_lets_the_key_in(pool: Pool, two_hosts,
+                                                                   pool_job) -> None:
+    """The job's ad names this account as owner; only the key the ad publishes gets in."""
+    result = _doctor_on_submit_host(pool, two_hosts, pool_job.host)
+    assert result.returncode == 0, result
+    assert "state: running, and you may enter it\n" in result.stdout.decode()
+    other = pool.root / "other-config"
+    (other / "condor-job-proxy").mkdir(parents=True)
+    shutil.copy(pool.root / "config" / "condor-job-proxy" / "config.toml",
+                other / "condor-job-proxy")   # the same pool, another job-access key
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                    str(other / "condor-job-proxy" / "id_ed25519")], check=True)
+    refused = _doctor_on_submit_host(pool, two_hosts, pool_job.host, XDG_CONFIG_HOME=str(other))
+    assert refused.returncode == 1, refused
+    assert (f"state: not reachable now: job {pool_job.id}: you are not the job's owner: access "
+            f"to job {pool_job.id} denied: key SHA256:") in refused.stdout.decode()
