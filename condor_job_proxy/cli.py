@@ -22,6 +22,7 @@ from starter.about import version_option
 from . import refresh_include
 
 if TYPE_CHECKING:
+    from proxycmd.hop import Hop
     from proxycmd.model import JobSummary
     from proxycmd.resolvers import BaseResolver
 
@@ -340,7 +341,7 @@ def _quiet_stdout() -> None:
     os.close(devnull)
 
 
-def _via(obj: dict):
+def _via(obj: dict) -> Hop | None:
     """The access point setup --via named, unless --queue names a queue on this machine."""
     from sshconfig import via as remembered_via
     return None if obj["queue"] else remembered_via.remembered()

@@ -173,11 +173,13 @@ def _checks(transport: str) -> tuple[list[str], bool]:
               ("connect daemon", _daemon_state())]
     if transport in ("starter", ""):
         checks.append(("sshd (for jobs on this machine)", _version(["sshd", "-V"], "/usr/sbin/sshd")))
-    tool = _native_tool() if transport == "htcondor-native" else "-"
-    if tool != "-":
+    tool_found = True
+    if transport == "htcondor-native":
+        tool = _native_tool()
+        tool_found = bool(tool)
         checks.append(("HTCondor's condor_ssh_to_job", tool or "missing: install HTCondor's "
                        "client tools or set htcondor_native.tool"))
-    return [f"check {name}: {result}" for name, result in checks], bool(tool)
+    return [f"check {name}: {result}" for name, result in checks], tool_found
 
 
 def _native_tool() -> str | None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import NoReturn
 
@@ -127,6 +126,7 @@ def _point_identity(host: str, key_file: Path, target: Path | None) -> None:
 
 def _hop_socket(argv: list[str], files: _JobFiles) -> tuple[socket.socket, prelude.Prelude]:
     """The hop's ssh on one end of a socketpair; ours, past the prelude, is the session."""
+    import tempfile
     ours, theirs = socket.socketpair()
     with theirs, tempfile.TemporaryFile() as said:
         hop = subprocess.Popen(argv, stdin=theirs, stdout=theirs, stderr=said)
@@ -141,6 +141,7 @@ def _hop_socket(argv: list[str], files: _JobFiles) -> tuple[socket.socket, prelu
 
 def _relay_hop(argv: list[str], files: _JobFiles) -> None:
     """The hop's ssh on pipes, relayed to and from our stdio by threads."""
+    import tempfile
     with tempfile.TemporaryFile() as said:
         hop = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
                                stderr=said)

@@ -93,10 +93,7 @@ def listed_jobs(resolver: BaseResolver | None, via: Hop | None = None
     """The jobs to give Host blocks, and how many others the queue holds: only jobs this user
     may enter (a shared local queue holds everyone's; VS Code's picker must not offer those).
     A pool's and an access point's listings hold the user's own jobs already."""
-    if via:
-        return list_jobs(via), 0
-    enterable = getattr(resolver, "enterable_jobs", None)
-    return enterable() if enterable else (resolver.list_jobs(), 0)
+    return (list_jobs(via), 0) if via else resolver.enterable_jobs()
 
 
 def include_change(resolver: BaseResolver | None, queue: str | None = None, dry_run: bool = False,

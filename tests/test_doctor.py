@@ -21,7 +21,6 @@ from conftest import wait_until
 from test_htcondor_pool import (STANDIN, Pool, _me, pool, pool_job,  # noqa: F401 - fixtures
                                two_hosts)
 
-ROOT = Path(__file__).resolve().parent.parent
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="creating test accounts needs root")
 
 

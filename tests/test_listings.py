@@ -55,7 +55,7 @@ def test_ssh_to_a_node_of_a_job_without_nodes_says_the_job_has_none(shared) -> N
     assert result.returncode == 255
     job = host.removeprefix("job-")
     assert result.stderr.decode() == (f"condor-job-proxy: job {job} has no node 0: it is no "
-                                      f"parallel-universe job (connect to {host})\n")
+                                      "parallel-universe job (leave the node out of the name)\n")
 
 
 # The laptop (setup --via ap).

@@ -61,7 +61,7 @@ class Resolver(BaseResolver):
         whole = JobId(job.cluster, job.proc)
         if job.node is not None and self._exists(whole):
             return (f"job {whole} has no node {job.node}: it is no parallel-universe job "
-                    f"(connect to {whole.host()})")
+                    "(leave the node out of the name)")
         return f"job {job} is not in the queue ({self.queue.directory})"
 
     def _exists(self, job: JobId) -> bool:
