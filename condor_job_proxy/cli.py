@@ -22,6 +22,7 @@ from starter.about import version_option
 from . import refresh_include
 
 if TYPE_CHECKING:
+    from proxycmd.hop import Hop
     from proxycmd.model import JobSummary
     from proxycmd.resolvers import BaseResolver
 
@@ -121,11 +122,15 @@ def _daemon_sockets(queue: str | None) -> list[Path]:
 @click.option("--names", is_flag=True, help="Only host names of running jobs (completion).")
 @click.pass_obj
 def jobs(obj: dict, as_json: bool, names: bool) -> None:
-    """List jobs, like a small condor_q."""
+    """List jobs, like a small condor_q.
+
+    On a laptop set up with setup --via, the jobs on that access point.
+    """
+    from proxycmd import hop as hops
     from proxycmd.model import REACHABLE_STATES
-    from proxycmd.resolvers import default_resolver
-    resolver = default_resolver(obj["queue"])
-    found = resolver.list_jobs()
+    hop = _via(obj)
+    resolver = None if hop else _resolver(obj)
+    found = hops.list_jobs(hop) if hop else resolver.list_jobs()
     _say_ignored(obj, resolver)
     if as_json:
         click.echo(json.dumps([_summary_json(job) for job in found], indent=2))
@@ -228,9 +233,10 @@ def config_refresh(obj: dict, host: str | None, dry_run: bool, via: str | None) 
     if via:
         hop = hops.Hop(via, hop.command if hop else hops.DEFAULT_COMMAND)
     resolver = None if hop else _resolver(obj)
-    jobs = hops.list_jobs(hop) if hop else resolver.list_jobs()
+    jobs, left_out = install.listed_jobs(resolver, hop)
     _say_ignored(obj, resolver)
-    change = install.include_change(resolver, obj["queue"], dry_run, jobs=jobs, via=hop)
+    change = install.include_change(resolver, obj["queue"], dry_run, jobs=jobs, via=hop,
+                                    left_out=left_out)
     if dry_run:
         click.echo(change.diff(), nl=False)
         return
@@ -305,10 +311,33 @@ def doctor(obj: dict, job: str) -> None:
     """Say how a job would be reached, and why not.
 
     JOB is 32.0 or job-32.0. Also checks ssh, your key, the include and the connect daemon.
+    Exits 0 when a connect would get into the job now, 1 when not. On a laptop set up with
+    setup --via, the access point's doctor looks at the job.
     """
     from condor_job_proxy import doctor as checks
-    for line in checks.report(job, obj["queue"]):
-        click.echo(line)
+    hop = _via(obj)
+    found = checks.report_via(job, hop) if hop else checks.report(job, obj["queue"])
+    try:
+        for line in found.lines:
+            click.echo(line)
+        sys.stdout.flush()
+    except BrokenPipeError:   # doctor JOB | head -3: the reader has all it wanted
+        _quiet_stdout()
+    sys.exit(0 if found.reachable else 1)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush meets no closed pipe."""
+    import os
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _via(obj: dict) -> Hop | None:
+    """The access point setup --via named, unless --queue names a queue on this machine."""
+    from sshconfig import via as remembered_via
+    return None if obj["queue"] else remembered_via.remembered()
 
 
 def _resolver(obj: dict) -> BaseResolver:

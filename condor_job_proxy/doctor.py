@@ -2,28 +2,66 @@
 
 Reads the same job ad the ProxyCommand would (one query, the same projection) and reports the
 attributes that decided the transport, then checks what a connection needs on this machine.
+It also takes the authorization step a connect takes, without opening a session: a pool's
+owner/super-user rule, and for our starter its hello/challenge (the starter answers a hello
+with a challenge only for a key it lets in, else with the refusal a connect gets; no auth
+follows, so nothing opens). What only a session shows is left out: the login itself (the
+job's sshd, its user's shell beyond what the starter checks), and for the pool's own
+condor_ssh_to_job and EC2 jobs, anything past the schedd's rule. Its exit status says whether
+a connect would get in now.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
-from proxycmd.errors import ProxyError
+from proxycmd.errors import JobNotFound, ProxyError
 from starter import paths
 from starter.condor_publish import NO_TERMINAL_ATTR
 from starter.jobid import BadJobId, JobId, parse_host, parse_job_id
 from starter.names import printable
 from starter.queue import UntrustedRecord
 
+if TYPE_CHECKING:
+    from proxycmd.hop import Hop
 
-def report(text: str, queue: str | None) -> list[str]:
-    """The report's lines; what records and ads say is made printable (no control characters)."""
+IDLE = 1   # HTCondor's JobStatus of a job waiting for a slot
+
+
+class Findings(NamedTuple):
+    """doctor's report: its lines, and whether a connect to the job would get in now."""
+    lines: list[str]
+    reachable: bool
+
+
+def report(text: str, queue: str | None) -> Findings:
+    """The report's lines; what records and ads say is made printable (no control characters).
+    ``reachable`` is false whenever a connect would be refused or fail now."""
     job = _job(text)
     from proxycmd.resolvers import default_resolver
     resolver = default_resolver(queue)
-    lines, transport = _describe(job, resolver)
-    return [printable(line, 2000) for line in lines + _checks(transport)]
+    lines, transport, reachable = _describe(job, resolver)
+    checks, tool_found = _checks(transport)
+    return Findings([printable(line, 2000) for line in lines + checks], reachable and tool_found)
+
+
+def report_via(text: str, hop: Hop) -> Findings:
+    """A laptop's report (setup --via): the access point's doctor on the job, line by line,
+    then this machine's checks. Reachable when the access point's doctor says so."""
+    from proxycmd import hop as hops
+    job = _job(text)
+    lines = [f"job {job}: through the access point {hop.target} (setup --via)"]
+    done = hops.run(hop, ["doctor", str(job)])
+    said = done.stdout.decode(errors="replace").splitlines()
+    if said:
+        lines += [f"{hop.target}: {line}" for line in said]
+    else:
+        reason = hops.ssh_reason(done.stderr) or f"ssh exit status {done.returncode}"
+        lines.append(f"state: not reachable now: cannot ask {hop.target}: {reason}")
+    checks, _ = _checks("via")
+    return Findings([printable(line, 2000) for line in lines + checks], done.returncode == 0)
 
 
 def _job(text: str) -> JobId:
@@ -33,27 +71,66 @@ def _job(text: str) -> JobId:
         raise ProxyError(str(err)) from None
 
 
-def _describe(job: JobId, resolver) -> tuple[list[str], str]:
+def _describe(job: JobId, resolver) -> tuple[list[str], str, bool]:
     if resolver.name == "local":
         lines = [f"job {job}: resolver local (queue {resolver.queue.directory})",
-                 "transport: starter (local queue records always name our starter)",
-                 _state(lambda: resolver.resolve(job))]
-        return lines + _local_terminals(job, resolver), "starter"
+                 "transport: starter (local queue records always name our starter)"]
+        state, reachable = _state(lambda: _local_access(resolver, job))
+        return lines + [state] + _local_terminals(job, resolver), "starter", reachable
+    return _describe_pool(job, resolver)
+
+
+def _describe_pool(job: JobId, resolver) -> tuple[list[str], str, bool]:
     from proxycmd.resolvers import htcondor
     where = ", ".join(resolver._label(name) for name in resolver.schedd_names)
     lines = [f"job {job}: resolver htcondor ({where})"]
     try:
         schedd, ad = resolver.find_job(job)
+    except JobNotFound as err:
+        return lines + [f"state: {_left_queue(resolver, job, err)}"], "", False
     except ProxyError as err:
-        return lines + [f"state: {err}"], ""
+        return lines + [f"state: {err}"], "", False
     seen = " ".join(f"{name}={ad.get(name)!r}" for name in htcondor.PROJECTION if name in ad
                     and name not in ("Cmd", "Arguments", "Args"))
     transport, why = htcondor.transport_choice(ad)
-    lines += [f"job ad from {resolver._label(schedd)}: {seen}", f"transport: {transport} ({why})",
-              _state(lambda: htcondor.require_running(job, ad))]
+    lines += [f"job ad from {resolver._label(schedd)}: {seen}", f"transport: {transport} ({why})"]
+    state, reachable = _state(lambda: _pool_access(resolver, job, ad, transport))
+    lines.append(state)
+    if ad.get("JobStatus") == IDLE:   # the analysis the waiting line shows
+        lines.append(f"why idle: {resolver.why_idle(job) or 'the pool does not say'}")
     if transport == "starter":   # our starter publishes the attribute only where ptys fail
         lines.append(_terminals(job, ad.get(NO_TERMINAL_ATTR)))
-    return lines, transport
+    return lines, transport, reachable
+
+
+def _left_queue(resolver, job: JobId, err: ProxyError) -> str:
+    """A job the queue no longer holds, as the schedd's history describes it."""
+    from proxycmd.resolvers import htcondor
+    ad = htcondor.history_ad(resolver, job)
+    if ad is None:
+        return f"not reachable: {err}, nor in its history"
+    return f"not reachable: it has left the queue: {htcondor.how_it_left(job, ad)}"
+
+
+def _local_access(resolver, job: JobId) -> str:
+    """What a connect to a local job would meet, up to the starter's authorization."""
+    endpoint = resolver.check_entry(job)
+    record = resolver.queue.read(job) or {}
+    mine = record.get("owner_uid") == os.getuid()
+    return "" if mine else f"{endpoint.user}'s job, whose starter was given your key"
+
+
+def _pool_access(resolver, job: JobId, ad, transport: str) -> str:
+    """The pool's owner/super-user rule, then all a connect does before its session (the job's
+    state, an EC2 instance's, our starter's address), and for our starter, the starter's own
+    word on your key; for the other transports, what only a session shows is left."""
+    from proxycmd.resolvers.htcondor_access import authorize
+    own = authorize(job, ad, resolver.htcondor2.param)
+    endpoint = resolver.resolve(job)
+    if transport == "starter":   # the starter's hello/challenge: does it let your key in
+        from proxycmd.transports.starter import check_access
+        check_access(endpoint, paths.user_key_path())
+    return "" if own else "you are a queue super user of the pool"
 
 
 def _local_terminals(job: JobId, resolver) -> list[str]:
@@ -74,15 +151,16 @@ def _terminals(job: JobId, no_terminal: object) -> str:
     return "terminals: yes (ssh -t and interactive logins get one)"
 
 
-def _state(check) -> str:
+def _state(check: Callable[[], str]) -> tuple[str, bool]:
     try:
-        check()
+        note = check()
     except ProxyError as err:
-        return f"state: not reachable now: {err}"
-    return "state: running"
+        return f"state: not reachable now: {err}", False
+    return f"state: running, and you may enter it{f' ({note})' if note else ''}", True
 
 
-def _checks(transport: str) -> list[str]:
+def _checks(transport: str) -> tuple[list[str], bool]:
+    """The checks' lines, and whether the tool a transport needs is there."""
     from sshconfig import install, managed
     key = paths.user_key_path()
     include = install.include_file()
@@ -95,11 +173,20 @@ def _checks(transport: str) -> list[str]:
               ("connect daemon", _daemon_state())]
     if transport in ("starter", ""):
         checks.append(("sshd (for jobs on this machine)", _version(["sshd", "-V"], "/usr/sbin/sshd")))
+    tool_found = True
     if transport == "htcondor-native":
-        tool = paths.settings().get("htcondor_native", {}).get("tool")
-        checks.append(("condor_ssh_to_job", tool or shutil.which("condor_ssh_to_job") or
-                       "missing: install HTCondor's client tools or set htcondor_native.tool"))
-    return [f"check {name}: {result}" for name, result in checks]
+        tool = _native_tool()
+        tool_found = bool(tool)
+        checks.append(("HTCondor's condor_ssh_to_job", tool or "missing: install HTCondor's "
+                       "client tools or set htcondor_native.tool"))
+    return [f"check {name}: {result}" for name, result in checks], tool_found
+
+
+def _native_tool() -> str | None:
+    """The tool the native transport runs: the configured one, else HTCondor's on PATH (never
+    our own drop-in of the same name)."""
+    from proxycmd import htcondor_tool
+    return paths.settings().get("htcondor_native", {}).get("tool") or htcondor_tool.find()
 
 
 def _sharing_state() -> str:

@@ -45,14 +45,29 @@ def ssh_argv(hop: Hop, words: list[str]) -> list[str]:
             check_target(hop.target), remote]
 
 
+def run(hop: Hop, words: list[str]) -> subprocess.CompletedProcess:
+    """``<command> WORDS...`` on the access point, its output captured (bytes)."""
+    try:
+        return subprocess.run(ssh_argv(hop, words), stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=LIST_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise ProxyError(f"{hop.target} did not answer within {LIST_SECONDS:g} s") from None
+
+
+def ssh_reason(stderr: bytes) -> str:
+    """The last thing ssh (or the command there) said on stderr, printable: why the hop
+    failed ("Connection refused", "Host key verification failed."); "" when it said nothing."""
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
+    said = [line for line in lines if line and not line.startswith("@")]
+    return printable(said[-1], 500) if said else ""
+
+
 def list_jobs(hop: Hop) -> list[JobSummary]:
     """The access point's job list (``condor-job-proxy jobs --json`` there)."""
-    proc = subprocess.run(ssh_argv(hop, ["jobs", "--json"]), stdin=subprocess.DEVNULL,
-                          capture_output=True, timeout=LIST_SECONDS)
+    proc = run(hop, ["jobs", "--json"])
     if proc.returncode != 0:
-        reason = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise ProxyError(f"cannot list the jobs on {hop.target}: "
-                         f"{printable(reason[-1]) if reason else f'ssh exit status {proc.returncode}'}")
+        reason = ssh_reason(proc.stderr) or f"ssh exit status {proc.returncode}"
+        raise ProxyError(f"cannot list the jobs on {hop.target}: {reason}")
     try:
         listed = [_summary(entry) for entry in json.loads(proc.stdout)]
     except (ValueError, TypeError, KeyError, BadJobId, RecursionError):
@@ -72,4 +87,11 @@ def _summary(entry: dict) -> JobSummary | None:
                       printable(" ".join(str(entry["owner"]).split()), 100), user,
                       printable(entry["state"], 20), float(entry["start_time"]),
                       tuple(printable(word, 200) for word in entry["command"]),
-                      printable(entry.get("address", ""), 100))
+                      printable(entry.get("address", ""), 100),
+                      tuple(int(pid) for pid in entry.get("pids") or ()),
+                      _number(entry.get("memory_kb"), int), _number(entry.get("cpu_seconds"), float))
+
+
+def _number(value: object, kind: type) -> int | float | None:
+    """An accounting number of the access point's listing (None where it has none)."""
+    return None if value is None else kind(value)

@@ -41,6 +41,9 @@ class JobSummary(NamedTuple):
     start_time: float
     command: tuple[str, ...]
     address: str = ""
+    pids: tuple[int, ...] = ()        # local queue: the job's main pid first, then the others
+    memory_kb: int | None = None      # local queue: their resident set sizes, summed
+    cpu_seconds: float | None = None  # local queue: their CPU time, ended processes included
 
 
 class SessionRequest(NamedTuple):

@@ -26,7 +26,7 @@ from starter.jobid import DEFAULT_HOST_PREFIX, BadJobId, JobId, parse_host
 
 from . import handoff, prelude, state
 from .errors import ProxyError, one_line, report
-from .hop import DEFAULT_COMMAND, Hop, ssh_argv
+from .hop import DEFAULT_COMMAND, Hop, ssh_argv, ssh_reason
 from .userkey import public_key_blob
 
 FAILED = 255
@@ -126,29 +126,49 @@ def _point_identity(host: str, key_file: Path, target: Path | None) -> None:
 
 def _hop_socket(argv: list[str], files: _JobFiles) -> tuple[socket.socket, prelude.Prelude]:
     """The hop's ssh on one end of a socketpair; ours, past the prelude, is the session."""
+    import tempfile
     ours, theirs = socket.socketpair()
-    with theirs:
-        hop = subprocess.Popen(argv, stdin=theirs, stdout=theirs)
-    try:
-        return ours, files.install(ours.fileno())
-    except BaseException as err:
-        ours.close()
-        _end(hop, err)
+    with theirs, tempfile.TemporaryFile() as said:
+        hop = subprocess.Popen(argv, stdin=theirs, stdout=theirs, stderr=said)
+        try:
+            received = files.install(ours.fileno())
+        except BaseException as err:
+            ours.close()
+            _end(hop, err, said)
+        _pass_on(said)
+    return ours, received
 
 
 def _relay_hop(argv: list[str], files: _JobFiles) -> None:
     """The hop's ssh on pipes, relayed to and from our stdio by threads."""
-    hop = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
-    try:
-        files.install(hop.stdout.fileno())
-    except BaseException as err:
-        _end(hop, err)
+    import tempfile
+    with tempfile.TemporaryFile() as said:
+        hop = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+                               stderr=said)
+        try:
+            files.install(hop.stdout.fileno())
+        except BaseException as err:
+            _end(hop, err, said)
+        _pass_on(said)
     handoff.relay_process(hop)
 
 
-def _end(hop: subprocess.Popen, err: BaseException) -> NoReturn:
+def _pass_on(said) -> None:
+    """What the hop's ssh said while the session was set up (warnings), to our stderr: it
+    went to a file so that a failure's reason could be read back into our one line."""
+    said.seek(0)
+    text = said.read(64 * 1024)
+    if text:
+        try:
+            os.write(2, text)
+        except OSError:
+            pass
+
+
+def _end(hop: subprocess.Popen, err: BaseException, said) -> NoReturn:
     """Let a failed hop's ssh go (it exits by itself after an error prelude, else is stopped)
-    and raise ``err``, saying how ssh ended when it ended before saying anything."""
+    and raise ``err``, with ssh's own reason when it ended before saying anything: under
+    ControlPersist ssh puts our stderr, and so its own, on /dev/null."""
     for pipe in (hop.stdin, hop.stdout):
         if pipe is not None:
             pipe.close()
@@ -158,5 +178,8 @@ def _end(hop: subprocess.Popen, err: BaseException) -> NoReturn:
         hop.kill()
         status = hop.wait()
     if isinstance(err, prelude.HopClosed) and status:
-        raise ProxyError(f"{err} (ssh exited with status {status}; its message is above)") from None
+        said.seek(0)
+        reason = ssh_reason(said.read(64 * 1024))
+        why = f": {reason}" if reason else ", saying nothing"
+        raise ProxyError(f"{err} (ssh exited with status {status}{why})") from None
     raise err

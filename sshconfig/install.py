@@ -88,12 +88,21 @@ def _control_check(sockets: Path | None, command: list[str], chosen: settings.Co
             "--private-dir", str(sockets)]
 
 
+def listed_jobs(resolver: BaseResolver | None, via: Hop | None = None
+                ) -> tuple[list[JobSummary], int]:
+    """The jobs to give Host blocks, and how many others the queue holds: only jobs this user
+    may enter (a shared local queue holds everyone's; VS Code's picker must not offer those).
+    A pool's and an access point's listings hold the user's own jobs already."""
+    return (list_jobs(via), 0) if via else resolver.enterable_jobs()
+
+
 def include_change(resolver: BaseResolver | None, queue: str | None = None, dry_run: bool = False,
                    jobs: list[JobSummary] | None = None, via: Hop | None = None,
-                   windows: bool = os.name == "nt") -> Change:
+                   windows: bool = os.name == "nt", left_out: int = 0) -> Change:
     """The include as it should be now; a dry run creates no directory for the sockets either.
 
-    ``jobs`` spares a second query when the caller has listed them already. With ``via`` the
+    ``jobs`` spares a second query when the caller has listed them already (``left_out``: how
+    many others ``listed_jobs`` left out). With ``via`` the
     jobs are the access point's, and ssh reaches them through it (no connect daemon).
     ``windows``: for Windows' OpenSSH (no fd passing, no shared connections).
     """
@@ -111,8 +120,12 @@ def include_change(resolver: BaseResolver | None, queue: str | None = None, dry_
         via=via, windows=windows, interactive_hosts=tuple(interactive.host_names()))
     path = include_file()
     if jobs is None:
-        jobs = list_jobs(via) if via else resolver.list_jobs()
-    return Change(path, managed.read(path), include.render(jobs, include_settings))
+        jobs, left_out = listed_jobs(resolver, via)
+    text = include.render(jobs, include_settings)
+    if left_out:
+        text += (f"\n# {left_out} other job{'s' if left_out != 1 else ''} in the queue "
+                 "left out: other users' jobs, which your key does not enter.\n")
+    return Change(path, managed.read(path), text)
 
 
 def refresh_include(queue: str | None = None) -> None:

@@ -145,8 +145,9 @@ def test_planted_owner_name_cannot_run_code_as_the_victim(town: Neighbours) -> N
         result = town.victim.run("ssh", "-G", host, env=town.env)
         assert not marker.exists(), "the victim's ssh ran the attacker's command"
         assert result.returncode == 0, result.stderr
-    options = town.victim.run("ssh", "-G", "job-5.0", env=town.env).stdout.decode().splitlines()
-    assert f"user {town.attacker.name}" in options   # the name of the file's uid, not the record's
+    # Another uid's job, whose starter does not let the victim in: no Host block at all.
+    include = (town.victim.home / ".config/condor-job-proxy/ssh_config").read_text()
+    assert "Host job-5.0" not in include and "other job" in include
     assert _listing(town.jobs(town.victim), "5.0")[1] == town.attacker.name
 
 
@@ -166,8 +167,8 @@ def test_a_uid_without_passwd_entry_cannot_claim_an_accounts_name(town: Neighbou
     assert _listing(listing, "41.0")[1] == "slot1_7"   # no account's name: the slot's own word
     town.victim.run("condor-job-proxy", "config", "refresh", env=town.env)
     include = (town.victim.home / ".config/condor-job-proxy/ssh_config").read_text()
-    assert "Job 40.0 is left out" in include and f"User {town.victim.name}" not in include
-    assert "Host job-41.0 job-41\n    # Job 41.0 of slot1_7 runs as slot1_7" in include
+    assert "Host job-40.0" not in include and f"User {town.victim.name}" not in include
+    assert "Host job-41.0" not in include and "other jobs in the queue left out" in include
 
 
 def test_a_quote_in_a_planted_record_does_not_break_the_victims_config(town: Neighbours) -> None:
@@ -226,7 +227,7 @@ def test_an_impostor_starter_is_listed_and_reached_as_who_it_is(town: Neighbours
     assert _listing(town.jobs(town.victim), job)[1] == town.attacker.name
     town.victim.run("condor-job-proxy", "config", "refresh", env=town.env)
     include = (town.victim.home / ".config/condor-job-proxy/ssh_config").read_text()
-    assert f"Job {job} of {town.attacker.name} runs as {town.attacker.name}" in include
+    assert f"Host {host}" not in include   # its starter refuses the victim's login name
     result = town.victim.run("ssh", "-o", "BatchMode=yes", host, "id -u", env=town.env)
     assert result.returncode == 255 and result.stdout == b"", result.stdout + result.stderr
     assert b"runs as user" in result.stderr

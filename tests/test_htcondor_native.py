@@ -231,8 +231,8 @@ def test_doctor_says_native_for_a_plain_pool_job(native: Pool, job: Path) -> Non
     out = result.stdout.decode()
     assert "job 32.0: resolver htcondor (the local schedd)" in out
     assert "transport: htcondor-native (the job ad has no CondorJobProxyOwnerKey" in out
-    assert "state: running" in out
-    assert f"check condor_ssh_to_job: {STANDIN / 'bin' / 'condor_ssh_to_job'}" in out
+    assert "state: running, and you may enter it\n" in out
+    assert f"check HTCondor's condor_ssh_to_job: {STANDIN / 'bin' / 'condor_ssh_to_job'}" in out
     assert "check job-access key: " in out and "missing" not in out.split("check ssh:")[0]
 
 

@@ -31,6 +31,11 @@ class BaseResolver:
         """This user's jobs, for ``jobs`` and the generated Host blocks."""
         raise NotImplementedError
 
+    def enterable_jobs(self) -> tuple[list[JobSummary], int]:
+        """(the listed jobs this user may enter, how many others were left out), for the
+        generated config; a backend whose listing holds only such jobs leaves none out."""
+        return self.list_jobs(), 0
+
     def remove(self, job: JobId, reason: str) -> None:
         """Take the job out of its queue (condor_ssh_to_job -remove-on-interrupt)."""
         raise NotImplementedError

@@ -292,3 +292,38 @@ def _text(ad, name: str) -> str:
     """A string attribute, '' when missing or not a string (undefined, an expression)."""
     value = ad.get(name)
     return value if isinstance(value, str) else ""
+
+
+HISTORY_PROJECTION = ["ClusterId", "ProcId", "Owner", "User", "JobStatus", "ExitCode",
+                      "ExitBySignal", "ExitSignal", "RemoveReason", "CompletionDate",
+                      "EnteredCurrentStatus"]
+
+
+def history_ad(resolver: Resolver, job: JobId) -> dict | None:
+    """The job's last ad in a configured schedd's history (a job that has left the queue), or
+    None: what doctor says of a job the queue no longer holds."""
+    constraint = f"ClusterId == {job.cluster} && ProcId == {job.proc}"
+    htcondor2 = resolver.htcondor2
+    for name in resolver.schedd_names:
+        try:
+            ads = resolver._schedd(name).history(constraint=constraint,
+                                                 projection=HISTORY_PROJECTION, match=1)
+        except htcondor2.HTCondorException as err:
+            raise ProxyError(f"cannot read the history of {resolver._label(name)}: {err}") from None
+        for ad in ads:
+            return ad
+    return None
+
+
+def how_it_left(job: JobId, ad) -> str:
+    """How a job in the history ended, in one line: "completed with exit status N" (or killed
+    by a signal), "removed (RemoveReason, which names who)"."""
+    status = ad.get("JobStatus")
+    if status == 3:
+        reason = _text(ad, "RemoveReason")
+        return f"job {job} was removed ({printable(reason, 300) if reason else 'no reason given'})"
+    if status == 4:
+        if ad.get("ExitBySignal") is True:
+            return f"job {job} has completed: killed by signal {printable(ad.get('ExitSignal'), 20)}"
+        return f"job {job} has completed with exit status {printable(ad.get('ExitCode'), 20)}"
+    return f"job {job} has left the queue (JobStatus {printable(status, 20)})"

@@ -55,8 +55,23 @@ class Resolver(BaseResolver):
         except (ValueError, OSError) as err:
             raise ProxyError(f"cannot read job {job} from {self.queue.directory}: {err}") from None
         if record is None:
-            raise JobNotFound(f"job {job} is not in the queue ({self.queue.directory})")
+            raise JobNotFound(self._not_found(job))
         return record
+
+    def _not_found(self, job: JobId) -> str:
+        """Why ``job`` is not in the queue; a node id of a job that is there says the job has
+        no nodes (only parallel-universe jobs of a pool have them)."""
+        whole = JobId(job.cluster, job.proc)
+        if job.node is not None and self._exists(whole):
+            return (f"job {whole} has no node {job.node}: it is no parallel-universe job "
+                    "(leave the node out of the name)")
+        return f"job {job} is not in the queue ({self.queue.directory})"
+
+    def _exists(self, job: JobId) -> bool:
+        try:
+            return self.queue.read(job) is not None
+        except (UntrustedRecord, ValueError, OSError):
+            return False
 
     def remove(self, job: JobId, reason: str) -> None:
         """Signal the job's starter, which ends the job and its sessions (``reason`` is not kept)."""
@@ -77,6 +92,34 @@ class Resolver(BaseResolver):
     def list_jobs(self) -> list[JobSummary]:
         return [_summary(r) for r in self.queue.records()]
 
+    def enterable_jobs(self) -> tuple[list[JobSummary], int]:
+        """(the jobs this user may enter, how many others the queue holds), for the generated
+        config: this uid's own jobs, and others' running jobs whose starters say they let this
+        user's key in (keys given with --authorized-keys-file, which no record names)."""
+        from concurrent.futures import ThreadPoolExecutor   # not on the ProxyCommand's path
+        records = self.queue.records()
+        others = [JobId(r["cluster"], r["proc"]) for r in records if r["owner_uid"] != os.getuid()]
+        with ThreadPoolExecutor(max_workers=8) as pool:   # one slow starter must not stall all
+            let_in = {job for job, yes in zip(others, pool.map(self._lets_in, others)) if yes}
+        mine = [_summary(r) for r in records if r["owner_uid"] == os.getuid()
+                or JobId(r["cluster"], r["proc"]) in let_in]
+        return mine, len(records) - len(mine)
+
+    def check_entry(self, job: JobId) -> JobEndpoint:
+        """The job's endpoint once its starter has said it lets this user's key in (no session
+        is opened: see transports.starter.check_access); else why not, in a connect's words."""
+        from ..transports.starter import check_access
+        endpoint = self.resolve(job)
+        check_access(endpoint, paths.user_key_path())
+        return endpoint
+
+    def _lets_in(self, job: JobId) -> bool:
+        try:
+            self.check_entry(job)
+        except ProxyError:
+            return False
+        return True
+
 
 _ENDED = {COMPLETED: "has completed", REMOVED: "was removed"}
 
@@ -96,7 +139,9 @@ def _summary(record: dict) -> JobSummary:
     return JobSummary(job=JobId(record["cluster"], record["proc"]), owner=owner, user=owner,
                       state=_state(record), start_time=record.get("start_time", 0.0),
                       command=tuple(record.get("command", ())),
-                      address=record.get("starter_address", ""))
+                      address=record.get("starter_address", ""),
+                      pids=tuple(record.get("pids", ())), memory_kb=record.get("memory_kb"),
+                      cpu_seconds=record.get("cpu_seconds"))
 
 
 def _state(record: dict) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import TYPE_CHECKING
 
 from starter import sshsig
 from starter.protocol import (NONCE_BYTES, PROTOCOL_VERSION, Channel, ProtocolError, Refusal,
@@ -12,6 +13,9 @@ from ..errors import JobNotRunning, NotAuthorized, ProxyError
 from ..userkey import public_key_blob
 from ..model import JobEndpoint, OpenSession, SessionRequest
 from . import BaseTransport
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CONNECT_SECONDS = 10.0
 _REFUSAL_PREFIX = {
@@ -91,6 +95,22 @@ def _handshake(channel: Channel, endpoint: JobEndpoint, request: SessionRequest,
                          f"key ({err}); refusing to connect") from None
     channel.sock.settimeout(None)
     return OpenSession(channel.sock, host_key, session_user, spare=accept.get("spare") is True)
+
+
+def check_access(endpoint: JobEndpoint, identity: Path) -> None:
+    """Ask the job's starter whether it lets ``identity``'s key in as ``endpoint.user``, without
+    opening a session (doctor): the hello goes out, and the starter's challenge means yes, its
+    refusal comes back in the words a connect gets; no auth follows, so nothing is opened.
+    Nothing is signed either way, so this diagnoses, it proves nothing about the starter."""
+    job = endpoint.job
+    with _connect(endpoint) as sock:
+        channel = Channel(sock)
+        try:
+            channel.send("hello", proto=PROTOCOL_VERSION, job=str(job), user=endpoint.user,
+                         key=public_key_blob(identity), nonce=os.urandom(NONCE_BYTES).hex())
+            _raise_if_refused(channel.receive("challenge"), job)
+        except ProtocolError as err:
+            raise ProxyError(f"job {job}: handshake with the starter failed: {err}") from None
 
 
 def _start_signing(request: SessionRequest) -> sshsig.PendingSignature:

@@ -153,6 +153,23 @@ class Schedd:
             return results
         return [r for r in map(callback, results) if r is not None]
 
+    def history(self, constraint: Optional[str] = None, projection: List[str] = [],
+                match: int = -1, since: Optional[Union[int, str]] = None) -> List[ClassAd]:
+        """Ads of jobs that have left the queue, newest first, as the schedd's history file
+        gives them (the pool file's "history" list of a schedd, oldest first); ``since`` is
+        not supported by the stand-in."""
+        if since is not None:
+            raise HTCondorException("stand-in schedd history does not take since")
+        schedd = next((s for s in _pool.load()["schedds"].values() if s["address"] == self._addr),
+                      None)
+        if schedd is None:
+            raise HTCondorException(f"Failed to connect to schedd at {self._addr}")
+        try:
+            found = [ad for ad in reversed(schedd.get("history", []))
+                     if constraint is None or _pool.matches(ad, str(constraint))]
+        except ValueError as err:
+            raise HTCondorException(str(err)) from None
+        return [_project(ad, projection) for ad in found][:match if match >= 0 else None]
 
     def history(self, constraint: Optional[str] = None, projection: List[str] = [],
                 match: int = -1, since: Union[int, str, None] = None) -> List[ClassAd]:
