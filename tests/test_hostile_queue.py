@@ -357,3 +357,36 @@ def test_entering_another_users_job_says_whose_it_is(town: Neighbours) -> None:
     assert (f"condor-job-proxy: note: job {host.removeprefix('job-')} belongs to "
             f"{town.attacker.name} (uid {town.uid(town.attacker)}), not to you") in \
         result.stderr.decode()
+
+
+_SILENT = """
+import socket, sys, time
+server = socket.create_server(("127.0.0.1", 0), backlog=64)
+print(server.getsockname()[1], flush=True)
+held, deadline = [], time.time() + 120
+server.settimeout(1)
+while time.time() < deadline:
+    try:
+        held.append(server.accept()[0])   # accepted, never answered
+    except TimeoutError:
+        continue
+"""
+
+
+def test_silent_starters_of_another_user_do_not_stall_the_victims_refresh(town: Neighbours) -> None:
+    """Refresh asks others' starters whether they let the victim in; twenty that accept and
+    never answer cost it a bounded wait, not ten seconds each."""
+    silent = town.attacker.popen("python3", "-c", _SILENT, stdout=subprocess.PIPE,
+                                 stdin=subprocess.DEVNULL)
+    town.processes.append(silent)
+    port = int(silent.stdout.readline())
+    pid = town.attacker_process()
+    for cluster in range(300, 320):
+        town.plant(f"{cluster}.0.json", town.forged(cluster, pid, starter_address=f"127.0.0.1:{port}"))
+    began = time.monotonic()
+    done = town.victim.run("condor-job-proxy", "config", "refresh", env=town.env, timeout=120)
+    took = time.monotonic() - began
+    assert done.returncode == 0, done.stderr
+    assert took < 15, f"refresh took {took:.1f} s"   # unbounded, it took 20 x 10 s / 8 = 25+ s
+    include = (town.victim.home / ".config/condor-job-proxy/ssh_config").read_text()
+    assert "job-300" not in include and "20 other jobs" in include

@@ -51,11 +51,11 @@ class Transport(BaseTransport):
             checker.cancel()
 
 
-def _connect(endpoint: JobEndpoint) -> socket.socket:
+def _connect(endpoint: JobEndpoint, seconds: float = CONNECT_SECONDS) -> socket.socket:
     host, _, port = endpoint.address.rpartition(":")
     try:
         sock = socket.create_connection((_host_for_lookup(host.strip("[]")), int(port)),
-                                        timeout=CONNECT_SECONDS)
+                                        timeout=seconds)
     except (OSError, ValueError) as err:
         reason = getattr(err, "strerror", None) or err
         raise ProxyError(f"cannot reach the starter of job {endpoint.job} at "
@@ -97,13 +97,14 @@ def _handshake(channel: Channel, endpoint: JobEndpoint, request: SessionRequest,
     return OpenSession(channel.sock, host_key, session_user, spare=accept.get("spare") is True)
 
 
-def check_access(endpoint: JobEndpoint, identity: Path) -> None:
+def check_access(endpoint: JobEndpoint, identity: Path,
+                 seconds: float = CONNECT_SECONDS) -> None:
     """Ask the job's starter whether it lets ``identity``'s key in as ``endpoint.user``, without
     opening a session (doctor): the hello goes out, and the starter's challenge means yes, its
     refusal comes back in the words a connect gets; no auth follows, so nothing is opened.
     Nothing is signed either way, so this diagnoses, it proves nothing about the starter."""
     job = endpoint.job
-    with _connect(endpoint) as sock:
+    with _connect(endpoint, seconds) as sock:
         channel = Channel(sock)
         try:
             channel.send("hello", proto=PROTOCOL_VERSION, job=str(job), user=endpoint.user,
