@@ -40,6 +40,7 @@ class JobSummary(NamedTuple):
     start_time: float
     command: tuple[str, ...]
     address: str = ""
+    hold_reason: str = ""    # why a held job is held (HTCondor's HoldReason), else ""
 
 
 class SessionRequest(NamedTuple):

@@ -186,7 +186,7 @@ def test_config_refresh_lists_my_running_jobs_from_every_schedd(pool: Pool) -> N
     assert "Host job-21.0 job-21\n" in include
     assert "job-22.0" not in include and "job-23.0" not in include
     listed = json.loads(pool.proxy("jobs", "--json").stdout)
-    assert [job["job"] for job in listed] == ["20.0", "21.0"]
+    assert [job["job"] for job in listed] == ["20.0", "21.0", "22.0"]   # all my jobs, by id
 
 
 def test_submit_snippet_carries_my_public_key(pool: Pool) -> None:

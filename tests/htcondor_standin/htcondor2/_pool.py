@@ -140,6 +140,26 @@ def _domains_match(first: str, second: str) -> bool:
     return short == long or long.startswith(short + ".")
 
 
+# --- parallel-universe jobs (shared/reference/condor_ssh_to_job-behaviour.md) ----------------
+
+PARALLEL_UNIVERSE = 11
+
+
+def parallel_job_ad(cluster: int, owner: str, slots: list[str], status: int = 2) -> dict:
+    """A ``universe = parallel``, ``machine_count = len(slots)`` job as the schedd holds it: one
+    ad (proc 0) for all nodes. Once the dedicated scheduler has started it, ``RemoteHosts``
+    lists each node's slot in node order, ``AllRemoteHosts`` the cluster's, ``CurrentHosts``
+    counts them (schedd's dedicated_scheduler.cpp); idle, only Min/MaxHosts say how many."""
+    ad = {"ClusterId": cluster, "ProcId": 0, "Owner": owner, "JobStatus": status,
+          "JobUniverse": PARALLEL_UNIVERSE, "MinHosts": len(slots), "MaxHosts": len(slots),
+          "CurrentHosts": 0, "Cmd": "/usr/bin/sleep", "Arguments": "600",
+          "WantIOProxy": True, "JobCurrentStartDate": 1700000000}
+    if status == 2:
+        ad.update(RemoteHosts=",".join(slots), AllRemoteHosts=",".join(slots),
+                  CurrentHosts=len(slots))
+    return ad
+
+
 # --- EC2 grid jobs (shared/reference/ec2-grid-jobs.md) ------------------------------------------
 
 GRID_UNIVERSE = 9
