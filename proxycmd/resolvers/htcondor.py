@@ -281,10 +281,10 @@ def node_of(job: JobId, ad) -> tuple[JobId, dict]:
     node = 0 if job.node is None and count == 1 else job.node
     if ad.get("JobStatus") == RUNNING and (node is None or node >= count):
         raise NodeError(f"job {base} is a parallel job of {count} nodes: name one, "
-                        f"{JobId(*base, 0).host()} to {JobId(*base, count - 1).host()}",
+                        f"{JobId(job.cluster, job.proc, 0).host()} to {JobId(job.cluster, job.proc, count - 1).host()}",
                         f"This is a parallel job.  Please specify job {base}.X where X is an "
                         f"integer from 0 to {count - 1}.", transport_choice(ad)[0])
-    return JobId(*base, node or 0), node_ad(ad, node or 0)
+    return JobId(job.cluster, job.proc, node or 0), node_ad(ad, node or 0)
 
 
 def _runs_our_starter(ad) -> bool:
