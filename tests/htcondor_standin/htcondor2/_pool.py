@@ -153,7 +153,7 @@ def parallel_job_ad(cluster: int, owner: str, slots: list[str], status: int = 2)
     ad = {"ClusterId": cluster, "ProcId": 0, "Owner": owner, "JobStatus": status,
           "JobUniverse": PARALLEL_UNIVERSE, "MinHosts": len(slots), "MaxHosts": len(slots),
           "CurrentHosts": 0, "Cmd": "/usr/bin/sleep", "Arguments": "600",
-          "WantIOProxy": True, "JobCurrentStartDate": 1700000000}
+          "JobCurrentStartDate": 1700000000}
     if status == 2:
         ad.update(RemoteHosts=",".join(slots), AllRemoteHosts=",".join(slots),
                   CurrentHosts=len(slots))
