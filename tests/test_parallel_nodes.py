@@ -155,3 +155,34 @@ def test_ssh_reaches_each_node_that_runs_our_starter(pool: Pool, starter_nodes: 
                              f"job-26.0.{node}", 'echo "$_CONDOR_PROCNO"'], env=pool.env,
                             capture_output=True, timeout=60)
     assert (result.returncode, result.stdout) == (0, f"{node}\n".encode()), result.stderr
+
+
+def test_ssh_to_a_node_past_the_last_names_the_nodes(native: Pool, parallel: Path) -> None:
+    line = _one_line_failure(native.proxy("connect", "job-25.0.2", _me()))
+    assert line.endswith("job 25.0 is a parallel job of 2 nodes: name one, job-25.0.0 to job-25.0.1")
+
+
+def test_idle_parallel_job_lists_its_nodes_and_gets_no_host_block(native: Pool) -> None:
+    native.add_job(27, **parallel_job_ad(27, _me(), SLOTS, status=1))
+    listed = json.loads(native.proxy("jobs", "--json").stdout)
+    assert [(job["job"], job["state"]) for job in listed] == [("27.0.0", "idle"), ("27.0.1", "idle")]
+    assert native.proxy("config", "refresh").returncode == 0
+    assert "job-27" not in native.proxy("config", "show").stdout.decode()
+    line = _one_line_failure(native.proxy("connect", "job-27.0.1", _me()))
+    assert line == "condor-job-proxy: job 27.0.1 is not running yet (idle in the queue)"
+
+
+def test_parallel_node_starter_without_its_node_number_refuses_to_start(pool: Pool) -> None:
+    """Without $_CONDOR_PROCNO it could only publish over another node's address."""
+    scratch = pool.root / "scratch"
+    scratch.mkdir()
+    ad = parallel_job_ad(28, _me(), SLOTS)
+    (scratch / ".job.ad").write_text("".join(f"{k} = {_classad(v)}\n" for k, v in ad.items()))
+    (scratch / ".machine.ad").write_text('MyAddress = "<127.0.0.1:9618>"\n')
+    env = {**pool.env, "_CONDOR_JOB_AD": str(scratch / ".job.ad"),
+           "_CONDOR_MACHINE_AD": str(scratch / ".machine.ad"), "_CONDOR_SCRATCH_DIR": str(scratch)}
+    result = subprocess.run([sys.executable, "-m", "starter", "run", "--", "true"], cwd=scratch,
+                            env=env, capture_output=True, timeout=60)
+    assert (result.returncode, result.stderr.decode()) == (
+        1, "condor-job-starter: job 28.0 is a parallel-universe job but $_CONDOR_PROCNO does not "
+           "give this node's number\n")

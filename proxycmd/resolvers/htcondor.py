@@ -179,7 +179,7 @@ def require_running(job: JobId, ad) -> None:
         raise JobNotRunning(f"job {job} is held: {reason}", "held", hold_reason=reason,
                             transport=transport)
     state, wording = _STATES.get(status, (printable(status, 20),
-                                               f"is not running (JobStatus {printable(status, 20)})"))
+                                          f"is not running (JobStatus {printable(status, 20)})"))
     raise JobNotRunning(f"job {job} {wording}", state, transport=transport)
 
 
@@ -205,14 +205,12 @@ def summary(ad, job: JobId | None = None) -> JobSummary:
     user = owner if published and not is_login_name(published) else _login_user(ad, job)
     status = ad.get("JobStatus")
     started = ad.get("JobCurrentStartDate") or ad.get("EnteredCurrentStatus") or 0
-    held = status == 5
+    reason = printable(_text(ad, "HoldReason") or "no reason given", 200) if status == 5 else ""
     return JobSummary(job=job, owner=owner, user=user, state=_state_name(status),
                       start_time=float(started) if isinstance(started, (int, float)) else 0.0,
                       command=tuple(printable(word, 200) for word in
                                     (_text(ad, "Cmd"), *args.split()[:MAX_LISTED_ARGS])),
-                      address=_published_address(ad),
-                      hold_reason=printable(_text(ad, "HoldReason") or "no reason given", 200)
-                      if held else "")
+                      address=_published_address(ad), hold_reason=reason)
 
 
 def _state_name(status: object) -> str:
@@ -280,8 +278,9 @@ def node_of(job: JobId, ad) -> tuple[JobId, dict]:
     count = node_count(ad)
     node = 0 if job.node is None and count == 1 else job.node
     if ad.get("JobStatus") == RUNNING and (node is None or node >= count):
+        first, last = (JobId(job.cluster, job.proc, k).host() for k in (0, count - 1))
         raise NodeError(f"job {base} is a parallel job of {count} nodes: name one, "
-                        f"{JobId(job.cluster, job.proc, 0).host()} to {JobId(job.cluster, job.proc, count - 1).host()}",
+                        f"{first} to {last}",
                         f"This is a parallel job.  Please specify job {base}.X where X is an "
                         f"integer from 0 to {count - 1}.", transport_choice(ad)[0])
     return JobId(job.cluster, job.proc, node or 0), node_ad(ad, node or 0)
