@@ -186,3 +186,15 @@ def test_parallel_node_starter_without_its_node_number_refuses_to_start(pool: Po
     assert (result.returncode, result.stderr.decode()) == (
         1, "condor-job-starter: job 28.0 is a parallel-universe job but $_CONDOR_PROCNO does not "
            "give this node's number\n")
+
+
+def test_condor_ssh_to_job_on_our_parallel_job_without_a_node_words_it_as_htcondor(
+        pool: Pool, starter_nodes: list) -> None:
+    env = wrapper_first_on_path(pool)
+    result = subprocess.run(["condor_ssh_to_job", "26.0", "true"], env=env, capture_output=True,
+                            stdin=subprocess.DEVNULL, timeout=90)
+    assert (result.returncode, result.stderr.decode()) == (
+        1, "This is a parallel job.  Please specify job 26.0.X where X is an integer from 0 to 1.\n")
+    result = subprocess.run(["condor_ssh_to_job", "26.0.1", "echo $_CONDOR_PROCNO"], env=env,
+                            capture_output=True, stdin=subprocess.DEVNULL, timeout=90)
+    assert (result.returncode, result.stdout) == (0, b"1\n"), result.stderr
