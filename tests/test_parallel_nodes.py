@@ -198,3 +198,12 @@ def test_condor_ssh_to_job_on_our_parallel_job_without_a_node_words_it_as_htcond
     result = subprocess.run(["condor_ssh_to_job", "26.0.1", "echo $_CONDOR_PROCNO"], env=env,
                             capture_output=True, stdin=subprocess.DEVNULL, timeout=90)
     assert (result.returncode, result.stdout) == (0, b"1\n"), result.stderr
+
+
+def test_stand_in_schedd_refuses_a_running_parallel_ad_without_its_nodes(pool: Pool) -> None:
+    """So that no test here passes on a parallel job's shape a real schedd never shows."""
+    ad = parallel_job_ad(29, _me(), SLOTS)
+    del ad["RemoteHosts"]
+    pool.add_job(29, **ad)
+    line = _one_line_failure(pool.proxy("connect", "job-29.0.0", _me()))
+    assert "running parallel job 29.0 has no RemoteHosts" in line

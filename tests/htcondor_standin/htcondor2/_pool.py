@@ -160,6 +160,19 @@ def parallel_job_ad(cluster: int, owner: str, slots: list[str], status: int = 2)
     return ad
 
 
+def _check_parallel_ad(ad: dict) -> None:
+    """Refuse a running parallel job's ad without the node list the dedicated scheduler writes
+    (one slot per node in RemoteHosts, CurrentHosts of them, AllRemoteHosts)."""
+    if ad.get("JobUniverse") != PARALLEL_UNIVERSE or ad.get("JobStatus") != 2:
+        return
+    hosts = ad.get("RemoteHosts")
+    if not isinstance(hosts, str) or not isinstance(ad.get("AllRemoteHosts"), str) \
+            or len(hosts.split(",")) != ad.get("CurrentHosts"):
+        raise ValueError(f"stand-in: running parallel job {ad.get('ClusterId')}."
+                         f"{ad.get('ProcId')} has no RemoteHosts/AllRemoteHosts/CurrentHosts "
+                         "as the dedicated scheduler writes them")
+
+
 # --- EC2 grid jobs (shared/reference/ec2-grid-jobs.md) ------------------------------------------
 
 GRID_UNIVERSE = 9
@@ -192,6 +205,7 @@ def check_ad(ad: dict) -> None:
     A job of another universe may carry any GridResource and EC2 attributes its owner chose
     (``+GridResource = ...`` in a vanilla submit file): condor_submit checks them only for
     ``universe = grid``, and JobUniverse cannot change after submission."""
+    _check_parallel_ad(ad)
     resource = ad.get("GridResource")
     if not (isinstance(resource, str) and resource.startswith("ec2 ")):
         return
