@@ -22,7 +22,7 @@ ADDRESS_ATTR = "CondorJobProxyAddress"        # set by the starter: host:port of
 STARTER_KEY_ATTR = "CondorJobProxyKey"        # set by the starter: its public signing key
 USER_ATTR = "CondorJobProxyUser"              # set by the starter: the account sessions run as
 NO_TERMINAL_ATTR = "CondorJobProxyNoTerminal"  # set by the starter only where sessions get no pty
-# What the starter sets: in a parallel-universe job, each node's under its own name (node_attribute).
+# What the starter sets; in a parallel-universe job each node's under its own name (node_attribute).
 STARTER_ATTRS = (ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR, NO_TERMINAL_ATTR)
 PARALLEL_UNIVERSE = 11
 NODE_ENV = "_CONDOR_PROCNO"   # HTCondor's starter gives each node of a parallel job its number

@@ -1,4 +1,5 @@
-"""Nodes of parallel-universe jobs: ``ssh job-N.P.K`` reaches node K, as ``condor_ssh_to_job N.P.K``.
+"""Nodes of parallel-universe jobs: ``ssh job-N.P.K`` reaches node K, as does
+``condor_ssh_to_job N.P.K``.
 
 A ``universe = parallel`` job is one job ad (N.P) whose nodes the schedd finds by index; the
 stand-in pool and tool model it so (tests/htcondor_standin: ``parallel_job_ad``, the tool's
@@ -80,7 +81,8 @@ def test_condor_ssh_to_job_on_a_parallel_job_without_a_node_says_what_htcondor_s
     result = subprocess.run(["condor_ssh_to_job", "25.0", "true"], env=env, capture_output=True,
                             stdin=subprocess.DEVNULL, timeout=90)
     assert (result.returncode, result.stderr.decode()) == (
-        1, "This is a parallel job.  Please specify job 25.0.X where X is an integer from 0 to 1.\n")
+        1, "This is a parallel job.  Please specify job 25.0.X where X is an integer "
+           "from 0 to 1.\n")
 
 
 @pytest.mark.parametrize("how", ["ssh", "condor_ssh_to_job"])
@@ -100,7 +102,7 @@ def test_vanilla_job_named_with_node_zero_is_the_job(native: Pool, how: str) -> 
         process.wait()
 
 
-# --- a parallel job whose nodes run our starter ----------------------------------------------------
+# --- a parallel job whose nodes run our starter ------------------------------------------------
 
 def _node_starter(pool: Pool, node: int) -> subprocess.Popen:
     """Node ``node`` of job 26.0 under our starter, as HTCondor's starter runs a parallel node:
@@ -159,13 +161,15 @@ def test_ssh_reaches_each_node_that_runs_our_starter(pool: Pool, starter_nodes: 
 
 def test_ssh_to_a_node_past_the_last_names_the_nodes(native: Pool, parallel: Path) -> None:
     line = _one_line_failure(native.proxy("connect", "job-25.0.2", _me()))
-    assert line.endswith("job 25.0 is a parallel job of 2 nodes: name one, job-25.0.0 to job-25.0.1")
+    assert line.endswith("job 25.0 is a parallel job of 2 nodes: name one, "
+                         "job-25.0.0 to job-25.0.1")
 
 
 def test_idle_parallel_job_lists_its_nodes_and_gets_no_host_block(native: Pool) -> None:
     native.add_job(27, **parallel_job_ad(27, _me(), SLOTS, status=1))
     listed = json.loads(native.proxy("jobs", "--json").stdout)
-    assert [(job["job"], job["state"]) for job in listed] == [("27.0.0", "idle"), ("27.0.1", "idle")]
+    assert [(job["job"], job["state"]) for job in listed] == [("27.0.0", "idle"),
+                                                              ("27.0.1", "idle")]
     assert native.proxy("config", "refresh").returncode == 0
     assert "job-27" not in native.proxy("config", "show").stdout.decode()
     line = _one_line_failure(native.proxy("connect", "job-27.0.1", _me()))
@@ -194,7 +198,8 @@ def test_condor_ssh_to_job_on_our_parallel_job_without_a_node_words_it_as_htcond
     result = subprocess.run(["condor_ssh_to_job", "26.0", "true"], env=env, capture_output=True,
                             stdin=subprocess.DEVNULL, timeout=90)
     assert (result.returncode, result.stderr.decode()) == (
-        1, "This is a parallel job.  Please specify job 26.0.X where X is an integer from 0 to 1.\n")
+        1, "This is a parallel job.  Please specify job 26.0.X where X is an integer "
+           "from 0 to 1.\n")
     result = subprocess.run(["condor_ssh_to_job", "26.0.1", "echo $_CONDOR_PROCNO"], env=env,
                             capture_output=True, stdin=subprocess.DEVNULL, timeout=90)
     assert (result.returncode, result.stdout) == (0, b"1\n"), result.stderr

@@ -1,6 +1,7 @@
 """``condor-job-proxy jobs`` on a pool is a tiny condor_q: my jobs in every state, by id.
 
-The schedd is the stand-in (tests/htcondor_standin); the listing, the include and the proxy are ours.
+The schedd is the stand-in (tests/htcondor_standin); the listing, the include and the proxy
+are ours.
 """
 from __future__ import annotations
 
