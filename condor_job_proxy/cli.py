@@ -151,6 +151,8 @@ def _print_table(found: list[JobSummary]) -> None:
     for job in found:
         click.echo(f"{str(job.job):<10} {printable(job.owner, 64):<14} {printable(job.state, 80):<10} "
                    f"{_age(now - job.start_time):>11}  {printable(' '.join(job.command))}")
+        if job.hold_reason:
+            click.echo(f"{'':<10} held: {printable(job.hold_reason)}")
 
 
 def _say_ignored(obj: dict, resolver: BaseResolver | None) -> None:

@@ -44,6 +44,7 @@ class JobSummary(NamedTuple):
     pids: tuple[int, ...] = ()        # local queue: the job's main pid first, then the others
     memory_kb: int | None = None      # local queue: their resident set sizes, summed
     cpu_seconds: float | None = None  # local queue: their CPU time, ended processes included
+    hold_reason: str = ""    # why a held job is held (HTCondor's HoldReason), else ""
 
 
 class SessionRequest(NamedTuple):

@@ -186,6 +186,8 @@ def _setup_failure(request: Request, err: ProxyError) -> SetupFailed:
     if isinstance(err, NotAuthorized):   # named as the schedd names the user: by the uid
         user = user_of_uid(os.getuid()) or getpass.getuser()
         return SetupFailed(f"{user} is not authorized for access to the starter for job {request.job}")
+    if getattr(err, "htcondor_words", ""):   # a parallel job named without its node
+        return SetupFailed(err.htcondor_words)
     if isinstance(err, JobNotRunning) and err.state == "held":
         return SetupFailed(f'Job is held: "{err.hold_reason}".')
     if isinstance(err, JobNotRunning) and err.may_start:

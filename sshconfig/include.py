@@ -68,7 +68,8 @@ def render(jobs: list[JobSummary], settings: IncludeSettings) -> str:
 
 
 def host_names(job: JobSummary, prefix: str) -> list[str]:
-    """The names a job answers to: job-32.0, and job-32 for proc 0 (as condor_ssh_to_job)."""
+    """The names a job answers to: job-32.0, and job-32 for proc 0 (as condor_ssh_to_job); a
+    node of a parallel job only its own, job-32.0.1 (job-32.0 names no node it can reach)."""
     names = [job.job.host(prefix)]
     if job.job.proc == 0 and job.job.node is None:
         names.append(f"{prefix}{job.job.cluster}")

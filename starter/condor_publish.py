@@ -22,6 +22,10 @@ ADDRESS_ATTR = "CondorJobProxyAddress"        # set by the starter: host:port of
 STARTER_KEY_ATTR = "CondorJobProxyKey"        # set by the starter: its public signing key
 USER_ATTR = "CondorJobProxyUser"              # set by the starter: the account sessions run as
 NO_TERMINAL_ATTR = "CondorJobProxyNoTerminal"  # set by the starter only where sessions get no pty
+# What the starter sets; in a parallel-universe job each node's under its own name (node_attribute).
+STARTER_ATTRS = (ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR, NO_TERMINAL_ATTR)
+PARALLEL_UNIVERSE = 11
+NODE_ENV = "_CONDOR_PROCNO"   # HTCondor's starter gives each node of a parallel job its number
 
 SUPER_USERS_ENV = "CONDOR_JOB_PROXY_SUPER_USERS_KEYS"
 DEFAULT_SUPER_USERS_KEYS = Path("/etc/condor-job-proxy/super_users_keys")
@@ -52,7 +56,8 @@ class HTCondorPublisher:
         try:
             tool = self.chirp_tool or chirp.find_chirp()
             for name, value in attributes:
-                chirp.set_job_attr(name, jobad.quote(value), tool)
+                chirp.set_job_attr(node_attribute(name, self.job.node), jobad.quote(value),
+                                   tool)
         except chirp.ChirpError as err:
             log(f"job {self.job} runs without ssh access: {err}")
         return self.job
@@ -71,7 +76,22 @@ class HTCondorPublisher:
 
 
 def job_id_of(job_ad: dict) -> JobId:
+    """The job's id; for a node of a parallel-universe job, ``cluster.proc.node``: all nodes
+    share one job ad, and each node's starter is told its number in $_CONDOR_PROCNO."""
     cluster, proc = jobad.lookup(job_ad, "ClusterId"), jobad.lookup(job_ad, "ProcId")
     if not isinstance(cluster, int) or not isinstance(proc, int) or isinstance(cluster, bool):
         raise jobad.JobAdError("the job ad has no ClusterId/ProcId")
-    return JobId(cluster, proc)
+    if jobad.lookup(job_ad, "JobUniverse") != PARALLEL_UNIVERSE:
+        return JobId(cluster, proc)
+    node = os.environ.get(NODE_ENV, "")
+    if not (node.isascii() and node.isdigit() and len(node) <= 9):
+        raise jobad.JobAdError(f"job {cluster}.{proc} is a parallel-universe job but ${NODE_ENV} "
+                               "does not give this node's number")
+    return JobId(cluster, proc, int(node))
+
+
+def node_attribute(name: str, node: int | None) -> str:
+    """The job ad attribute the starter of ``node`` publishes ``name`` as: ``name`` itself for
+    a job of one node, ``name_K`` for node K of a parallel job (its nodes share one ad)."""
+    return name if node is None else f"{name}_{node}"
+

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pytest
 
 from conftest import ROOT, wait_for_job_line, wait_until
 from htcondor_standin.execute import job_environment
-from htcondor_standin.htcondor2._pool import ec2_job_ad
+from htcondor_standin.htcondor2._pool import ec2_job_ad, parallel_job_ad
 
 STANDIN = Path(__file__).resolve().parent / "htcondor_standin"
 SCHEDD_ADDRESS = "<192.0.2.1:9618?addrs=192.0.2.1-9618>"
@@ -187,7 +188,7 @@ def test_config_refresh_lists_my_running_jobs_from_every_schedd(pool: Pool) -> N
     assert "Host job-21.0 job-21\n" in include
     assert "job-22.0" not in include and "job-23.0" not in include
     listed = json.loads(pool.proxy("jobs", "--json").stdout)
-    assert [job["job"] for job in listed] == ["20.0", "21.0"]
+    assert [job["job"] for job in listed] == ["20.0", "21.0", "22.0"]   # all my jobs, by id
 
 
 def test_submit_snippet_carries_my_public_key(pool: Pool) -> None:
@@ -562,10 +563,17 @@ def test_wrapper_outside_a_job_says_what_is_missing(pool: Pool) -> None:
                                               "not set (is this running as an HTCondor job?)")
 
 
-@pytest.mark.skipif(not _real_pool_answers(), reason="no HTCondor pool answers condor_q here")
-def test_native_contract_with_a_real_pool(tmp_path: Path) -> None:
-    """One of my running jobs that runs no starter of ours, reached through the real
-    condor_ssh_to_job and our grabber with the generated config (skipped without such a job)."""
+PARALLEL_SUBMIT = """universe = parallel
+machine_count = 2
+executable = /bin/sleep
+arguments = 600
+should_transfer_files = NO
+queue
+"""
+
+
+def _real_proxy(tmp_path: Path):
+    """condor-job-proxy set up for the real pool, in a throwaway config and state."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path / "config"),
            "XDG_STATE_HOME": str(tmp_path / "state")}
     env.pop("CONDOR_JOB_PROXY_QUEUE", None)
@@ -574,6 +582,14 @@ def test_native_contract_with_a_real_pool(tmp_path: Path) -> None:
     proxy = lambda *a: subprocess.run([sys.executable, "-m", "condor_job_proxy", *a], env=env,  # noqa: E731
                                       capture_output=True, text=True, timeout=120)
     assert proxy("setup", "--yes", "--ssh-config", str(tmp_path / "ssh_config")).returncode == 0
+    return env, proxy
+
+
+@pytest.mark.skipif(not _real_pool_answers(), reason="no HTCondor pool answers condor_q here")
+def test_native_contract_with_a_real_pool(tmp_path: Path) -> None:
+    """One of my running jobs that runs no starter of ours, reached through the real
+    condor_ssh_to_job and our grabber with the generated config (skipped without such a job)."""
+    env, proxy = _real_proxy(tmp_path)
     jobs = json.loads(proxy("jobs", "--json").stdout)
     native = [j["job"] for j in jobs if "transport: htcondor-native" in proxy("doctor", j["job"]).stdout]
     if not native:
@@ -582,6 +598,60 @@ def test_native_contract_with_a_real_pool(tmp_path: Path) -> None:
                              f"job-{native[0]}", "echo", "$_CONDOR_JOB_PIDS"], env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip(), result.stderr
+
+
+@pytest.mark.skipif(not _real_pool_answers(), reason="no HTCondor pool answers condor_q here")
+def test_parallel_job_nodes_on_a_real_pool(tmp_path: Path) -> None:
+    """A two-node parallel job on a real pool: its ad has the shape the stand-in models, each
+    node is listed and reached by ``ssh job-N.0.K`` (the pool's own ssh-to-job), and
+    HTCondor's tool words the missing node as the stand-in does.
+
+    The pool needs a dedicated scheduler (skipped if the job does not start in 3 minutes). For a
+    personal pool (one machine, ``condor_master`` with ``use ROLE: Personal`` and at least two
+    slots, e.g. ``NUM_CPUS = 2``), add on the execute side::
+
+        DedicatedScheduler = "DedicatedScheduler@<the schedd's Name, e.g. condor_status -schedd>"
+        STARTD_ATTRS = $(STARTD_ATTRS) DedicatedScheduler
+        RANK = Scheduler =?= $(DedicatedScheduler)
+
+    then ``condor_reconfig`` (``condor_restart -startd`` if the slots do not advertise it).
+    """
+    (tmp_path / "job.sub").write_text(PARALLEL_SUBMIT)
+    submitted = subprocess.run(["condor_submit", "-terse", str(tmp_path / "job.sub")],
+                               capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert submitted.returncode == 0, submitted.stderr
+    cluster = submitted.stdout.split(".")[0].strip()
+    try:
+        deadline = time.monotonic() + 180
+        ad = {}
+        while time.monotonic() < deadline and ad.get("JobStatus") != 2:
+            time.sleep(3)
+            query = subprocess.run(["condor_q", "-json", f"{cluster}.0"], capture_output=True,
+                                   text=True, timeout=60)
+            ad = (json.loads(query.stdout or "[]") or [{}])[0]
+        if ad.get("JobStatus") != 2:
+            pytest.skip("the parallel job did not start: no dedicated scheduler in this pool?")
+        model = parallel_job_ad(int(cluster), ad["Owner"], ad["RemoteHosts"].split(","))
+        for name in ("JobUniverse", "MinHosts", "MaxHosts", "CurrentHosts", "RemoteHosts",
+                     "AllRemoteHosts"):
+            assert ad.get(name) == model[name], (name, ad.get(name), model[name])
+        env, proxy = _real_proxy(tmp_path)
+        names = proxy("jobs", "--names").stdout.split()
+        assert f"job-{cluster}.0.0" in names and f"job-{cluster}.0.1" in names
+        assert f"job-{cluster}.0" not in names
+        for node in ("0", "1"):
+            result = subprocess.run(["ssh", "-F", str(tmp_path / "ssh_config"), "-o",
+                                     "BatchMode=yes", f"job-{cluster}.0.{node}",
+                                     "echo $_CONDOR_PROCNO"], env=env, capture_output=True,
+                                    text=True, timeout=120)
+            assert (result.returncode, result.stdout) == (0, f"{node}\n"), result.stderr
+        whole = subprocess.run(["condor_ssh_to_job", f"{cluster}.0", "true"],
+                               capture_output=True, text=True, timeout=120)
+        assert whole.returncode == 1 and whole.stderr.splitlines()[0] == (
+            f"This is a parallel job.  Please specify job {cluster}.0.X where X is an integer "
+            "from 0 to 1."), whole.stderr
+    finally:
+        subprocess.run(["condor_rm", cluster], capture_output=True, timeout=60)
 
 
 def test_condor_ssh_to_job_remove_on_interrupt_removes_a_schedd_job(pool: Pool) -> None:

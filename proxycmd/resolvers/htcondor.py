@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Callable
 
 from starter.condor_publish import (ADDRESS_ATTR, NO_TERMINAL_ATTR, OWNER_KEY_ATTR,
-                                    STARTER_KEY_ATTR, USER_ATTR)
+                                    PARALLEL_UNIVERSE, STARTER_ATTRS, STARTER_KEY_ATTR, USER_ATTR,
+                                    node_attribute)
 from starter.jobad import quote
 from starter.jobid import JobId
 from starter.keys import normalize
@@ -27,14 +28,17 @@ from . import BaseResolver
 from .htcondor_access import authenticated_user, authorize, job_owner
 
 PROJECTION = sorted({"ClusterId", "ProcId", "Owner", "User", "JobStatus", "HoldReason",
+                     "JobUniverse", "RemoteHosts", "MaxHosts",
                      "JobCurrentStartDate", "EnteredCurrentStatus", "Cmd", "Arguments", "Args",
                      OWNER_KEY_ATTR, ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR, NO_TERMINAL_ATTR,
                      *EC2_ATTRIBUTES})
 RUNNING = 2
 MAX_LISTED_ARGS = 100     # a listing line shows this many of a job's arguments at most
-# JobStatus -> (state name for JobNotRunning, how the one-line error says it)
-_NOT_RUNNING = {
+MAX_NODES = 1024          # nodes of one parallel job read from its ad at most
+# JobStatus -> (state name, as listings and JobNotRunning say it; how the one-line error says it)
+_STATES = {
     1: ("idle", "is not running yet (idle in the queue)"),
+    2: ("running", "runs"),
     3: ("removed", "was removed"),
     4: ("completed", "has completed"),
     6: ("transferring_output", "has finished running and is transferring its output"),
@@ -57,24 +61,23 @@ class Resolver(BaseResolver):
         self.pool = pool
 
     def resolve(self, job: JobId) -> JobEndpoint:
-        if job.node is not None:
-            raise ProxyError(f"job {job}: nodes of parallel-universe jobs are not supported yet")
-        name, ad = self.find_job(job)
+        name, ad = self.find_job(job, node_projection([job.node or 0]))
         if not authorize(job, ad, self.htcondor2.param) and is_ec2_job(ad):
             raise NotAuthorized(f"job {job} is an EC2 job of {printable(job_owner(ad), 80)}: "
                                 "condor-job-proxy uses the key pair and credential files an "
                                 "EC2 job's ad names only for your own jobs")
-        return endpoint_for(job, ad)._replace(schedd=name, pool=self.pool)
+        return endpoint_for(*node_of(job, ad))._replace(schedd=name, pool=self.pool)
 
     def job_ad(self, job: JobId) -> dict:
         """The job's ad from the first schedd that has it (schedds in configured order)."""
         return self.find_job(job)[1]
 
-    def find_job(self, job: JobId) -> tuple[str | None, dict]:
-        """(the schedd's name, the job's ad) from the first schedd that has the job."""
+    def find_job(self, job: JobId, extra: list[str] = ()) -> tuple[str | None, dict]:
+        """(the schedd's name, the job's ad) from the first schedd that has the job; ``extra``:
+        attributes to fetch besides the usual projection (a parallel job's nodes')."""
         constraint = f"ClusterId == {job.cluster} && ProcId == {job.proc}"
         for name in self.schedd_names:
-            ads = self._query(name, constraint)
+            ads = self.query_schedd(name, constraint, sorted({*PROJECTION, *extra}))
             if ads:
                 return name, ads[0]
         where = ", ".join(self._label(name) for name in self.schedd_names)
@@ -110,9 +113,24 @@ class Resolver(BaseResolver):
         return why_idle(self, job)
 
     def list_jobs(self) -> list[JobSummary]:
-        """This user's running jobs on every configured schedd."""
-        constraint = f"Owner == {quote(authenticated_user())} && JobStatus == {RUNNING}"
-        return [summary(ad) for name in self.schedd_names for ad in self._query(name, constraint)]
+        """This user's jobs in every state on every configured schedd, by id (a tiny condor_q);
+        a parallel job once per node, as each node is reached on its own."""
+        constraint = f"Owner == {quote(authenticated_user())}"
+        listed = []
+        for name in self.schedd_names:
+            for ad in self._query(name, constraint):
+                if is_parallel(ad):
+                    ad = self._with_nodes(name, ad)
+                listed += summaries(ad)
+        return sorted(listed, key=lambda job: (*job.job[:2], -1 if job.job.node is None
+                                               else job.job.node))
+
+    def _with_nodes(self, name: str | None, ad) -> dict:
+        """A parallel job's ad again, with what our starter published for each of its nodes."""
+        constraint = f"ClusterId == {ad.get('ClusterId')} && ProcId == {ad.get('ProcId')}"
+        projection = sorted({*PROJECTION, *node_projection(range(node_count(ad)))})
+        found = self.query_schedd(name, constraint, projection)
+        return found[0] if found else ad
 
     def _query(self, name: str | None, constraint: str) -> list:
         return self.query_schedd(name, constraint, PROJECTION)
@@ -171,28 +189,112 @@ def require_running(job: JobId, ad) -> None:
         reason = printable(_text(ad, "HoldReason") or "no reason given")
         raise JobNotRunning(f"job {job} is held: {reason}", "held", hold_reason=reason,
                             transport=transport)
-    state, wording = _NOT_RUNNING.get(status, (printable(status, 20),
-                                               f"is not running (JobStatus {printable(status, 20)})"))
+    state, wording = _STATES.get(status, (printable(status, 20),
+                                          f"is not running (JobStatus {printable(status, 20)})"))
     raise JobNotRunning(f"job {job} {wording}", state, transport=transport)
 
 
-def summary(ad) -> JobSummary:
+def summaries(ad) -> list[JobSummary]:
+    """The job's lines of ``jobs``: one, or one per node of a parallel job (each its own Host
+    block of the generated config, since each is reached on its own)."""
+    if not is_parallel(ad):
+        return [summary(ad)]
+    job = _ad_job(ad)
+    return [summary(node_ad(ad, node), JobId(job.cluster, job.proc, node))
+            for node in range(node_count(ad))]
+
+
+def summary(ad, job: JobId | None = None) -> JobSummary:
     """One line of ``jobs`` and one Host block of the generated config: names that pass
-    LOGIN_NAME (else the owner, else "?"), printable words, a checked address."""
+    LOGIN_NAME (else the owner, else "?"), printable words, a checked address, the state by
+    name (a held job's reason with it)."""
+    job = job or _ad_job(ad)
     args = _text(ad, "Arguments") or _text(ad, "Args")
     owner = _text(ad, "Owner") if is_login_name(_text(ad, "Owner")) else "?"
     published = _text(ad, USER_ATTR)
     # A published name that is no login name would break the include; connect refuses the job.
-    user = owner if published and not is_login_name(published) else _login_user(ad)
+    user = owner if published and not is_login_name(published) else _login_user(ad, job)
     status = ad.get("JobStatus")
     started = ad.get("JobCurrentStartDate") or ad.get("EnteredCurrentStatus") or 0
-    return JobSummary(job=JobId(int(ad.get("ClusterId")), int(ad.get("ProcId"))),
-                      owner=owner, user=user,
-                      state="running" if status == RUNNING else printable(status, 20),
+    reason = printable(_text(ad, "HoldReason") or "no reason given", 200) if status == 5 else ""
+    return JobSummary(job=job, owner=owner, user=user, state=_state_name(status),
                       start_time=float(started) if isinstance(started, (int, float)) else 0.0,
                       command=tuple(printable(word, 200) for word in
                                     (_text(ad, "Cmd"), *args.split()[:MAX_LISTED_ARGS])),
-                      address=_published_address(ad))
+                      address=_published_address(ad), hold_reason=reason)
+
+
+def _state_name(status: object) -> str:
+    if status == 5:
+        return "held"
+    return _STATES.get(status, (printable(status, 20),))[0]
+
+
+# --- parallel-universe jobs: one ad, nodes by index ---------------------------------------------
+
+class NodeError(ProxyError):
+    """A job id that names no node of the job: the ssh wording, HTCondor's tool's wording
+    (``htcondor_words``) and the transport that serves the job (the wrapper hands native jobs
+    to HTCondor's own tool, which says it itself)."""
+
+    def __init__(self, message: str, htcondor_words: str, transport: str) -> None:
+        super().__init__(message)
+        self.htcondor_words = htcondor_words
+        self.transport = transport
+
+
+def is_parallel(ad) -> bool:
+    return ad.get("JobUniverse") == PARALLEL_UNIVERSE
+
+
+def node_count(ad) -> int:
+    """A parallel job's nodes: once it runs, one per slot in RemoteHosts (the schedd's own
+    index for ``condor_ssh_to_job N.P.K``); before, the machine_count asked for (MaxHosts)."""
+    hosts = _text(ad, "RemoteHosts")
+    wanted = ad.get("MaxHosts")
+    if hosts:
+        count = len(hosts.split(","))
+    else:
+        count = wanted if isinstance(wanted, int) and not isinstance(wanted, bool) else 1
+    return max(1, min(count, MAX_NODES))
+
+
+def node_projection(nodes) -> list[str]:
+    """The attributes our starters publish for ``nodes`` of a parallel job."""
+    return [node_attribute(name, node) for node in nodes for name in STARTER_ATTRS]
+
+
+def node_ad(ad, node: int) -> dict:
+    """A parallel job's ad as node ``node`` sees it: our starter's attributes are that node's
+    (``CondorJobProxyAddress_K`` read as ``CondorJobProxyAddress``)."""
+    ours = {name.lower() for name in STARTER_ATTRS}
+    view = {key: value for key, value in ad.items() if key.lower() not in ours}
+    for name in STARTER_ATTRS:
+        value = ad.get(node_attribute(name, node))
+        if value is not None:
+            view[name] = value
+    return view
+
+
+def node_of(job: JobId, ad) -> tuple[JobId, dict]:
+    """The job as its transport names it, and its ad as that node sees it. Nodes are numbered
+    0..n-1 in a parallel job (a job of one node takes N.P as N.P.0, as the schedd does); any
+    other job takes N.P.0 as N.P, as HTCondor's tool does."""
+    base = JobId(job.cluster, job.proc)
+    if not is_parallel(ad):
+        if job.node:
+            raise NodeError(f"job {base} is no parallel-universe job: it has no node {job.node} "
+                            f"(its host name is {base.host()})", "", transport_choice(ad)[0])
+        return base, ad
+    count = node_count(ad)
+    node = 0 if job.node is None and count == 1 else job.node
+    if ad.get("JobStatus") == RUNNING and (node is None or node >= count):
+        first, last = (JobId(job.cluster, job.proc, k).host() for k in (0, count - 1))
+        raise NodeError(f"job {base} is a parallel job of {count} nodes: name one, "
+                        f"{first} to {last}",
+                        f"This is a parallel job.  Please specify job {base}.X where X is an "
+                        f"integer from 0 to {count - 1}.", transport_choice(ad)[0])
+    return JobId(job.cluster, job.proc, node or 0), node_ad(ad, node or 0)
 
 
 def _runs_our_starter(ad) -> bool:
@@ -212,7 +314,7 @@ def _starter_endpoint(job: JobId, ad) -> JobEndpoint:
     starter_key = normalize(key) if "\n" not in key else None
     if starter_key is None:
         raise ProxyError(f"job {job}: the starter key its ad publishes is not one public key")
-    return JobEndpoint(job=job, user=_login_user(ad), transport="starter", address=address,
+    return JobEndpoint(job=job, user=_login_user(ad, job), transport="starter", address=address,
                        starter_key=starter_key)
 
 
@@ -248,11 +350,15 @@ ENDPOINT_KINDS: list[tuple[Callable[[object], bool], Callable[[JobId, object], J
 ]
 
 
-def _login_user(ad) -> str:
+def _ad_job(ad) -> JobId:
+    return JobId(int(ad.get("ClusterId")), int(ad.get("ProcId")))
+
+
+def _login_user(ad, job: JobId | None = None) -> str:
     """Published by our starter; for an EC2 job, the instance's login user (as connect chooses
     it); else learnt from the pool's ssh-to-job, else the owner. A name that passes LOGIN_NAME,
     else ProxyError: it goes into ssh_config and ssh's command line."""
-    job = JobId(int(ad.get("ClusterId")), int(ad.get("ProcId")))
+    job = job or _ad_job(ad)
     if _text(ad, USER_ATTR):
         return _checked_name(job, _text(ad, USER_ATTR), "the login user its ad publishes")
     if is_ec2_job(ad):

@@ -140,6 +140,39 @@ def _domains_match(first: str, second: str) -> bool:
     return short == long or long.startswith(short + ".")
 
 
+# --- parallel-universe jobs (shared/reference/condor_ssh_to_job-behaviour.md) ----------------
+
+PARALLEL_UNIVERSE = 11
+
+
+def parallel_job_ad(cluster: int, owner: str, slots: list[str], status: int = 2) -> dict:
+    """A ``universe = parallel``, ``machine_count = len(slots)`` job as the schedd holds it: one
+    ad (proc 0) for all nodes. Once the dedicated scheduler has started it, ``RemoteHosts``
+    lists each node's slot in node order, ``AllRemoteHosts`` the cluster's, ``CurrentHosts``
+    counts them (schedd's dedicated_scheduler.cpp); idle, only Min/MaxHosts say how many."""
+    ad = {"ClusterId": cluster, "ProcId": 0, "Owner": owner, "JobStatus": status,
+          "JobUniverse": PARALLEL_UNIVERSE, "MinHosts": len(slots), "MaxHosts": len(slots),
+          "CurrentHosts": 0, "Cmd": "/usr/bin/sleep", "Arguments": "600",
+          "JobCurrentStartDate": 1700000000}
+    if status == 2:
+        ad.update(RemoteHosts=",".join(slots), AllRemoteHosts=",".join(slots),
+                  CurrentHosts=len(slots))
+    return ad
+
+
+def _check_parallel_ad(ad: dict) -> None:
+    """Refuse a running parallel job's ad without the node list the dedicated scheduler writes
+    (one slot per node in RemoteHosts, CurrentHosts of them, AllRemoteHosts)."""
+    if ad.get("JobUniverse") != PARALLEL_UNIVERSE or ad.get("JobStatus") != 2:
+        return
+    hosts = ad.get("RemoteHosts")
+    if not isinstance(hosts, str) or not isinstance(ad.get("AllRemoteHosts"), str) \
+            or len(hosts.split(",")) != ad.get("CurrentHosts"):
+        raise ValueError(f"stand-in: running parallel job {ad.get('ClusterId')}."
+                         f"{ad.get('ProcId')} has no RemoteHosts/AllRemoteHosts/CurrentHosts "
+                         "as the dedicated scheduler writes them")
+
+
 # --- EC2 grid jobs (shared/reference/ec2-grid-jobs.md) ------------------------------------------
 
 GRID_UNIVERSE = 9
@@ -172,6 +205,7 @@ def check_ad(ad: dict) -> None:
     A job of another universe may carry any GridResource and EC2 attributes its owner chose
     (``+GridResource = ...`` in a vanilla submit file): condor_submit checks them only for
     ``universe = grid``, and JobUniverse cannot change after submission."""
+    _check_parallel_ad(ad)
     resource = ad.get("GridResource")
     if not (isinstance(resource, str) and resource.startswith("ec2 ")):
         return
