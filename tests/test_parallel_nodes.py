@@ -9,18 +9,17 @@ whose nodes run our starter gets one published address and key per node, each re
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from htcondor_standin.execute import CONDOR_BIN, classad
 from htcondor_standin.htcondor2._pool import parallel_job_ad
 from jobstart import end_job, wait_for_job_line
 from test_htcondor_native import native, ssh, wrapper_first_on_path  # noqa: F401
-from test_htcondor_pool import (STANDIN, Pool, _classad, _me, _one_line_failure,  # noqa: F401
-                               pool)
+from test_htcondor_pool import Pool, _me, _one_line_failure, pool  # noqa: F401
 
 SLOTS = ["slot1@exec1.test", "slot1@exec2.test"]
 
@@ -110,14 +109,14 @@ def _node_starter(pool: Pool, node: int) -> subprocess.Popen:
     scratch = pool.root / f"dir_{node}"
     scratch.mkdir()
     ad = pool.job_ad(26)
-    (scratch / ".job.ad").write_text("".join(f"{k} = {_classad(v)}\n" for k, v in ad.items()))
+    (scratch / ".job.ad").write_text("".join(f"{k} = {classad(v)}\n" for k, v in ad.items()))
     (scratch / ".machine.ad").write_text('MyAddress = "<127.0.0.1:9618>"\n')
     (scratch / ".chirp.config").write_text(json.dumps(
         {"pool": str(pool.file), "schedd": "ap.test", "job": "26.0"}))
     env = {**pool.env, "_CONDOR_JOB_AD": str(scratch / ".job.ad"),
            "_CONDOR_MACHINE_AD": str(scratch / ".machine.ad"), "_CONDOR_SCRATCH_DIR": str(scratch),
            "_CONDOR_PROCNO": str(node), "_CONDOR_NPROCS": "2",
-           "PATH": f"{STANDIN / 'bin'}:{os.environ['PATH']}", "TMPDIR": str(scratch)}
+           "_CONDOR_BIN": str(CONDOR_BIN), "TMPDIR": str(scratch)}   # chirp is beside it
     err = open(pool.root / f"starter{node}.err", "wb")
     with err:
         process = subprocess.Popen([sys.executable, "-m", "starter", "run", "--", "sleep", "600"],
@@ -181,7 +180,7 @@ def test_parallel_node_starter_without_its_node_number_refuses_to_start(pool: Po
     scratch = pool.root / "scratch"
     scratch.mkdir()
     ad = parallel_job_ad(28, _me(), SLOTS)
-    (scratch / ".job.ad").write_text("".join(f"{k} = {_classad(v)}\n" for k, v in ad.items()))
+    (scratch / ".job.ad").write_text("".join(f"{k} = {classad(v)}\n" for k, v in ad.items()))
     (scratch / ".machine.ad").write_text('MyAddress = "<127.0.0.1:9618>"\n')
     env = {**pool.env, "_CONDOR_JOB_AD": str(scratch / ".job.ad"),
            "_CONDOR_MACHINE_AD": str(scratch / ".machine.ad"), "_CONDOR_SCRATCH_DIR": str(scratch)}
