@@ -243,6 +243,8 @@ def _checked_control_block(settings: IncludeSettings) -> list[str]:
     if settings.control_dir is None or not settings.control_check:
         return []
     check = " ".join(shlex.quote(_percent(word)) for word in settings.control_check)
+    if '"' in check:   # the shell's quoting of a single quote: it would end the Match's string
+        raise ValueError(f"cannot put {printable(repr(check), 120)} in ssh's Match exec")
     return ["# No login runtime directory here, and the state directory's path is too long for",
             f"# a socket: shared connections live in {settings.control_dir}, which ssh first has",
             "# the fast client create (0700) or check to be a directory of yours alone.",
