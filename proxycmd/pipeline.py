@@ -59,7 +59,7 @@ def check_claim(endpoint: JobEndpoint, session_user: str) -> None:
 
 def _insisted(endpoint: JobEndpoint, session_user: str) -> str:
     """The name the session's sshd insists on; "" when it takes any (a pool's ssh-to-job with
-    HTCondor's default fake passwd entry reports ``condor-user``): refusing would protect nothing."""
+    HTCondor's default fake passwd entry reports ``condor-user``): refusing protects nothing."""
     if endpoint.transport != "htcondor-native":
         return session_user
     from .transports.htcondor_native import ANY_NAME_USER   # loaded already: it made the session

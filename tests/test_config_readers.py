@@ -2,7 +2,8 @@
 
 paramiko's ``SSHConfig`` expands only ``~ %h %p %r`` in ProxyCommand, so the include's job host
 name is ``%h`` (the include sets no HostName, so it is the name typed); OpenSSH lowercases
-``%h`` (its Host patterns match the name as typed), so the proxy takes the prefix in any case. Real clients, real jobs.
+``%h`` (its Host patterns match the name as typed), so the proxy takes the prefix in any
+case. Real clients, real jobs.
 """
 from __future__ import annotations
 

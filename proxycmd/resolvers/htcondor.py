@@ -241,8 +241,8 @@ ENDPOINT_KINDS: list[tuple[Callable[[object], bool], Callable[[JobId, object], J
 def _login_user(ad) -> str:
     """Published by our starter; for an EC2 job, the instance's login user (as connect chooses
     it); else learnt from the pool's ssh-to-job (for this job, else for the pool), else the
-    owner (a pool's sshd takes any name by default, so the owner's is as good as any). A name that passes LOGIN_NAME,
-    else ProxyError: it goes into ssh_config and ssh's command line."""
+    owner (a pool's sshd takes any name by default, so the owner's is as good as any). A name
+    that passes LOGIN_NAME, else ProxyError: it goes into ssh_config and ssh's command line."""
     job = JobId(int(ad.get("ClusterId")), int(ad.get("ProcId")))
     if _text(ad, USER_ATTR):
         return _checked_name(job, _text(ad, USER_ATTR), "the login user its ad publishes")
