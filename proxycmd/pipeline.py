@@ -36,7 +36,7 @@ def open_ready(endpoint: JobEndpoint, request: SessionRequest, known_hosts: Path
     session = opener(endpoint, request)
     try:
         check_claim(endpoint, session.user)
-        check_login(endpoint.job, session.user, request.ssh_user, host)
+        check_login(endpoint.job, _insisted(endpoint, session.user), request.ssh_user, host)
         state.pin(host, session.host_key, known_hosts, session.note)
     except BaseException:
         session.sock.close()
@@ -56,6 +56,15 @@ def check_claim(endpoint: JobEndpoint, session_user: str) -> None:
         raise ProxyError(f"job {endpoint.job}: its starter says its sessions run as "
                          f"{printable(repr(session_user), 80)}, but the job is "
                          f"{endpoint.user}'s; refusing to connect")
+
+
+def _insisted(endpoint: JobEndpoint, session_user: str) -> str:
+    """The name the session's sshd insists on; "" when it takes any (a pool's ssh-to-job with
+    HTCondor's default fake passwd entry reports ``condor-user``): refusing protects nothing."""
+    if endpoint.transport != "htcondor-native":
+        return session_user
+    from .transports.htcondor_native import ANY_NAME_USER   # loaded already: it made the session
+    return "" if session_user == ANY_NAME_USER else session_user
 
 
 def check_login(job: JobId, runs_as: str, asked: str | None, host: str) -> None:

@@ -8,6 +8,10 @@
 - ``<state>/jobs/<cluster.proc>/``: 0700, per job whatever name or prefix ssh used: the session
   key a pool's own ssh-to-job issued (``ssh_key``) and the login user it reported (``user``);
   removed by ``config refresh`` once the job has left the queue. Key contents are never logged.
+- ``<state>/pool_user``: the login name the pool's sessions run as, where its sshd takes only
+  that name (an admin turned ``CONDOR_SSH_TO_JOB_FAKE_PASSWD_ENTRY`` off): learnt from the first
+  job reached, so the next job's first connect (and its Host block) already uses it. The state
+  directory belongs to one config, which names one pool.
 
 Every file is written whole and atomically, so ssh and concurrent connects (the connect daemon
 serves them in threads) see the old content or the new, never part of one.
@@ -23,6 +27,7 @@ from starter.jobid import BadJobId, JobId, parse_job_id
 
 SESSION_KEY = "ssh_key"
 USER_FILE = "user"
+POOL_USER_FILE = "pool_user"
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -141,6 +146,24 @@ def remember_user(job: JobId, user: str) -> None:
 def remembered_user(job: JobId) -> str:
     try:
         return (jobs_dir() / str(job) / USER_FILE).read_text().strip()
+    except OSError:
+        return ""
+
+
+def remember_pool_user(user: str) -> None:
+    """The login name the pool's sshd takes (it refused others): the default for new jobs."""
+    target = paths.state_dir() / POOL_USER_FILE
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(target, user + "\n")
+
+
+def login_user(job: JobId) -> str:
+    """The name learnt for this job, else the one learnt for its pool; "" when neither."""
+    remembered = remembered_user(job)
+    if remembered:
+        return remembered
+    try:
+        return (paths.state_dir() / POOL_USER_FILE).read_text().strip()
     except OSError:
         return ""
 

@@ -47,6 +47,13 @@ class IncludeSettings:
     control_check: list[str] = field(default_factory=list)
 
 
+# The job host name in the wildcard block: %h, which every client that reads ssh_config expands
+# in ProxyCommand (paramiko knows only ~ %h %p %r there; %n reaches it literally). With no
+# HostName set it is the name typed, lowercased by OpenSSH (the proxy takes the prefix in any
+# case, as ssh's Host patterns do), so the per-job file names are lowercase. Interactive
+# template names keep %n: the name typed, whose case the template lookup keeps.
+JOB_TOKEN = "%h"
+TEMPLATE_TOKEN = "%n"
 # A backslash that ssh_config (and the shell, in ProxyCommand) would read as an escape.
 _ESCAPE = re.compile(r"\\([\\'\" ]|$)")
 # Host names of interactive templates: letters, digits, '_', '.', '-' (no pattern characters).
@@ -114,7 +121,7 @@ def _check_settings(settings: IncludeSettings) -> None:
 
 
 def _wildcard_block(settings: IncludeSettings) -> list[str]:
-    argv = _connect_argv(settings)
+    argv = _connect_argv(settings, JOB_TOKEN)
     if settings.prefix != DEFAULT_HOST_PREFIX:
         argv += ["--host-prefix", settings.prefix]
     command = " ".join(shlex.quote(arg) for arg in [*_daemon_client(settings), *argv])
@@ -123,7 +130,7 @@ def _wildcard_block(settings: IncludeSettings) -> list[str]:
         "    # Finds the job, authenticates to its starter with your key and pins the session's",
         "    # host key in the job's own known_hosts file (absolute paths: no PATH or venv lookup).",
         *_daemon_comment(settings),
-        *_session_lines(settings, command),
+        *_session_lines(settings, command, JOB_TOKEN),
         *([] if settings.windows else _control_lines(settings)),
         *_keepalive_lines(),
     ]
@@ -133,13 +140,13 @@ def _interactive_block(settings: IncludeSettings) -> list[str]:
     """Hosts that submit a job on connect. No connect daemon (the wait and its status line
     belong to this ssh) and no shared connection: with ControlPersist ssh would send the
     proxy's stderr, the status line, to /dev/null; the job itself stays for reconnects."""
-    command = " ".join(shlex.quote(arg) for arg in _connect_argv(settings))
+    command = " ".join(shlex.quote(arg) for arg in _connect_argv(settings, TEMPLATE_TOKEN))
     return [
         f"Host {' '.join(settings.interactive_hosts)} {settings.interactive_hosts[0]}-*",
         "    # Finds your live job of this template or submits one ([interactive] in config.toml),",
         "    # shows why it waits while it waits, then connects as for a job host. The job ends",
         "    # itself once no session has been open for the template's linger time.",
-        *_session_lines(settings, command),
+        *_session_lines(settings, command, TEMPLATE_TOKEN),
         *([] if settings.windows else [
             "    # Each ssh connects on its own, so the waiting status reaches your terminal (or VS",
             "    # Code's log); the job stays for the linger time, so reconnects find it.",
@@ -148,27 +155,28 @@ def _interactive_block(settings: IncludeSettings) -> list[str]:
     ]
 
 
-def _connect_argv(settings: IncludeSettings) -> list[str]:
+def _connect_argv(settings: IncludeSettings, token: str) -> list[str]:
     argv = [*map(_percent, settings.proxy_command), "connect", *_via_words(settings.via),
-            "--identity", _percent(settings.identity), "--known-hosts", _known_hosts(settings)]
+            "--identity", _percent(settings.identity),
+            "--known-hosts", _known_hosts(settings, token)]
     if settings.identities_dir:
-        argv += ["--job-identity", _job_identity(settings)]
+        argv += ["--job-identity", _job_identity(settings, token)]
     return argv
 
 
-def _known_hosts(settings: IncludeSettings) -> str:
-    return f"{_percent(settings.known_hosts_dir)}/%n"
+def _known_hosts(settings: IncludeSettings, token: str) -> str:
+    return f"{_percent(settings.known_hosts_dir)}/{token}"
 
 
-def _job_identity(settings: IncludeSettings) -> str:
-    return f"{_percent(settings.identities_dir)}/%n" if settings.identities_dir else ""
+def _job_identity(settings: IncludeSettings, token: str) -> str:
+    return f"{_percent(settings.identities_dir)}/{token}" if settings.identities_dir else ""
 
 
-def _session_lines(settings: IncludeSettings, command: str) -> list[str]:
+def _session_lines(settings: IncludeSettings, command: str, token: str) -> list[str]:
     """The ProxyCommand and what ssh needs to trust and log in to the session it hands over."""
-    known_hosts, job_identity = _known_hosts(settings), _job_identity(settings)
+    known_hosts, job_identity = _known_hosts(settings, token), _job_identity(settings, token)
     return [
-        f"    ProxyCommand {command} %n %r",
+        f"    ProxyCommand {command} {token} %r",
         *_handover_lines(settings),
         "    # AES-GCM first: with the CPU's AES instructions it moves ~1.3-1.7x the bytes of",
         "    # chacha20 here; the rest of OpenSSH's default list stays as it was.",
@@ -275,7 +283,7 @@ def _shared_lines(settings: IncludeSettings) -> list[str]:
 
 
 def _percent(path: object) -> str:
-    """A literal path with ssh's %-tokens escaped (our own %n and %C are added after)."""
+    """A literal path with ssh's %-tokens escaped (our own %h, %n and %C are added after)."""
     return literal(str(path)).replace("%", "%%")
 
 

@@ -46,8 +46,11 @@ def parse_job_id(text: str) -> JobId:
 
 
 def parse_host(host: str, prefix: str = DEFAULT_HOST_PREFIX) -> JobId:
-    """Turn a job host name (``job-32.0``) into its job id."""
-    if not host.startswith(prefix):
+    """Turn a job host name (``job-32.0``) into its job id. The prefix is matched without
+    case, as ssh matches Host patterns (and ssh's %h, which the generated config passes, is
+    lowercased), so ``Job-32.0`` works with the prefix ``Job-`` whatever the case typed."""
+    head = host[:len(prefix)]
+    if not head.isascii() or head.lower() != prefix.lower():   # no Unicode folding (K, U+212A)
         raise BadJobId(f"{_shorten(host)!r} is not a job host name: expected "
                        f"{prefix}<cluster>[.<proc>[.<node>]], e.g. {prefix}32.0")
     try:

@@ -387,7 +387,7 @@ def refresh_10k(bench: Bench, jobs: int, runs: int) -> list[float]:
 def proxy_alone(bench: Bench, extra_args: tuple[str, ...] = ()) -> tuple[int, str]:
     """Run the generated ProxyCommand by itself, as ssh would with ProxyUseFdpass: peak RSS (KiB)
     from wait4's rusage, and whatever it wrote to stderr. The received socket is closed."""
-    argv = shlex.split(bench.full_command.replace("%n", bench.host)
+    argv = shlex.split(bench.full_command.replace("%h", bench.host)
                        .replace("%r", getpass.getuser()))
     argv[1:1] = list(extra_args)
     ours, theirs = socket.socketpair()

@@ -44,8 +44,8 @@ def quiet(stderr: bytes) -> bool:
 
 
 def expand(words: list[str], job: Job) -> str:
-    """A ProxyCommand's words with ssh's %n and %r filled in, as one shell command line."""
-    return shlex.join(w.replace("%n", job.host).replace("%r", getpass.getuser()) for w in words)
+    """A ProxyCommand's words with ssh's %h and %r filled in, as one shell command line."""
+    return shlex.join(w.replace("%h", job.host).replace("%r", getpass.getuser()) for w in words)
 
 
 def full_command(bench: Workbench, job: Job) -> str:

@@ -17,7 +17,7 @@ def _include_connect_argv(bench: Workbench, job: Job) -> list[str]:
                 if text.strip().startswith("ProxyCommand "))
     argv = shlex.split(line[len("ProxyCommand "):])
     argv = argv[argv.index("-m") - 1:]
-    return [job.host if a == "%n" else getpass.getuser() if a == "%r" else a for a in argv]
+    return [job.host if a == "%h" else getpass.getuser() if a == "%r" else a for a in argv]
 
 
 def test_proxycommand_hands_over_the_socket_without_click_or_platformdirs(bench: Workbench,

@@ -270,11 +270,11 @@ def test_ssh_G_shows_every_option_for_a_job_host(shared: Workbench, job: Job) ->
     assert options["proxycommand"][0].startswith(client)
     assert f" {runtime}/cjp-d-" in options["proxycommand"][0]
     assert f" {python} -m condor_job_proxy " in options["proxycommand"][0]
-    assert f"--known-hosts {state}/known_hosts/%n " in options["proxycommand"][0]
-    assert f"--job-identity {state}/identities/%n %n %r" in options["proxycommand"][0]
+    assert f"--known-hosts {state}/known_hosts/%h " in options["proxycommand"][0]
+    assert f"--job-identity {state}/identities/%h %h %r" in options["proxycommand"][0]
     assert options["proxyusefdpass"] == ["yes"]
     # The link to the key this session needs first, then your job-access key.
-    assert options["identityfile"] == [f"{state}/identities/%n", str(include / "id_ed25519")]
+    assert options["identityfile"] == [f"{state}/identities/%h", str(include / "id_ed25519")]
     assert options["identitiesonly"] == ["yes"]
     assert options["userknownhostsfile"] == [f"{state}/known_hosts/{job.host}"]
     assert options["stricthostkeychecking"] == ["true"]

@@ -153,6 +153,10 @@ def test_connection_outlives_the_tool(native: Pool, job: Path) -> None:
 
 
 def test_wrong_login_name_fails_before_ssh_and_is_remembered(native: Pool, job: Path) -> None:
+    # A pool whose admin turned the fake passwd entry off: its sshd takes only the job user's name.
+    pool_config = json.loads(native.file.read_text())
+    pool_config["config"] = {"CONDOR_SSH_TO_JOB_FAKE_PASSWD_ENTRY": "false"}
+    native.file.write_text(json.dumps(pool_config))
     config = native.root / "ssh_config.other_user"
     config.write_text(native.ssh_config.read_text() + "\nHost *\n    User nobody\n")
     result = ssh(native, "job-32.0", "true", config=config)

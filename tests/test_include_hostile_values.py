@@ -104,7 +104,7 @@ def ssh_G(lab: Path, text: str, host: str = HOST) -> tuple[dict[str, list[str]],
 
 
 def expand(value: str, host: str = HOST, user: str = "alice") -> str:
-    """ssh's %-expansion of the tokens we write (%% %n %r); any other token fails the test."""
+    """ssh's %-expansion of the tokens we write (%% %h %n %r); any other token fails the test."""
     out, index = [], 0
     while index < len(value):
         char = value[index]
@@ -113,8 +113,8 @@ def expand(value: str, host: str = HOST, user: str = "alice") -> str:
             index += 1
             continue
         token = value[index + 1:index + 2]
-        assert token in ("%", "n", "r"), f"ssh would expand %{token} in {value!r}"
-        out.append({"%": "%", "n": host, "r": user}[token])
+        assert token in ("%", "h", "n", "r"), f"ssh would expand %{token} in {value!r}"
+        out.append({"%": "%", "h": host.lower(), "n": host, "r": user}[token])
         index += 2
     return "".join(out)
 

@@ -324,9 +324,10 @@ def _ec2_endpoint(job: JobId, ad) -> JobEndpoint:
 
 
 def _native_endpoint(job: JobId, ad) -> JobEndpoint:
-    """Through the pool's own ssh-to-job; the login user is known once the pool has told us."""
+    """Through the pool's own ssh-to-job; the login user is known once the pool has told us
+    (for this job, or for the pool: where its sshd takes only the job user's real name)."""
     from .. import state
-    user = state.remembered_user(job)
+    user = state.login_user(job)
     return JobEndpoint(job=job, user=user if is_login_name(user) else "",
                        transport="htcondor-native", address="", starter_key="")
 
@@ -356,8 +357,9 @@ def _ad_job(ad) -> JobId:
 
 def _login_user(ad, job: JobId | None = None) -> str:
     """Published by our starter; for an EC2 job, the instance's login user (as connect chooses
-    it); else learnt from the pool's ssh-to-job, else the owner. A name that passes LOGIN_NAME,
-    else ProxyError: it goes into ssh_config and ssh's command line."""
+    it); else learnt from the pool's ssh-to-job (for this job, else for the pool), else the
+    owner (a pool's sshd takes any name by default, so the owner's is as good as any). A name
+    that passes LOGIN_NAME, else ProxyError: it goes into ssh_config and ssh's command line."""
     job = job or _ad_job(ad)
     if _text(ad, USER_ATTR):
         return _checked_name(job, _text(ad, USER_ATTR), "the login user its ad publishes")
@@ -365,7 +367,7 @@ def _login_user(ad, job: JobId | None = None) -> str:
         from starter import paths
         return ec2_login_user(ad, job, paths.settings())
     from .. import state
-    remembered = state.remembered_user(job)
+    remembered = state.login_user(job)
     if is_login_name(remembered):
         return remembered
     return _checked_name(job, _text(ad, "Owner"), "the owner its ad names")

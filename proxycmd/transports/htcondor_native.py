@@ -37,6 +37,9 @@ DEFAULT_WAIT_SECONDS = 30.0       # like the generated config's ConnectTimeout
 DEFAULT_KEYGEN_OPTIONS = "-t ed25519"   # the starter's RSA keygen is most of a session's setup
 ATTEMPT_SECONDS = 120.0
 TOOL_EXIT_SECONDS = 10.0
+# The name the tool reports when the execute node's CONDOR_SSH_TO_JOB_FAKE_PASSWD_ENTRY is on
+# (HTCondor's default): the job's sshd then takes any login name (shared/reference).
+ANY_NAME_USER = "condor-user"
 
 
 class _NotYet(Exception):
@@ -66,8 +69,10 @@ class Transport(BaseTransport):
 
 
 def _accept(endpoint: JobEndpoint, handed: tuple) -> OpenSession:
-    """Keep what the pool told us: the login user (for the next refresh) and the session key.
-    The user goes into the include and the host key into known_hosts: both are checked first."""
+    """Keep what the pool told us: the session key, and a login user the job's sshd insists on
+    (for this job and, as the pool's setting, for the next job; not ``condor-user``, which means
+    any name will do). The user goes into the include and the host key into known_hosts: both
+    are checked first."""
     sock, info = handed
     user = info.get("user")
     host_keys = [normalize(line) for line in str(info.get("host_key", "")).splitlines()]
@@ -75,7 +80,9 @@ def _accept(endpoint: JobEndpoint, handed: tuple) -> OpenSession:
         sock.close()
         raise ProxyError(f"job {endpoint.job}: condor_ssh_to_job gave a login user "
                          f"({printable(repr(user), 80)}) or host key this proxy cannot use")
-    state.remember_user(endpoint.job, user)
+    if user != ANY_NAME_USER:
+        state.remember_user(endpoint.job, user)
+        state.remember_pool_user(user)
     key_file = state.install_session_key(endpoint.job, str(info["key"]))
     return OpenSession(sock, "\n".join(host_keys), user, key_file=str(key_file))
 

@@ -87,7 +87,8 @@ def matches(ad: dict, constraint: str) -> bool:
 # The defaults and types (param_info.in, HTCondor 25.x) of the parameters the stand-in knows;
 # any other name is a string, present only when the pool's "config" sets it.
 _PARAM_DEFAULTS = {"QUEUE_SUPER_USERS": "root, condor", "QUEUE_ALL_USERS_TRUSTED": False,
-                   "UID_DOMAIN": None}   # None: $(FULL_HOSTNAME)
+                   "UID_DOMAIN": None,   # None: $(FULL_HOSTNAME)
+                   "CONDOR_SSH_TO_JOB_FAKE_PASSWD_ENTRY": True}
 _TRUE = ("true", "yes", "1")
 
 
