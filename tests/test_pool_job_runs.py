@@ -214,9 +214,6 @@ def test_condor_interactive_stderr_goes_where_the_template_says(pool: Pool) -> N
 
 # --- item 5: a local universe job (HTCondor's starter on the access point) --------------------
 
-@pytest.mark.xfail(strict=True, reason="needs the first-connect login-name fix (tokens branch, "
-                   "pipeline.check_login): today the first connect under another login name "
-                   "fails and only the second one, with the remembered name, gets in")
 @pytest.mark.parametrize("universe, remote_host", [(5, "slot1_2@exec.test"), (12, None)],
                          ids=["vanilla", "local"])
 def test_first_ssh_reaches_a_job_whatever_its_universe(native: Pool, universe: int,
