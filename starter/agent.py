@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import leftovers, processes, session_files, sshd
-from .keys import UnsafeKeyFile, check_key_file
+from .keys import check_key_file
+from .safepath import UnsafePath, check_directory
 from .lifecycle import REMOVE_SIGNALS, JobLifecycle, Limits
 from .publish import Publisher, read_key_files
 from .queue import RUNNING
@@ -45,8 +46,13 @@ def run_job(options: JobOptions) -> int:
     for path in options.authorized_keys_files:
         try:
             check_key_file(path)
-        except UnsafeKeyFile as err:
+        except UnsafePath as err:
             raise StarterError(str(err)) from None
+    try:   # its sessions' setup script and keys live there: nobody else may swap them
+        check_directory(tempfile.gettempdir(), "TMPDIR")
+    except UnsafePath as err:
+        raise StarterError(f"{err}: another user could replace the sessions' files there; "
+                           "set TMPDIR to a directory of yours") from None
     job_env = dict(os.environ)   # as given: HTCondor gives a job no PATH, and so do we
     os.environ.setdefault("PATH", processes.STANDARD_PATH)   # for the starter's own helpers
     host = sshd.probe()

@@ -11,7 +11,7 @@ from . import paths
 from .about import version_option
 from .agent import JobOptions, StarterError, run_job
 from .jobad import JobAdError
-from .keys import UnsafeKeyFile
+from .safepath import UnsafePath
 from .lifecycle import Limits
 from .publish import LocalPublisher, Publisher
 
@@ -75,7 +75,7 @@ def run(queue: str | None, keys_files: tuple[Path, ...], htcondor: bool | None,
                              port_range=_port_range(port_range), max_sessions=max_sessions,
                              limits=Limits(memory_limit, cpu_limit, grace, linger), label=label)
         status = run_job(options)
-    except (StarterError, JobAdError, UnsafeKeyFile, ValueError, OSError) as err:
+    except (StarterError, JobAdError, UnsafePath, ValueError, OSError) as err:
         click.echo(f"condor-job-starter: {err}", err=True)
         sys.exit(1)
     sys.exit(status)

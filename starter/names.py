@@ -15,7 +15,8 @@ import re
 LOGIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}\$?")
 # C0 and C1 controls, DEL, and the format characters a terminal or an editor acts on
 # (bidirectional overrides and isolates, zero-width joiners, the line and paragraph separators).
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff"
+                          "\ud800-\udfff]")   # the last: lone surrogates, which no terminal encodes
 
 
 class BadName(ValueError):

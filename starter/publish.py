@@ -12,8 +12,8 @@ from typing import Protocol
 
 from . import paths
 from .jobid import JobId
-from .keys import (UnsafeKeyFile, check_key_file, file_version, option_lines, public_key_path,
-                   read_keys)
+from .keys import check_key_file, file_version, option_lines, public_key_path, read_keys
+from .safepath import UnsafePath
 from .queue import LocalQueue
 from .server import log
 
@@ -71,7 +71,7 @@ _reported: dict[Path, str] = {}   # what was last said about an unsafe file, sai
 def _keys_in(path: Path, what: str) -> frozenset[str]:
     try:
         info = check_key_file(path, what)
-    except UnsafeKeyFile as err:
+    except UnsafePath as err:
         if os.path.lexists(path) and _reported.get(path) != str(err):
             _reported[path] = str(err)
             log(f"{err}: its keys are ignored")
@@ -97,7 +97,8 @@ def _keys_in(path: Path, what: str) -> frozenset[str]:
 def _read_checked(path: Path, checked: os.stat_result) -> str:
     """The text of the very file that was checked (not one swapped in since, nor a FIFO)."""
     fd = os.open(os.path.realpath(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    with os.fdopen(fd, encoding="utf-8", errors="replace") as file:
+    # newline="": no CR read as a line's end, since sshd ends lines at a newline only
+    with os.fdopen(fd, encoding="utf-8", errors="replace", newline="") as file:
         info = os.fstat(fd)
         if (info.st_dev, info.st_ino) != (checked.st_dev, checked.st_ino):
             raise FileNotFoundError(f"{path} was replaced while it was read")

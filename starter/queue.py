@@ -27,6 +27,7 @@ from typing import Iterator
 from .jobid import MAX_ID, JobId, parse_job_id
 from .keys import normalize
 from .names import is_login_name, printable, uid_of_user, user_of_uid
+from .safepath import UnsafePath, check_directory
 
 RUNNING = "running"
 SUSPENDED = "suspended"
@@ -55,10 +56,11 @@ class LocalQueue:
     def submit(self, record: dict) -> JobId:
         """Claim a free cluster id (proc 0) and publish the record under it."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o755)
-        owner = os.stat(self.directory).st_uid
-        if owner not in (0, os.getuid()):
-            raise ValueError(f"queue directory {self.directory} belongs to uid {owner}, who could "
-                             "swap your job's record: use one of yours, or root's (mkdir -m 1777)")
+        try:   # whoever could rename its entries could swap this job's record for another
+            check_directory(self.directory, "queue directory")
+        except UnsafePath as err:
+            raise ValueError(f"{err}: another user could swap your job's record; use a "
+                             "directory of yours, or root's (mkdir -m 1777)") from None
         temp = self._write_temp(record)
         try:
             for cluster in self._free_clusters():

@@ -396,3 +396,66 @@ def test_only_bare_key_lines_of_a_keys_file_let_anyone_in(neighbours: Neighbours
         own = ssh(victim, job, "id -un")
         assert own.stdout.decode().strip() == victim.name, own.stderr
         assert wait_until(lambda: "5 line(s) with options" in job.err_file.read_text())
+
+
+def test_a_keys_path_climbing_back_past_another_users_link_is_refused(
+        neighbours: Neighbours) -> None:
+    """`/tmp/link/../victim/keys`: the kernel follows the attacker's link before the `..`,
+    so the attacker chooses what the path means, now and on every later read."""
+    victim, attacker = neighbours.victim, neighbours.attacker
+    home = neighbours.directory("linkhome", 0o755, victim)
+    (home / "keys").write_text(victim.run("condor-job-proxy", "pubkey").stdout.decode())
+    shutil.chown(home / "keys", victim.name)
+    link = Path(tempfile.gettempdir()) / f"cjp-hn-ld-{os.urandom(4).hex()}"
+    assert attacker.run("ln", "-s", str(home), str(link)).returncode == 0
+    try:
+        path = f"{link}/../{home.name}/keys"
+        assert f"goes through the symbolic link {link}, owned by uid" in \
+            _start_fails(neighbours, Path(path))
+    finally:
+        link.unlink(missing_ok=True)
+
+
+def test_a_key_after_a_carriage_return_inside_a_line_lets_nobody_in(
+        neighbours: Neighbours) -> None:
+    """sshd ends a line at a newline only: a CR, form feed or U+2028 inside a line of text
+    the attacker controls does not start a key line."""
+    victim, attacker = neighbours.victim, neighbours.attacker
+    theirs = " ".join(attacker.run("condor-job-proxy", "pubkey").stdout.decode().split()[:2])
+    keys = neighbours.directory("crkeys", 0o755, victim) / "keys"
+    text = "".join(f"log: user said {sep}{theirs}\n" for sep in ("\r", "\x0c", "\u2028", "\x85"))
+    victim.run("sh", "-c", f"cat > {keys}", input=text.encode())
+    with victims_job(neighbours, "--authorized-keys-file", str(keys)) as job:
+        result = ssh(attacker, job, "id -un", login=victim.name)
+        assert result.returncode == 255 and result.stdout == b"", result.stdout
+
+
+@pytest.mark.parametrize("how", ["its parent is the attacker's", "through the attacker's link"])
+def test_a_tmpdir_or_queue_another_user_controls_is_refused(neighbours: Neighbours,
+                                                            how: str) -> None:
+    """Whoever can rename a directory on the way (or re-point a link on it) can swap the
+    sessions' setup script or the job's record: the starter will not start there."""
+    victim, attacker = neighbours.victim, neighbours.attacker
+    theirs = neighbours.directory("theirs", 0o755, attacker)
+    inner = theirs / "inner"
+    inner.mkdir(mode=0o1777)
+    inner.chmod(0o1777)
+    link = Path(tempfile.gettempdir()) / f"cjp-hn-tl-{os.urandom(4).hex()}"
+    try:
+        if how == "through the attacker's link":
+            root_owned = neighbours.directory("rootsticky", 0o1777)
+            assert attacker.run("ln", "-s", str(root_owned), str(link)).returncode == 0
+            place = link
+        else:
+            place = inner
+        for variable, what in (("TMPDIR", "TMPDIR"), ("CONDOR_JOB_PROXY_QUEUE", "queue directory")):
+            env = {"CONDOR_JOB_PROXY_QUEUE": str(neighbours.directory("queue", 0o1777)),
+                   variable: str(place)}
+            result = victim.run("condor-job-starter", "run", "--", "true", env=env, timeout=30,
+                                cwd=neighbours.directory("cwd", 0o700, victim))
+            assert result.returncode == 1, result
+            line = result.stderr.decode()
+            assert line.startswith(f"condor-job-starter: {what} {place} ") and \
+                "another user could" in line and line.count("\n") == 1, line
+    finally:
+        link.unlink(missing_ok=True)

@@ -330,8 +330,9 @@ def test_a_queue_directory_another_user_owns_is_not_trusted(town: Neighbours) ->
     refused = town.victim.run("condor-job-starter", "run", "--", "true", env=env, timeout=30)
     assert refused.returncode == 1
     assert refused.stderr.decode().strip() == (
-        f"condor-job-starter: queue directory {theirs} belongs to uid {town.uid(town.attacker)}, "
-        "who could swap your job's record: use one of yours, or root's (mkdir -m 1777)")
+        f"condor-job-starter: queue directory {theirs} is owned by uid {town.uid(town.attacker)}, "
+        "not by the job's user or root: another user could swap your job's record; use a "
+        "directory of yours, or root's (mkdir -m 1777)")
     # A record of the victim's placed there some other way (an old starter) is not believed.
     record = json.loads(town.forged(5, os.getpid(), owner=town.victim.name,
                                     owner_uid=town.uid(town.victim)))
@@ -390,3 +391,10 @@ def test_silent_starters_of_another_user_do_not_stall_the_victims_refresh(town: 
     assert took < 15, f"refresh took {took:.1f} s"   # unbounded, it took 20 x 10 s / 8 = 25+ s
     include = (town.victim.home / ".config/condor-job-proxy/ssh_config").read_text()
     assert "job-300" not in include and "20 other jobs" in include
+
+
+def test_a_lone_surrogate_in_a_planted_record_does_not_stop_the_listing(town: Neighbours) -> None:
+    town.plant("90.0.json", town.forged(90, town.attacker_process(), command=["\ud800bad"]))
+    listing = town.jobs(town.victim)
+    assert listing.returncode == 0, listing.stderr
+    assert _listing(listing, "90.0")[-1] == "?bad"
