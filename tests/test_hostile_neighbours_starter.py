@@ -114,6 +114,14 @@ def ssh(user: Account, job: VictimJob, command: str = "true", login: str | None 
                     command, env=job.env, timeout=timeout)
 
 
+def owner_gets_in_at_once(neighbours: Neighbours, job: VictimJob) -> None:
+    """Once a flood has stopped, the job's owner connects as if there had been none."""
+    started = time.monotonic()
+    result = ssh(neighbours.victim, job, "echo in")
+    assert result.returncode == 0 and result.stdout == b"in\n", result.stderr
+    assert time.monotonic() - started < 10
+
+
 def alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] not in "ZX"
@@ -175,10 +183,7 @@ def test_a_flood_of_idle_connections_from_another_user_neither_ends_the_job_nor_
         finally:
             flooder.stdin.close()
             flooder.wait(30)
-        started = time.monotonic()
-        result = ssh(neighbours.victim, job, "echo in")
-        assert result.returncode == 0 and result.stdout == b"in\n", result.stderr
-        assert time.monotonic() - started < 10
+        owner_gets_in_at_once(neighbours, job)
         assert alive(starter) and alive(job_pid) and job.record()["state"] == "running"
         assert open_files_limit(starter) == (job_limit[1], job_limit[1])   # raised its own
         assert open_files_limit(job_pid) == job_limit                      # not the job's
@@ -199,10 +204,7 @@ def test_a_flood_past_a_low_hard_open_file_limit_is_waited_out(neighbours: Neigh
         finally:
             flooder.stdin.close()
             flooder.wait(30)
-        started = time.monotonic()
-        result = ssh(neighbours.victim, job, "echo in")
-        assert result.returncode == 0 and result.stdout == b"in\n", result.stderr
-        assert time.monotonic() - started < 10
+        owner_gets_in_at_once(neighbours, job)
         assert "Too many open files (waiting it out)" in job.err_file.read_text()
 
 
