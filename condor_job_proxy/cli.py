@@ -119,7 +119,8 @@ def _daemon_sockets(queue: str | None) -> list[Path]:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Full records, for scripts.")
-@click.option("--names", is_flag=True, help="Only host names of running jobs (completion).")
+@click.option("--names", is_flag=True,
+              help="Only host names of running jobs you may enter (completion).")
 @click.pass_obj
 def jobs(obj: dict, as_json: bool, names: bool) -> None:
     """List jobs, like a small condor_q.
@@ -130,7 +131,10 @@ def jobs(obj: dict, as_json: bool, names: bool) -> None:
     from proxycmd.model import REACHABLE_STATES
     hop = _via(obj)
     resolver = None if hop else _resolver(obj)
-    found = hops.list_jobs(hop) if hop else resolver.list_jobs()
+    if hop:
+        found = hops.list_jobs(hop)
+    else:   # names, as the include's Host blocks: only jobs you may enter
+        found = resolver.enterable_jobs()[0] if names else resolver.list_jobs()
     _say_ignored(obj, resolver)
     if as_json:
         click.echo(json.dumps([_summary_json(job) for job in found], indent=2))

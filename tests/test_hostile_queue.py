@@ -398,3 +398,16 @@ def test_a_lone_surrogate_in_a_planted_record_does_not_stop_the_listing(town: Ne
     listing = town.jobs(town.victim)
     assert listing.returncode == 0, listing.stderr
     assert _listing(listing, "90.0")[-1] == "?bad"
+
+
+def test_another_users_job_is_refused_as_not_yours_and_not_offered(town: Neighbours) -> None:
+    """Not "use ssh them@job-N" (which the starter then refuses too): the job is not yours.
+    Completion offers only what the include offers: jobs you may enter."""
+    theirs = town.start_job(town.attacker)
+    mine = town.start_job(town.victim)
+    result = town.victim.run("ssh", "-o", "BatchMode=yes", theirs, "true", env=town.env)
+    assert result.returncode == 255
+    assert "you are not the job's owner" in result.stderr.decode(), result.stderr
+    assert "use ssh" not in result.stderr.decode()
+    names = town.victim.run("condor-job-proxy", "jobs", "--names", env=town.env)
+    assert names.stdout.decode().split() == [mine], names
