@@ -124,7 +124,36 @@ class LocalQueue:
                 continue
             if record is not None:
                 found.append(record)
+        self._remember_highest(max((record["cluster"] for record in found), default=0))
         return found
+
+    def _remember_highest(self, cluster: int) -> None:
+        """Note the highest cluster id this user has seen in this queue (its listings and
+        refreshes), so that no job of theirs takes an id the generated config may still name
+        for another user's job, or a shared connection still leads to: ids are never reused,
+        as in HTCondor, whatever others delete."""
+        if cluster <= self._seen_highest():
+            return
+        seen = self._seen_file()
+        try:
+            seen.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            temp = seen.with_name(f".{seen.name}.{os.getpid()}")
+            temp.write_text(f"{cluster}\n")
+            os.replace(temp, seen)
+        except OSError:
+            pass   # a convenience: a full or read-only state dir costs only this guard
+
+    def _seen_highest(self) -> int:
+        try:
+            return int(self._seen_file().read_text())
+        except (OSError, ValueError):
+            return 0
+
+    def _seen_file(self) -> Path:
+        import hashlib
+        from . import paths
+        name = hashlib.sha256(str(self.directory.resolve()).encode()).hexdigest()[:16]
+        return paths.state_dir() / "queue-ids" / name
 
     def _check_trust(self, job: JobId, record: dict, info: os.stat_result) -> None:
         owner_uid = record.get("owner_uid")
@@ -163,10 +192,12 @@ class LocalQueue:
         return sorted(ids)
 
     def _free_clusters(self) -> Iterator[int]:
-        """Cluster ids to try, in order: after the highest of the valid records, up to
-        HTCondor's limit, then from 1; ids whose file name is taken (by anything) skipped."""
+        """Cluster ids to try, in order: after the highest of the valid records (and of those
+        this user has seen), up to HTCondor's limit, then from 1; ids whose file name is
+        taken (by anything) skipped."""
         taken = set(self._names())
-        highest = max((record["cluster"] for record in self.records()), default=0)
+        highest = max(max((record["cluster"] for record in self.records()), default=0),
+                      self._seen_highest())
         for cluster in itertools.chain(range(highest + 1, MAX_ID + 1), range(1, highest + 1)):
             if f"{cluster}.0{_SUFFIX}" not in taken:
                 yield cluster

@@ -53,9 +53,13 @@ def check_links(path: str | os.PathLike, what: str) -> None:
             continue
         candidate = current / part
         try:
+            problem = unsafe(os.stat(current), sticky_ok=True)   # who may rename ``part``
             info = os.lstat(candidate)
         except OSError:
             return   # missing or unreadable: the stat that follows says so
+        if problem and stat.S_ISLNK(info.st_mode):
+            raise UnsafePath(f"{what} {path} goes through the symbolic link {candidate}, in "
+                             f"{current}, which is {problem}")
         if not stat.S_ISLNK(info.st_mode):
             current = candidate
             continue

@@ -16,6 +16,8 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .safepath import UnsafePath, check_directory
+
 if TYPE_CHECKING:
     from .session import JobContext
 
@@ -128,6 +130,19 @@ def _no_terminal_notice(context: JobContext) -> tuple[str, str]:
             "        ")
 
 
+def _home_fallback(context: JobContext) -> Path:
+    """The HOME of sessions of a job that has none: its working directory, unless another
+    user could swap that directory (a group-writable project space): a shell reads its
+    start-up files from HOME, so then the starter's own private directory."""
+    from .server import log   # here: server imports this module
+    try:
+        check_directory(context.cwd, "the job's working directory")
+    except UnsafePath as err:
+        log(f"{err}: sessions of a job without a HOME get {context.directory} as HOME")
+        return context.directory
+    return Path(context.cwd)
+
+
 def _setup_script(context: JobContext) -> str:
     """The setup, as sshd would do it: a command runs in the shell; with none, the shell reads
     stdin. On a terminal that is an interactive shell after the welcome (HTCondor's); without
@@ -136,6 +151,7 @@ def _setup_script(context: JobContext) -> str:
     system's PATH over the job's."""
     q = shlex.quote
     cwd = q(context.cwd)
+    home = q(str(_home_fallback(context)))
     sftp = q(context.host.sftp_server or "/usr/lib/openssh/sftp-server")
     welcome = q(f"Welcome to job {context.job} on {socket.gethostname()}!")
     mark_session, no_terminal_notice = _no_terminal_notice(context)
@@ -149,7 +165,7 @@ shift 2
 {mark_session}. {q(str(context.directory / JOB_ENVIRONMENT))}
 export _CONDOR_JOB_PIDS="$cjp_pids" {SESSION_ENV}="$cjp_session"
 cd {cwd} || {{ echo "cannot enter the job's working directory" {cwd} >&2; exit 1; }}
-if [ -z "$HOME" ] || [ ! -d "$HOME" ] || [ ! -w "$HOME" ]; then HOME={cwd}; fi
+if [ -z "$HOME" ] || [ ! -d "$HOME" ] || [ ! -w "$HOME" ]; then HOME={home}; fi
 export HOME
 SHELL=/bin/sh
 for candidate in "$@" "$login_shell"; do

@@ -461,3 +461,50 @@ def test_a_tmpdir_or_queue_another_user_controls_is_refused(neighbours: Neighbou
                 "another user could" in line and line.count("\n") == 1, line
     finally:
         link.unlink(missing_ok=True)
+
+
+def test_a_keys_link_in_a_directory_another_user_owns_is_refused(neighbours: Neighbours) -> None:
+    """The link is the victim's, but the attacker owns its directory (sticky or not): they may
+    rename another link of the victim's into its place."""
+    victim = neighbours.victim
+    keys = neighbours.directory("safekeys", 0o755, victim) / "keys"
+    victim.run("sh", "-c", f"condor-job-proxy pubkey > {keys}")
+    theirs = neighbours.directory("linkdir", 0o1777, neighbours.attacker)
+    link = theirs / "kl"
+    assert victim.run("ln", "-s", str(keys), str(link)).returncode == 0
+    assert f"goes through the symbolic link {link}, in {theirs}, which is owned by uid" in \
+        _start_fails(neighbours, link)
+
+
+def test_a_job_without_home_in_a_shared_group_directory_gets_no_swappable_home(
+        neighbours: Neighbours) -> None:
+    """A group-writable project space lets the group rename the job's directory and plant a
+    .bashrc: sessions of a job without a HOME must not take that directory as HOME."""
+    victim, attacker = neighbours.victim, neighbours.attacker
+    group = "cjp-hn-shared"
+    subprocess.run(["groupadd", "-f", group], check=True)
+    for user in (victim, attacker):
+        subprocess.run(["usermod", "-a", "-G", group, user.name], check=True)
+    space = neighbours.directory("space", 0o2775)
+    shutil.chown(space, group=group)
+    cwd = space / "work"
+    cwd.mkdir()
+    shutil.chown(cwd, victim.name)
+    queue = neighbours.directory("queue", 0o1777)
+    env = {"CONDOR_JOB_PROXY_QUEUE": str(queue), "HOME": "/nonexistent",
+           "XDG_CONFIG_HOME": f"{victim.home}/.config", "XDG_STATE_HOME": f"{victim.home}/.local/state"}
+    err_file = neighbours.directory("err", 0o755) / "starter.err"
+    with open(err_file, "wb") as err:
+        process = victim.popen("condor-job-starter", "run", "--", "sleep", "300", env=env,
+                               cwd=cwd, stderr=err, stdin=subprocess.DEVNULL)
+    try:
+        host = f"job-{wait_for_job_line(process, err_file, timeout=30)}"
+        job_env = {"CONDOR_JOB_PROXY_QUEUE": str(queue)}
+        result = victim.run("ssh", "-o", "BatchMode=yes", host, 'echo "$HOME"; pwd', env=job_env)
+        home, where = result.stdout.decode().split()
+        assert where == str(cwd) and home != str(cwd), result
+        assert "sessions of a job without a HOME get" in err_file.read_text()
+    finally:
+        end_job(process)
+        victim.run("condor-job-proxy", "daemon", "--stop", env={"CONDOR_JOB_PROXY_QUEUE": str(queue)})
+        subprocess.run(["groupdel", group], check=False)

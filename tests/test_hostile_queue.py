@@ -411,3 +411,12 @@ def test_another_users_job_is_refused_as_not_yours_and_not_offered(town: Neighbo
     assert "use ssh" not in result.stderr.decode()
     names = town.victim.run("condor-job-proxy", "jobs", "--names", env=town.env)
     assert names.stdout.decode().split() == [mine], names
+
+
+def test_an_id_seen_for_another_users_job_is_never_the_victims_next(town: Neighbours) -> None:
+    """The attacker's job 5.0 was listed (so the victim's include and a shared connection may
+    still name it); the attacker deletes its record; the victim's next job must not take 5.0."""
+    town.plant("5.0.json", town.forged(5, town.attacker_process()))
+    assert _listing(town.jobs(town.victim), "5.0")[1] == town.attacker.name
+    assert town.attacker.run("rm", str(town.queue / "5.0.json")).returncode == 0
+    assert town.start_job(town.victim) == "job-6.0"
