@@ -500,7 +500,9 @@ def test_a_job_without_home_in_a_shared_group_directory_gets_no_swappable_home(
     try:
         host = f"job-{wait_for_job_line(process, err_file, timeout=30)}"
         job_env = {"CONDOR_JOB_PROXY_QUEUE": str(queue)}
+        assert victim.run("condor-job-proxy", "config", "refresh", env=job_env).returncode == 0
         result = victim.run("ssh", "-o", "BatchMode=yes", host, 'echo "$HOME"; pwd', env=job_env)
+        assert result.returncode == 0, (result.stderr, err_file.read_text())
         home, where = result.stdout.decode().split()
         assert where == str(cwd) and home != str(cwd), result
         assert "sessions of a job without a HOME get" in err_file.read_text()
