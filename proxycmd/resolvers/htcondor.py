@@ -145,8 +145,11 @@ class Resolver(BaseResolver):
     def history(self, constraint: str, projection: list[str]) -> list:
         """Ads of jobs that have left the queue of the schedd ``submit`` uses, newest first
         (condor_history): how a job we waited for ended."""
+        return self.schedd_history(self.schedd_names[0], constraint, projection)
+
+    def schedd_history(self, name: str | None, constraint: str, projection: list[str]) -> list:
+        """The newest ad matching ``constraint`` in the history of schedd ``name``."""
         htcondor2 = self.htcondor2
-        name = self.schedd_names[0]
         try:
             return self._schedd(name).history(constraint=constraint, projection=projection,
                                               match=1)
@@ -411,14 +414,8 @@ def history_ad(resolver: Resolver, job: JobId) -> dict | None:
     """The job's last ad in a configured schedd's history (a job that has left the queue), or
     None: what doctor says of a job the queue no longer holds."""
     constraint = f"ClusterId == {job.cluster} && ProcId == {job.proc}"
-    htcondor2 = resolver.htcondor2
     for name in resolver.schedd_names:
-        try:
-            ads = resolver._schedd(name).history(constraint=constraint,
-                                                 projection=HISTORY_PROJECTION, match=1)
-        except htcondor2.HTCondorException as err:
-            raise ProxyError(f"cannot read the history of {resolver._label(name)}: {err}") from None
-        for ad in ads:
+        for ad in resolver.schedd_history(name, constraint, HISTORY_PROJECTION):
             return ad
     return None
 
