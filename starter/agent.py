@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import leftovers, processes, session_files, sshd
+from . import keeper, leftovers, processes, session_files, sshd
 from .keys import check_key_file
 from .safepath import UnsafePath, check_directory
 from .lifecycle import REMOVE_SIGNALS, JobLifecycle, Limits
@@ -60,10 +60,13 @@ def run_job(options: JobOptions) -> int:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)   # sshd's privilege-separation dir
     for name in leftovers.sweep():
         log(f"removed {name}, left behind by a starter that was killed")
-    processes.become_subreaper()
     private = Path(tempfile.mkdtemp(prefix=leftovers.STARTER_PREFIX))
+    keeper_pipe = None
     try:
         (private / leftovers.STARTER_PID_FILE).write_text(f"{os.getpid()}\n")
+        keeper_pipe = keeper.start(private)   # before we become a subreaper: not our child
+        processes.become_subreaper()
+        job_env[leftovers.JOB_ENV] = str(private)   # the job's mark, inherited by what it starts
         _name_the_nameless(host, private)
         identity, host_key = _generate_keys(private)
         listener = _listen(options.listen_host, options.listen_port, options.port_range)
@@ -77,6 +80,8 @@ def run_job(options: JobOptions) -> int:
                           open_files)
     finally:
         shutil.rmtree(private, ignore_errors=True)
+        if keeper_pipe is not None:
+            os.close(keeper_pipe)   # the keeper finds nothing left and exits
 
 
 def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdentity,

@@ -2,9 +2,11 @@
 
 A starter keeps its private directory (``cjp-starter-*``: its signing key, its pid, the
 sessions' shared files and one directory per session) under TMPDIR, and lists the job's
-processes there (pid and start time), refreshed as they change. The next starter of the same
-user sharing that TMPDIR removes the directories whose starter is gone, and kills the
-processes the dead starter left running and those of its sessions (whose sshds died with it).
+processes there (pid and start time), refreshed as they change; every job process carries the
+directory in its environment too (``JOB_ENV``), as HTCondor marks its jobs' processes. When a
+starter is killed its keeper (``keeper``) ends what it left running at once; the next starter
+of the same user sharing that TMPDIR does the same for any starter whose keeper died too, and
+removes the directories whose starter is gone.
 Starters before 2026-12 kept each session's directory beside their own, with the pids of
 the starter and of its sshd: those are swept too.
 """
@@ -25,6 +27,10 @@ PROCESSES_FILE = "processes"
 STARTER_PID_FILE = "starter.pid"
 _SSHD_PID_FILE = "sshd.pid"   # in a session directory of a starter before 2026-12
 _UNFINISHED_SECONDS = 60   # a directory with no pid file yet, older than this, was abandoned
+# In every job process's environment: its starter's private directory. It finds the processes
+# that left the job's tree when their starter died (or that re-parented to it since its last list).
+JOB_ENV = "CONDOR_JOB_PROXY_JOB"
+_PASSES = 10   # processes may start others while they are being killed: look again, this often
 
 
 def write_processes(directory: Path, infos: list[processes.ProcInfo]) -> None:
@@ -44,16 +50,40 @@ def sweep(tmpdir: str | None = None) -> list[str]:
         return []
     for path in entries:
         if path.name.startswith(STARTER_PREFIX) and _mine(path) and _stale_starter(path):
-            _kill_listed(path / PROCESSES_FILE)
-            for session in path.glob(f"{SESSION_PREFIX}*"):
-                end_processes(session)
+            end_starter(path)
         elif path.name.startswith(SESSION_PREFIX) and _mine(path) and _stale_session(path):
             end_processes(path)
         else:
             continue
-        shutil.rmtree(path, ignore_errors=True)
+        remove(path)
         removed.append(path.name)
     return removed
+
+
+def end_starter(path: Path) -> int:
+    """SIGKILL every process a dead starter (private directory ``path``) left running: those it
+    listed last, those that carry its mark, whatever they started, its sessions' processes; the
+    number of processes killed. A pid namespace's first process dies only by SIGKILL from
+    outside, and takes the whole namespace with it."""
+    listed = _listed(path / PROCESSES_FILE)
+    mark = f"{JOB_ENV}={path}".encode()
+    killed: set[int] = set()
+    for _ in range(_PASSES):
+        found = processes.family(listed | set(processes.marked(mark)))
+        if not found:
+            break
+        for pid in found:   # stopped first, so that none starts another while we kill
+            _kill(pid, signal.SIGSTOP)
+        for pid in found:
+            _kill(pid, signal.SIGKILL)
+        killed |= found
+    for session in path.glob(f"{SESSION_PREFIX}*"):
+        end_processes(session)
+    return len(killed)
+
+
+def remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _mine(path: Path) -> bool:
@@ -81,23 +111,29 @@ def _stale_session(path: Path) -> bool:
     return not _runs(starter, "starter")
 
 
-def _kill_listed(listing: Path) -> None:
-    """SIGKILL the listed processes that still run as the same process (pid and start time)."""
+def _listed(listing: Path) -> set[int]:
+    """The listed processes that still run as the same process (pid and start time), ours."""
     try:
         lines = listing.read_text().splitlines()
     except OSError:
-        return
+        return set()
+    found = set()
     for line in lines:
         try:
             pid, start = map(int, line.split())
         except ValueError:
             continue
         info = processes.read(pid)
-        if info and info.start_ticks == start and _owned(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        if info and info.start_ticks == start and info.state not in "ZX" and _owned(pid):
+            found.add(pid)
+    return found
+
+
+def _kill(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except OSError:
+        pass
 
 
 def _owned(pid: int) -> bool:

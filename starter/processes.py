@@ -156,10 +156,28 @@ def reap(pid: int) -> bool:
         return False
 
 
-def marked(environment_entry: bytes, command_text: bytes) -> list[int]:
+def family(roots: set[int]) -> set[int]:
+    """``roots`` and every live descendant of theirs, zombies left out: what a starter's keeper
+    ends (a process that re-parented to the starter and lost its mark is still a child of a
+    root, or of a pid namespace's first process)."""
+    procs = snapshot()
+    children: dict[int, list[int]] = {}
+    for info in procs.values():
+        children.setdefault(info.parent, []).append(info.pid)
+    found, stack = set(), [pid for pid in roots if pid in procs]
+    while stack:
+        pid = stack.pop()
+        if pid not in found and procs[pid].state not in "ZX":
+            found.add(pid)
+            stack.extend(children.get(pid, []))
+    return found
+
+
+def marked(environment_entry: bytes, command_text: bytes | None = None) -> list[int]:
     """This user's processes whose environment holds ``environment_entry`` or whose command
     line holds ``command_text``: how a session's processes are found once its sshd is gone
-    (they may have left its process group, and the starter's tree if the starter died)."""
+    (they may have left its process group, and the starter's tree if the starter died), and
+    a job's once its starter is gone."""
     uid, found = os.getuid(), []
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -173,6 +191,7 @@ def marked(environment_entry: bytes, command_text: bytes) -> list[int]:
                 cmdline = file.read()
         except OSError:
             continue
-        if environment_entry in environ.split(b"\0") or command_text in cmdline:
+        if environment_entry in environ.split(b"\0") or \
+                (command_text is not None and command_text in cmdline):
             found.append(int(name))
     return found
