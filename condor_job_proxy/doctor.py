@@ -94,6 +94,7 @@ def _describe_pool(job: JobId, resolver) -> tuple[list[str], str, bool]:
                     and name not in ("Cmd", "Arguments", "Args"))
     transport, why = htcondor.transport_choice(ad)
     lines += [f"job ad from {resolver._label(schedd)}: {seen}", f"transport: {transport} ({why})"]
+    lines += _pool_container(ad, transport)
     state, reachable = _state(lambda: _pool_access(resolver, job, ad, transport))
     lines.append(state)
     if ad.get("JobStatus") == IDLE:   # the analysis the waiting line shows
@@ -101,6 +102,16 @@ def _describe_pool(job: JobId, resolver) -> tuple[list[str], str, bool]:
     if transport == "starter":   # our starter publishes the attribute only where ptys fail
         lines.append(_terminals(job, ad.get(NO_TERMINAL_ATTR)))
     return lines, transport, reachable
+
+
+def _pool_container(ad, transport: str) -> list[str]:
+    """For a container or docker universe job reached through the pool's own tool: what lands
+    in the container and what beside it."""
+    if transport != "htcondor-native":
+        return []
+    from proxycmd.resolvers.htcondor_containers import container_line
+    line = container_line(ad)
+    return [line] if line else []
 
 
 def _left_queue(resolver, job: JobId, err: ProxyError) -> str:

@@ -26,12 +26,13 @@ from ..ec2jobs import login_user as ec2_login_user
 from ..model import JobEndpoint, JobSummary
 from . import BaseResolver
 from .htcondor_access import authenticated_user, authorize, job_owner
+from .htcondor_containers import CONTAINER_ATTRIBUTES
 
 PROJECTION = sorted({"ClusterId", "ProcId", "Owner", "User", "JobStatus", "HoldReason",
                      "JobUniverse", "RemoteHosts", "MaxHosts",
                      "JobCurrentStartDate", "EnteredCurrentStatus", "Cmd", "Arguments", "Args",
                      OWNER_KEY_ATTR, ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR, NO_TERMINAL_ATTR,
-                     *EC2_ATTRIBUTES})
+                     *EC2_ATTRIBUTES, *CONTAINER_ATTRIBUTES})
 RUNNING = 2
 MAX_LISTED_ARGS = 100     # a listing line shows this many of a job's arguments at most
 MAX_NODES = 1024          # nodes of one parallel job read from its ad at most
