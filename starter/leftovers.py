@@ -65,11 +65,10 @@ def end_starter(path: Path) -> int:
     listed last, those that carry its mark, whatever they started, its sessions' processes; the
     number of processes killed. A pid namespace's first process dies only by SIGKILL from
     outside, and takes the whole namespace with it."""
-    listed = _listed(path / PROCESSES_FILE)
     mark = f"{JOB_ENV}={path}".encode()
     killed: set[int] = set()
-    for _ in range(_PASSES):
-        found = processes.family(listed | set(processes.marked(mark)))
+    for _ in range(_PASSES):   # the list is read again: a killed pid may come back as another
+        found = processes.family(_listed(path / PROCESSES_FILE) | set(processes.marked(mark)))
         if not found:
             break
         for pid in found:   # stopped first, so that none starts another while we kill

@@ -34,7 +34,8 @@ def in_namespace(namespace: str) -> list[int]:
     found = []
     for name in os.listdir("/proc"):
         try:
-            if name.isdigit() and os.readlink(f"/proc/{name}/ns/pid") == namespace and alive(int(name)):
+            if name.isdigit() and os.readlink(f"/proc/{name}/ns/pid") == namespace and \
+                    alive(int(name)):
                 found.append(int(name))
         except OSError:
             pass
@@ -45,7 +46,8 @@ def namespace_init(starter: int) -> int:
     """The host pid of the first process in the job's pid namespace (the child of unshare)."""
     def find() -> int | None:
         mine = namespace_of(os.getpid())
-        return next((pid for pid in sorted(tree(starter)) if _namespace(pid) not in (mine, None)), None)
+        return next((pid for pid in sorted(tree(starter))
+                     if _namespace(pid) not in (mine, None)), None)
     assert wait_until(lambda: find() is not None)
     return find()
 
@@ -127,7 +129,7 @@ def test_killing_the_starter_ends_its_sessions_and_what_the_job_just_started(
     job.process.wait()
     assert wait_until(lambda: not alive(daemon) and not alive(shell)), (alive(daemon), alive(shell))
     assert session.wait(20) != 0
-    assert wait_until(lambda: not list((bench.root / "tmp").glob("cjp-starter-*")))   # its keeper's work
+    assert wait_until(lambda: not list((bench.root / "tmp").glob("cjp-starter-*")))   # the keeper's
 
 
 @as_root

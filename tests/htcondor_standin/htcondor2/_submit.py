@@ -151,10 +151,12 @@ def _container_attributes(universe: str, values: dict[str, str]) -> dict:
     the image, and its kind (WantDockerImage for docker:, WantSIF for .sif, WantSandboxImage
     for anything else, a directory)."""
     from . import HTCondorException
-    docker, container = values.get("docker_image", "").strip(), values.get("container_image", "").strip()
+    docker = values.get("docker_image", "").strip()
+    container = values.get("container_image", "").strip()
     if universe == "docker":
         if container:
-            raise HTCondorException("Submit:0:docker universe does not allow use of container_image.")
+            raise HTCondorException(
+                "Submit:0:docker universe does not allow use of container_image.")
         if not docker:
             raise HTCondorException("Submit:0:docker jobs require a docker_image")
         return {"WantDocker": True, "DockerImage": docker}
