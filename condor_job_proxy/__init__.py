@@ -5,5 +5,5 @@ from __future__ import annotations
 def refresh_include(queue: str | None) -> None:
     """The connect path's hook after ssh used a login name the job does not run as: rewriting
     ssh_config is ``sshconfig``'s, a layer above ``proxycmd``, so it comes in from here."""
-    from sshconfig import install
+    from condor_job_proxy.sshconfig import install
     install.refresh_include(queue)

@@ -46,7 +46,7 @@ sys.stdout.flush()
 
 # The access point sends a prelude naming some other host key, then relays the real session.
 WRONG_KEY = '''import os, subprocess, sys, tempfile
-from proxycmd.prelude import Prelude, encode
+from condor_job_proxy.proxycmd.via.prelude import Prelude, encode
 d = tempfile.mkdtemp()
 subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", d + "/k"], check=True)
 other = " ".join(open(d + "/k.pub").read().split()[:2])
