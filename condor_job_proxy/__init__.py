@@ -1,4 +1,6 @@
-"""Command-line front ends over ``proxycmd`` and ``sshconfig`` (thin: the work is below)."""
+"""condor-job-proxy. This package's own modules are the command-line front ends over
+``proxycmd`` and ``sshconfig`` (thin: the work is below); ``starter`` is the job-side agent and
+``common`` what both ends speak."""
 from __future__ import annotations
 
 

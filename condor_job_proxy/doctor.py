@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from condor_job_proxy.proxycmd.errors import JobNotFound, ProxyError
 from condor_job_proxy.common import paths
-from condor_job_proxy.starter.condor_publish import NO_TERMINAL_ATTR
+from condor_job_proxy.common.jobad import NO_TERMINAL_ATTR
 from condor_job_proxy.common.jobid import BadJobId, JobId, parse_host, parse_job_id
 from condor_job_proxy.common.names import printable
 from condor_job_proxy.common.queue import UntrustedRecord

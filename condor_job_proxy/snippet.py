@@ -26,8 +26,7 @@ PLACEHOLDER = ("./my-program",)
 def lines(program: tuple[str, ...] = PLACEHOLDER, transfer: str | None = None) -> list[str]:
     """The snippet: the starter as executable running ``program``, +WantIOProxy, my key."""
     from condor_job_proxy.proxycmd.userkey import public_key
-    from condor_job_proxy.starter.condor_publish import OWNER_KEY_ATTR
-    from condor_job_proxy.common.jobad import quote
+    from condor_job_proxy.common.jobad import OWNER_KEY_ATTR, quote
     starter = shutil.which("condor-job-starter") or "/path/to/condor-job-starter"
     return [
         f"{MARK} run the job under its starter, so `ssh job-<cluster>.<proc>` works.",

@@ -415,7 +415,7 @@ for job in resolver.list_jobs():
     except ProxyError as err:
         print(job.job, "refused:", err)
 try:
-    resolver.resolve(__import__("condor_job_proxy.common.jobid").jobid.JobId(2**31 - 1, 0))
+    resolver.resolve(__import__("condor_job_proxy.common.jobid").common.jobid.JobId(2**31 - 1, 0))
 except ProxyError as err:
     assert "is not in the queue" in str(err), err
 print("ok")

@@ -13,6 +13,18 @@ from pathlib import Path
 
 JOB_AD_ENV = "_CONDOR_JOB_AD"
 MACHINE_AD_ENV = "_CONDOR_MACHINE_AD"
+
+# Our job ad attributes (documented in docs/POOLS.md: our starter sets them, the
+# client reads them).
+OWNER_KEY_ATTR = "CondorJobProxyOwnerKey"     # set by the submit file: the owner's public key(s)
+ADDRESS_ATTR = "CondorJobProxyAddress"        # set by the starter: host:port of its server
+STARTER_KEY_ATTR = "CondorJobProxyKey"        # set by the starter: its public signing key
+USER_ATTR = "CondorJobProxyUser"              # set by the starter: the account sessions run as
+NO_TERMINAL_ATTR = "CondorJobProxyNoTerminal"  # set by the starter only where sessions get no pty
+# What the starter sets; in a parallel-universe job each node's under its own name (node_attribute).
+STARTER_ATTRS = (ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR, NO_TERMINAL_ATTR)
+PARALLEL_UNIVERSE = 11
+
 _LINE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*")
 _INT = re.compile(r"[+-]?[0-9]+")
 _REAL = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
@@ -100,3 +112,9 @@ def _unescape(body: str) -> str:
             out.append(char)
             index += 1
     return "".join(out)
+
+
+def node_attribute(name: str, node: int | None) -> str:
+    """The job ad attribute the starter of ``node`` publishes ``name`` as: ``name`` itself for
+    a job of one node, ``name_K`` for node K of a parallel job (its nodes share one ad)."""
+    return name if node is None else f"{name}_{node}"

@@ -12,20 +12,13 @@ from pathlib import Path
 
 from . import chirp
 from ..common import jobad
+from ..common.jobad import (ADDRESS_ATTR, NO_TERMINAL_ATTR, OWNER_KEY_ATTR, PARALLEL_UNIVERSE,
+                            STARTER_KEY_ATTR, USER_ATTR, node_attribute)
 from ..common.jobid import JobId
 from ..common.keys import check_key_file, read_keys
 from .publish import read_key_files
 from .server import log
 
-# Our job ad attributes (documented in docs/POOLS.md; the proxy's resolver reads the same names).
-OWNER_KEY_ATTR = "CondorJobProxyOwnerKey"     # set by the submit file: the owner's public key(s)
-ADDRESS_ATTR = "CondorJobProxyAddress"        # set by the starter: host:port of its server
-STARTER_KEY_ATTR = "CondorJobProxyKey"        # set by the starter: its public signing key
-USER_ATTR = "CondorJobProxyUser"              # set by the starter: the account sessions run as
-NO_TERMINAL_ATTR = "CondorJobProxyNoTerminal"  # set by the starter only where sessions get no pty
-# What the starter sets; in a parallel-universe job each node's under its own name (node_attribute).
-STARTER_ATTRS = (ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR, NO_TERMINAL_ATTR)
-PARALLEL_UNIVERSE = 11
 NODE_ENV = "_CONDOR_PROCNO"   # HTCondor's starter gives each node of a parallel job its number
 
 SUPER_USERS_ENV = "CONDOR_JOB_PROXY_SUPER_USERS_KEYS"
@@ -89,10 +82,4 @@ def job_id_of(job_ad: dict) -> JobId:
         raise jobad.JobAdError(f"job {cluster}.{proc} is a parallel-universe job but ${NODE_ENV} "
                                "does not give this node's number")
     return JobId(cluster, proc, int(node))
-
-
-def node_attribute(name: str, node: int | None) -> str:
-    """The job ad attribute the starter of ``node`` publishes ``name`` as: ``name`` itself for
-    a job of one node, ``name_K`` for node K of a parallel job (its nodes share one ad)."""
-    return name if node is None else f"{name}_{node}"
 

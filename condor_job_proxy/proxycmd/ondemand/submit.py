@@ -178,8 +178,7 @@ def how_it_ended(job: JobId, ad) -> str | None:
 
 def description(template: Template) -> dict[str, str]:
     """The submit description (submit language, all values strings) of an interactive job."""
-    from condor_job_proxy.starter.condor_publish import OWNER_KEY_ATTR
-    from condor_job_proxy.common.jobad import quote
+    from condor_job_proxy.common.jobad import OWNER_KEY_ATTR, quote
 
     from ..userkey import public_key
     lines = {

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from condor_job_proxy.starter.condor_publish import (ADDRESS_ATTR, NO_TERMINAL_ATTR, OWNER_KEY_ATTR,
-                                    PARALLEL_UNIVERSE, STARTER_ATTRS, STARTER_KEY_ATTR, USER_ATTR,
-                                    node_attribute)
-from condor_job_proxy.common.jobad import quote
+from condor_job_proxy.common.jobad import (ADDRESS_ATTR, NO_TERMINAL_ATTR, OWNER_KEY_ATTR,
+                                           PARALLEL_UNIVERSE, STARTER_ATTRS, STARTER_KEY_ATTR,
+                                           USER_ATTR, node_attribute, quote)
 from condor_job_proxy.common.jobid import JobId
 from condor_job_proxy.common.keys import normalize
 from condor_job_proxy.common.names import BadName, is_login_name, login_name, printable

@@ -12,7 +12,7 @@ import os
 from condor_job_proxy.common import paths
 from condor_job_proxy.common.jobid import JobId
 from condor_job_proxy.common.queue import (COMPLETED, EXITED, LIVE_STATES, REMOVED, RUNNING, LocalQueue,
-                          UntrustedRecord, starter_problem)
+                                           UntrustedRecord, starter_problem)
 
 from ..errors import JobNotFound, JobNotRunning, ProxyError
 from ..model import JobEndpoint, JobSummary
