@@ -1,5 +1,6 @@
-"""``condor-job-proxy``: ssh's ProxyCommand goes straight to ``condor_job_proxy.proxycmd.main``; everything else
-(and any command line that parser does not take) is the click CLI, which imports click."""
+"""``condor-job-proxy``: ssh's ProxyCommand goes straight to ``condor_job_proxy.proxycmd.main``;
+everything else (and any command line that parser does not take) is the click CLI, which imports
+click."""
 from __future__ import annotations
 
 import sys

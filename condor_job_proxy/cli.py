@@ -43,8 +43,8 @@ class _Group(click.Group):
 
 
 def _from_table(table: tuple[options.Option, ...]):
-    """click options for one table of ``condor_job_proxy.proxycmd.options`` (the ProxyCommand's own parser
-    reads the same table)."""
+    """click options for one table of ``condor_job_proxy.proxycmd.options`` (the ProxyCommand's
+    own parser reads the same table)."""
     def decorate(function):
         for option in reversed(table):
             path = {"type": click.Path(path_type=Path)} if option.is_path else {}

@@ -176,7 +176,8 @@ def test_debug_writes_debugging_output_to_stderr(tool: Tool, job: Job) -> None:
     err = result.stderr.decode()
     assert f"condor_ssh_to_job: job {job.id}: starter at 127.0.0.1:" in err
     assert f"condor_ssh_to_job: job {job.id}: session open, login user " in err
-    assert "condor_ssh_to_job: running: ssh -oUser=" in err and "condor_job_proxy.proxycmd.ssh_to_job.fdrelay" in err
+    assert "condor_ssh_to_job: running: ssh -oUser=" in err
+    assert "condor_job_proxy.proxycmd.ssh_to_job.fdrelay" in err
 
 
 def test_ssh_option_arguments_group_with_single_quotes(tool: Tool, job: Job) -> None:

@@ -284,8 +284,8 @@ def test_ec2_job_through_the_connect_daemon(ec2_job: Ec2Job, lab: Lab, tmp_path:
     command's interpreter proves no proxy process did the work."""
     run = tmp_path / "run"
     run.mkdir(mode=0o700)
-    client = [sys.executable, "-S", "-E", "-s", str(ROOT / "condor_job_proxy" / "proxycmd" / "daemon" / "quick.py"),
-              str(run / "cjp-d-ec2")]
+    client = [sys.executable, "-S", "-E", "-s",
+              str(ROOT / "condor_job_proxy" / "proxycmd" / "daemon" / "quick.py"), str(run / "cjp-d-ec2")]
     include_file = tmp_path / "config" / "condor-job-proxy" / "ssh_config"
     include = include_file.read_text()
     include_file.write_text(include.replace(

@@ -201,8 +201,9 @@ def test_submit_snippet_carries_my_public_key(pool: Pool) -> None:
 
 
 def test_local_queue_connect_never_imports_the_bindings(tmp_path: Path) -> None:
-    probe = ("import sys\nfrom condor_job_proxy.proxycmd.connect import connect\nfrom condor_job_proxy.proxycmd.errors import "
-             "ProxyError\ntry:\n    connect('job-1.0')\nexcept ProxyError:\n    pass\n"
+    probe = ("import sys\nfrom condor_job_proxy.proxycmd.connect import connect\n"
+             "from condor_job_proxy.proxycmd.errors import ProxyError\n"
+             "try:\n    connect('job-1.0')\nexcept ProxyError:\n    pass\n"
              "print('htcondor2' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": f"{STANDIN}:{ROOT}", "CONDOR_JOB_PROXY_QUEUE": str(tmp_path),
            "XDG_CONFIG_HOME": str(tmp_path / "config")}

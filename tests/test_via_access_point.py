@@ -343,7 +343,7 @@ def test_proxy_passes_the_hop_to_ssh_or_relays_it_under_windows_semantics(via, w
 
 def _windows_include(laptop: Account) -> str:
     """The laptop's include as setup renders it where os.name == 'nt'."""
-    code = ("from sshconfig import install, via\n"
+    code = ("from condor_job_proxy.sshconfig import install, via\n"
             "print(install.include_change(None, via=via.remembered(), jobs=[], windows=True).new,"
             " end='')\n")
     result = laptop.run(f"{VENV}/bin/python", "-c", code)

@@ -1,6 +1,7 @@
 """The ProxyCommand's core: ``ssh job-32.0`` -> an authenticated socket handed to ssh.
 
-Kept free of click and of any backend's heavy imports; ``condor_job_proxy.proxycmd.main`` calls ``connect``.
+Kept free of click and of any backend's heavy imports; ``condor_job_proxy.proxycmd.main`` calls
+``connect``.
 """
 from __future__ import annotations
 

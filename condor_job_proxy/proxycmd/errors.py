@@ -97,5 +97,5 @@ def one_line(err: BaseException) -> str:
         message = str(err)
     else:
         message = f"internal error: {type(err).__name__}: {err}"
-    from condor_job_proxy.common.names import printable   # whatever a message quotes, no terminal escape
+    from condor_job_proxy.common.names import printable   # what a message quotes: no terminal escape
     return "condor-job-proxy: " + printable(message.replace("\n", " "), 2000)

@@ -2,8 +2,8 @@
 
 ssh runs ``connect`` for every connection (VS Code reconnects and scp loops pay it each time)
 and importing click costs about as much as the rest of the connect path. The generated include
-always spells the command the same way (``condor_job_proxy.proxycmd.options``), so that shape, and only that, is
-parsed here; anything else (other commands, ``--help``, an unknown option) is the click CLI's.
+always spells the command the same way (``condor_job_proxy.proxycmd.options``), so that shape,
+and only that, is parsed here; anything else (other commands, ``--help``, an unknown option) is the click CLI's.
 
 What the connect path may not do itself (rewrite ssh_config: that is ``sshconfig``'s, a layer
 above) comes in as ``after_user_mismatch``, a hook the command-line layer passes down.

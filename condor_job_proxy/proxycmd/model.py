@@ -67,7 +67,7 @@ class OpenSession(NamedTuple):
     note: str = ""             # where the host keys came from, kept beside them in known_hosts
     key_file: str = ""         # a private key this session needs (the pool's session key)
     notice: str = ""           # a line to show the user once connected (a first-use trust)
-    spare: bool = False        # the starter took it as a spare (see condor_job_proxy/common/protocol.py)
+    spare: bool = False        # the starter took it as a spare (see common/protocol.py)
 
 
 class ReadySession(NamedTuple):

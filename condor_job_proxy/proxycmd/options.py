@@ -1,8 +1,8 @@
 """The ProxyCommand's command line, defined once.
 
 ``condor-job-proxy [GROUP OPTIONS] connect [CONNECT OPTIONS] HOST [USER]``: the click command
-is built from these tables, the fast parser (``condor_job_proxy.proxycmd.main``) reads them, and the connect
-daemon's relaunch writes its group options back from them.
+is built from these tables, the fast parser (``condor_job_proxy.proxycmd.main``) reads them, and
+the connect daemon's relaunch writes its group options back from them.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """One connect, run to its outcome: the exit status and the one line a failure is reported as.
 
-Shared by the full proxy command (``condor_job_proxy.proxycmd.main``), the connect daemon and the access point's
-side of ``--via``, which all deliver the session their own way.
+Shared by the full proxy command (``condor_job_proxy.proxycmd.main``), the connect daemon and the
+access point's side of ``--via``, which all deliver the session their own way.
 """
 from __future__ import annotations
 

@@ -22,7 +22,8 @@ from typing import Callable
 from ..common import sshsig
 from .handshakes import Handshakes
 from ..common.keys import fingerprint, normalize
-from ..common.protocol import NONCE_BYTES, PROTOCOL_VERSION, Channel, ProtocolError, Refusal, text_field
+from ..common.protocol import (NONCE_BYTES, PROTOCOL_VERSION, Channel, ProtocolError, Refusal,
+                               text_field)
 from .session import JobContext, Session
 from .session_files import usable_shells
 

@@ -1,4 +1,5 @@
-"""Which fast client the ProxyCommand runs: condor_job_proxy/proxycmd/daemon/quick.c built here, else quick.py.
+"""Which fast client the ProxyCommand runs: condor_job_proxy/proxycmd/daemon/quick.c built here,
+else quick.py.
 
 The compiled client starts in about a millisecond, where even a bare Python start takes
 most of the ~11 ms a connect may cost over plain ssh. It is built with the machine's C

@@ -148,8 +148,8 @@ static ssize_t receive_answer(int fd, char *answer, size_t size, int *received)
     return got;
 }
 
-/* condor_job_proxy.proxycmd.handoff.stdout_takes_fd: OpenSSH with ProxyUseFdpass gives one socketpair as both
-   stdin and stdout. Node's child_process.spawn gives each stream a socketpair of its own and
+/* condor_job_proxy.proxycmd.handoff.stdout_takes_fd: OpenSSH with ProxyUseFdpass gives one
+   socketpair as both stdin and stdout. Node's child_process.spawn gives each stream a socketpair of its own and
    throws a passed fd away; it, paramiko and any pipe get the relay. */
 static int ssh_takes_fd(void)
 {
@@ -176,8 +176,8 @@ static int write_all(int fd, const char *data, size_t length)
     return 0;
 }
 
-/* condor_job_proxy.proxycmd.handoff.relay: stdin -> the connection (then half-close it, so the job's sshd sees
-   the end) and the connection -> stdout, until the job side closes or our caller goes. */
+/* condor_job_proxy.proxycmd.handoff.relay: stdin -> the connection (then half-close it, so the
+   job's sshd sees the end) and the connection -> stdout, until the job side closes or our caller goes. */
 static void relay(int connection)
 {
     static char buffer[CHUNK];
@@ -232,8 +232,8 @@ static int give_to_ssh(int connection)
     return sent == 1 ? 0 : -1;
 }
 
-/* condor_job_proxy.proxycmd.errors.report: stderr, and the terminal when ssh put stderr on /dev/null (it does
-   for a ProxyCommand whenever ControlPersist is on). */
+/* condor_job_proxy.proxycmd.errors.report: stderr, and the terminal when ssh put stderr on
+   /dev/null (it does for a ProxyCommand whenever ControlPersist is on). */
 static int stderr_hidden(void)
 {
     struct stat err, null;
@@ -286,8 +286,8 @@ static int peer_is_us(int fd)
     return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) == 0 && peer.uid == getuid();
 }
 
-/* condor_job_proxy/sshconfig/control.private_tmp_problem: create DIR 0700 if missing; 0 only if it is a real
-   directory (lstat) of ours that no one else may enter, else the reason, on stderr unless
+/* condor_job_proxy.sshconfig.control.private_tmp_problem: create DIR 0700 if missing; 0 only
+   if it is a real directory (lstat) of ours that no one else may enter, else the reason, on stderr unless
    quiet. ssh runs `--private-dir DIR` (a `Match exec`) before each use of a shared connection
    socket in /tmp, and connects without sharing when it fails, rather than talk to a socket
    someone else planted there; the client checks a daemon socket's directory the same way

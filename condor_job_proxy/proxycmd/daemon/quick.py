@@ -7,10 +7,11 @@
 
 Run as a script with no site-packages and only built-in modules, it starts in a bare
 interpreter's time. It sends the full proxy command and the environment it depends on to
-the daemon (condor_job_proxy/proxycmd/daemon/server.py), which does the ProxyCommand's whole work and answers
-with the connected socket (passed on to ssh; relayed for any other caller), or with the line
-and status to exit with, or with "do it yourself". In the last case, and when no daemon answers, this process becomes the
-full proxy command (exec), which starts a daemon for next time when none was running.
+the daemon (condor_job_proxy/proxycmd/daemon/server.py), which does the ProxyCommand's whole
+work and answers with the connected socket (passed on to ssh; relayed for any other caller), or
+with the line and status to exit with, or with "do it yourself". In the last case, and when no
+daemon answers, this process becomes the full proxy command (exec), which starts a daemon for
+next time when none was running.
 
 Nothing here may import the rest of the package: the daemon imports the constants below.
 """
@@ -90,8 +91,8 @@ def main(argv: list) -> None:
 
 
 def ssh_takes_fd() -> bool:
-    """condor_job_proxy.proxycmd.handoff.stdout_takes_fd: OpenSSH with ProxyUseFdpass gives one socketpair as
-    both stdin and stdout. Node's child_process.spawn gives each stream a socketpair of its
+    """condor_job_proxy.proxycmd.handoff.stdout_takes_fd: OpenSSH with ProxyUseFdpass gives one
+    socketpair as both stdin and stdout. Node's child_process.spawn gives each stream a socketpair of its
     own and throws a passed fd away; it, paramiko and any pipe get the relay."""
     try:
         stdin, stdout = posix.fstat(0), posix.fstat(1)
@@ -168,7 +169,8 @@ def _rest(channel, limit: int) -> bytes:
 
 
 def _report(line: bytes) -> None:
-    """condor_job_proxy.proxycmd.errors.report: stderr, and the terminal when ssh put stderr on /dev/null."""
+    """condor_job_proxy.proxycmd.errors.report: stderr, and the terminal when ssh put stderr on
+    /dev/null."""
     posix.write(2, line)
     if not _stderr_hidden():
         return
@@ -181,7 +183,8 @@ def _report(line: bytes) -> None:
 
 
 def _stderr_hidden() -> bool:
-    """condor_job_proxy.proxycmd.errors.stderr_hidden: ssh put our stderr on /dev/null (ControlPersist)."""
+    """condor_job_proxy.proxycmd.errors.stderr_hidden: ssh put our stderr on /dev/null
+    (ControlPersist)."""
     try:
         err, null = posix.fstat(2), posix.stat("/dev/null")
     except OSError:
@@ -197,8 +200,8 @@ def _give_to_ssh(fd: int) -> None:
 
 
 def _relay(connection) -> None:
-    """condor_job_proxy.proxycmd.handoff.relay, spelled out here (this client imports nothing of the package):
-    stdin -> the connection, then a half-close so the job's sshd sees the end; the
+    """condor_job_proxy.proxycmd.handoff.relay, spelled out here (this client imports nothing of
+    the package): stdin -> the connection, then a half-close so the job's sshd sees the end; the
     connection -> stdout until the job side closes."""
     def upstream() -> None:
         _pump(0, connection.fileno())

@@ -3,8 +3,8 @@
 A ProxyCommand process per ssh run pays a Python start with site-packages, our imports and
 two ssh-keygen runs before the first byte reaches the starter: about as long again as the
 whole SSH login it precedes. The daemon pays these once. ssh runs the tiny client
-(condor_job_proxy/proxycmd/daemon/quick.py), which hands its request over a private unix socket; the daemon resolves
-the job, authenticates to its starter signing in-process, pins the host key and identity link
+(condor_job_proxy/proxycmd/daemon/quick.py), which hands its request over a private unix
+socket; the daemon resolves the job, authenticates to its starter signing in-process, pins the host key and identity link
 exactly as the proxy command would, and passes the connected socket back, which the client
 passes on to ssh. Bytes never go through the daemon.
 

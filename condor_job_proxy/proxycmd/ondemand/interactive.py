@@ -2,8 +2,8 @@
 
 The ProxyCommand finds this user's live job of the template (so VS Code's reconnects and a
 second terminal land in the same job), or submits one; waits for it to run with a status
-line on stderr; ``condor_job_proxy.proxycmd.connect`` then connects as for ``ssh job-N.P``. The job ends itself once nobody has
-used it for the template's linger time (the starter's ``--linger``). A job we submitted is
+line on stderr; ``condor_job_proxy.proxycmd.connect`` then connects as for ``ssh job-N.P``. The
+job ends itself once nobody has used it for the template's linger time (the starter's ``--linger``). A job we submitted is
 removed again when the wait is interrupted or ends without a session (held, timed out).
 """
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Jobs of the embedded local queue (``condor-job-starter run``).
 
 The queue hands over records whose fields are typed and whose "owner" is the local name of
-the uid owning the record file (``condor_job_proxy.common.queue``); a job whose starter process runs as
-another uid than that is not taken as that user's job: its starter is gone and its pid
+the uid owning the record file (``condor_job_proxy.common.queue``); a job whose starter process
+runs as another uid than that is not taken as that user's job: its starter is gone and its pid
 reused, or the record is not what it says.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ import os
 
 from condor_job_proxy.common import paths
 from condor_job_proxy.common.jobid import JobId
-from condor_job_proxy.common.queue import (COMPLETED, EXITED, LIVE_STATES, REMOVED, RUNNING, LocalQueue,
-                                           UntrustedRecord, starter_problem)
+from condor_job_proxy.common.queue import (COMPLETED, EXITED, LIVE_STATES, REMOVED, RUNNING,
+                                           LocalQueue, UntrustedRecord, starter_problem)
 
 from ..errors import JobNotFound, JobNotRunning, ProxyError
 from ..model import JobEndpoint, JobSummary

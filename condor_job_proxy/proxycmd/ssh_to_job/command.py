@@ -2,8 +2,8 @@
 
 It needs neither the user's ssh_config nor ``setup``. Like HTCondor's tool, it sets the
 session up itself (resolve, authenticate to the starter, pin the session's host key) and only
-then runs ssh with explicit ``-o`` options; ssh's ProxyCommand (``condor_job_proxy.proxycmd.ssh_to_job.fdrelay``) fetches
-the ready connection over a unix socket. So every failure is known before ssh starts and is
+then runs ssh with explicit ``-o`` options; ssh's ProxyCommand
+(``condor_job_proxy.proxycmd.ssh_to_job.fdrelay``) fetches the ready connection over a unix socket. So every failure is known before ssh starts and is
 worded as HTCondor words it, with HTCondor's exit code. What the session needs (known_hosts,
 an optional per-session key, the socket) lives in a fresh 0700 directory under TMPDIR, named
 like HTCondor's (``<user>.condor_ssh_to_job_<hex>``) and removed however the session ends.
@@ -356,7 +356,8 @@ def ssh_argv(request: Request, ready: ReadySession, directory: Path, ec2: bool =
 
 def _proxy_command(directory: Path) -> str:
     """This interpreter by absolute path (never a shim on PATH) fetching the ready session."""
-    argv = [sys.executable, "-m", "condor_job_proxy.proxycmd.ssh_to_job.fdrelay", str(directory / "fdpass")]
+    argv = [sys.executable, "-m", "condor_job_proxy.proxycmd.ssh_to_job.fdrelay",
+            str(directory / "fdpass")]
     return shlex.join(argv).replace("%", "%%")
 
 

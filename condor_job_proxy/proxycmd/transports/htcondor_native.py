@@ -1,7 +1,7 @@
 """htcondor-native: ride on the pool's own ssh-to-job (HTCondor's ``condor_ssh_to_job``).
 
-We run the tool with ``-ssh`` naming our grabber (condor_job_proxy.proxycmd.ssh_to_job.native_grabber). The schedd
-authorizes us, the execute node's starter spawns ``sshd -i`` for the job, and the tool offers
+We run the tool with ``-ssh`` naming our grabber (condor_job_proxy.proxycmd.ssh_to_job.native_grabber).
+The schedd authorizes us, the execute node's starter spawns ``sshd -i`` for the job, and the tool offers
 the connected socket on its ``fdpass`` socket; the grabber passes it, the session's client key,
 host key and login user to us over a private unix socket and exits; the tool then deletes its
 directory and exits. The socket outlives the tool (it closes its copy without a shutdown), so
@@ -94,7 +94,8 @@ def tool_argv(endpoint: JobEndpoint, request: SessionRequest, settings: dict,
     if not tool:
         raise ProxyError("HTCondor's condor_ssh_to_job is not on PATH (needed for job "
                          f"{endpoint.job}, which does not run condor-job-proxy's starter)")
-    grabber = [sys.executable, "-m", "condor_job_proxy.proxycmd.ssh_to_job.native_grabber", f"--handoff={handoff}"]
+    grabber = [sys.executable, "-m", "condor_job_proxy.proxycmd.ssh_to_job.native_grabber",
+               f"--handoff={handoff}"]
     argv = [tool]
     if endpoint.schedd:
         argv += ["-name", endpoint.schedd]

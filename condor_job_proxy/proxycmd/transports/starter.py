@@ -6,8 +6,8 @@ import socket
 from typing import TYPE_CHECKING
 
 from condor_job_proxy.common import sshsig
-from condor_job_proxy.common.protocol import (NONCE_BYTES, PROTOCOL_VERSION, Channel, ProtocolError, Refusal,
-                                              text_field)
+from condor_job_proxy.common.protocol import (NONCE_BYTES, PROTOCOL_VERSION, Channel, ProtocolError,
+                                              Refusal, text_field)
 
 from ..errors import JobNotRunning, NotAuthorized, ProxyError
 from ..userkey import public_key_blob
