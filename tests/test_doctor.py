@@ -19,7 +19,7 @@ import pytest
 from accounts import Account, account, ensure_venv
 from conftest import wait_until
 from test_htcondor_pool import (STANDIN, Pool, _me, pool, pool_job,  # noqa: F401 - fixtures
-                               two_hosts)
+                                two_hosts)
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="creating test accounts needs root")
 

@@ -26,7 +26,7 @@ def record(bench: Workbench, job: Job) -> dict:
 
 
 def control(bench: Workbench, action: str, job: Job) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "starter", action, job.id], env=bench.env,
+    return subprocess.run([sys.executable, "-m", "condor_job_proxy.starter", action, job.id], env=bench.env,
                           capture_output=True, text=True, timeout=60)
 
 
