@@ -27,6 +27,9 @@ if [ "$extra" = "[test]" ]; then
     command -v sudo >/dev/null || missing+=(sudo)                         # the quick start test's new user
     command -v node >/dev/null || missing+=(nodejs)                       # Node's ssh2 as a client
     command -v npm >/dev/null || missing+=(npm)
+    command -v podman >/dev/null || missing+=(podman uidmap)              # a job in a real container
+    command -v runc >/dev/null || missing+=(runc)                         # podman's runtime here (crun refuses hybrid cgroups)
+    [ -x /bin/busybox ] && dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)   # the container's root filesystem
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
