@@ -10,7 +10,7 @@ from pathlib import Path
 from starter import paths
 from starter.jobid import DEFAULT_HOST_PREFIX, BadJobId, JobId, parse_host
 
-from . import pipeline, state
+from . import handoff, pipeline, state
 from .errors import JobNotRunning, ProxyError
 from .model import JobEndpoint, ReadySession, SessionRequest
 from .resolvers import BaseResolver, default_resolver
@@ -43,10 +43,27 @@ def connect(host: str, user: str | None = None, *, relay: bool = False,
     known_hosts = state.known_hosts_file(host, known_hosts)
     request = SessionRequest(endpoint.user, identity or paths.user_key_path(),
                              tuple(shells or ()), session_key or "", known_hosts=known_hosts,
-                             host=host, ssh_user=user)
+                             host=host, ssh_user=user,
+                             certify=_names_to_certify(endpoint, host, prefix, relay))
     ready = pipeline.open_ready(endpoint, request, known_hosts,
                                 job_identity or state.identities_dir() / host, opener)
     (deliver or pipeline.to_ssh(relay))(ready)
+
+
+def _names_to_certify(endpoint: JobEndpoint, host: str, prefix: str | None,
+                      relay: bool) -> tuple[str, ...]:
+    """The names the user's host CA certifies the job's published host key for, for clients
+    that cannot use the pin (hostca.py): the job's names and the one typed. None when OpenSSH
+    takes the socket from this process (it checks the pin; signing would cost this process
+    cryptography's import), nor for an access point's relay (the laptop pins the key), nor
+    for another account's job (the hello goes out before the starter is authenticated). The
+    connect daemon, which signs in process, cannot tell its client and always certifies."""
+    if endpoint.transport != "starter" or not endpoint.host_keys or relay or endpoint.notice:
+        return ()   # endpoint.notice: another account's job, whose starter may refuse us
+    from starter import sshsig
+    if not sshsig.in_process() and handoff.stdout_takes_fd():
+        return ()
+    return tuple(dict.fromkeys([*endpoint.job.host_names(prefix or DEFAULT_HOST_PREFIX), host]))
 
 
 def _endpoint(host: str, queue: str | None, prefix: str | None, may_wait: bool) -> JobEndpoint:

@@ -21,9 +21,10 @@ OWNER_KEY_ATTR = "CondorJobProxyOwnerKey"     # set by the submit file: the owne
 ADDRESS_ATTR = "CondorJobProxyAddress"        # set by the starter: host:port of its server
 STARTER_KEY_ATTR = "CondorJobProxyKey"        # set by the starter: its public signing key
 USER_ATTR = "CondorJobProxyUser"              # set by the starter: the account sessions run as
+HOST_KEY_ATTR = "CondorJobProxyHostKey"       # set by the starter: its sessions' sshd host key
 NO_TERMINAL_ATTR = "CondorJobProxyNoTerminal"  # set by the starter only where sessions get no pty
 # What the starter sets; in a parallel-universe job each node's under its own name (node_attribute).
-STARTER_ATTRS = (ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR, NO_TERMINAL_ATTR)
+STARTER_ATTRS = (ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR, NO_TERMINAL_ATTR, HOST_KEY_ATTR)
 PARALLEL_UNIVERSE = 11
 NODE_ENV = "_CONDOR_PROCNO"   # HTCondor's starter gives each node of a parallel job its number
 
@@ -50,7 +51,7 @@ class HTCondorPublisher:
         rather than failing a batch job over a convenience.
         """
         attributes = [(USER_ATTR, record["owner"]), (STARTER_KEY_ATTR, record["starter_key"]),
-                      (ADDRESS_ATTR, record["starter_address"])]
+                      (ADDRESS_ATTR, record["starter_address"]), (HOST_KEY_ATTR, record["host_key"])]
         if record.get("no_terminal"):
             attributes.append((NO_TERMINAL_ATTR, record["no_terminal"]))
         try:

@@ -3,7 +3,9 @@
 paramiko's ``SSHConfig`` expands only ``~ %h %p %r`` in ProxyCommand, so the include's job host
 name is ``%h`` (the include sets no HostName, so it is the name typed); OpenSSH lowercases
 ``%h`` (its Host patterns match the name as typed), so the proxy takes the prefix in any
-case. Real clients, real jobs.
+case. asyncssh opens the IdentityFile and known_hosts files before it runs the ProxyCommand and
+reads ``known_hosts/%h`` literally: it checks the session's sshd against the user's host CA.
+Real clients, real jobs.
 """
 from __future__ import annotations
 
@@ -69,3 +71,52 @@ def test_paramiko_then_ssh_reach_a_job_through_the_include(bench: Workbench, job
         assert result.returncode == 0, (typed, result.stderr)
         assert result.stdout == b"only-in-the-job\n"
     assert _known_hosts(bench, host.lower()).exists()
+
+
+# What an asyncssh user does: connect by name with their ssh config, run a command.
+ASYNCSSH_CLIENT = '''import asyncio, sys, warnings
+warnings.simplefilter("ignore")    # asyncssh's own DSA deprecation warnings
+import asyncssh
+config, host = sys.argv[1:3]
+
+async def main():
+    try:
+        async with asyncssh.connect(host, config=[config], connect_timeout=60) as conn:
+            print((await conn.run("echo $MARKER; pwd", check=True)).stdout, end="")
+    except asyncssh.HostKeyNotVerifiable as err:
+        sys.exit(f"host key not verifiable: {err}")
+asyncio.run(main())
+'''
+
+
+def _asyncssh(bench: Workbench, host: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", ASYNCSSH_CLIENT, str(bench.ssh_config), host],
+                          env=bench.env, capture_output=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("typed", ["{id}", "{cluster}"])
+def test_asyncssh_reaches_a_job_it_never_reached_with_the_generated_config(
+        bench: Workbench, job: Job, typed: str) -> None:
+    """The first connect runs the full proxy command, the second the connect daemon's."""
+    host = "job-" + typed.format(id=job.id, cluster=job.id.partition(".")[0])
+    assert not _known_hosts(bench, host).exists()     # never reached before
+    for _ in range(2):
+        result = _asyncssh(bench, host)
+        assert result.returncode == 0, result.stderr.decode()[-2000:]
+        assert result.stdout.decode().split() == ["only-in-the-job", str(bench.root / "job0")]
+    assert bench.ssh(host, "echo $MARKER").stdout == b"only-in-the-job\n"   # OpenSSH as before
+
+
+def test_asyncssh_refuses_a_job_sshd_whose_host_key_your_ca_did_not_certify(
+        bench: Workbench, job: Job) -> None:
+    """A known_hosts/%h that trusts another CA (planted, or another user's): the session's
+    sshd presents a certificate by the user's own CA, which that file does not trust."""
+    other = bench.root / "other_ca"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    planted = bench.root / "state" / "condor-job-proxy" / "known_hosts" / "%h"
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.write_text(f"@cert-authority job-* {other.with_suffix('.pub').read_text()}")
+    result = _asyncssh(bench, f"job-{job.id}")
+    assert result.returncode != 0
+    assert b"host key not verifiable" in result.stderr, result.stderr.decode()[-2000:]

@@ -78,6 +78,8 @@ def _handshake(channel: Channel, endpoint: JobEndpoint, request: SessionRequest,
         extra = {"session_key": request.session_key} if request.session_key else {}
         if request.spare:
             extra["spare"] = True
+        if request.certify:
+            extra["host_cert"] = _certificate(endpoint, request)
         channel.send("hello", proto=PROTOCOL_VERSION, job=str(job), user=request.user,
                      key=public_key, nonce=os.urandom(NONCE_BYTES).hex(), shells=request.shells,
                      **extra)
@@ -112,6 +114,16 @@ def check_access(endpoint: JobEndpoint, identity: Path,
             _raise_if_refused(channel.receive("challenge"), job)
         except ProtocolError as err:
             raise ProxyError(f"job {job}: handshake with the starter failed: {err}") from None
+
+
+def _certificate(endpoint: JobEndpoint, request: SessionRequest) -> str:
+    """The user's host CA's certificate of the host key the starter published."""
+    from .. import hostca
+    try:
+        return hostca.certify(endpoint.host_keys[0], request.certify)
+    except (OSError, ValueError) as err:
+        raise ProxyError(f"cannot certify job {endpoint.job}'s host key with your host CA "
+                         f"{hostca.ca_path()}: {getattr(err, 'strerror', None) or err}") from None
 
 
 def _start_signing(request: SessionRequest) -> sshsig.PendingSignature:
