@@ -170,7 +170,8 @@ def _checks(transport: str) -> tuple[list[str], bool]:
               ("generated include", str(include) if include.exists() else "missing (run: setup)"),
               ("Include in ~/.ssh/config", "yes" if included else "no (run: condor-job-proxy setup)"),
               ("shared connections", _sharing_state()),
-              ("connect daemon", _daemon_state())]
+              ("connect daemon", _daemon_state()),
+              ("host CA (for asyncssh)", _host_ca_state())]
     if transport in ("starter", ""):
         checks.append(("sshd (for jobs on this machine)", _version(["sshd", "-V"], "/usr/sbin/sshd")))
     tool_found = True
@@ -217,6 +218,21 @@ def _daemon_state() -> str:
     state = ("listening at " + ", ".join(map(str, running)) if running
              else "not running (the next ssh starts it)")
     return f"{state}; {_spares()}"
+
+
+def _host_ca_state() -> str:
+    """Whether the proxy can certify our starters' host keys, and asyncssh find the CA."""
+    from proxycmd import hostca, state
+    from sshconfig.include import JOB_TOKEN
+    from starter import sshsig
+    try:
+        from cryptography.hazmat.primitives.serialization import SSHCertificateBuilder  # noqa: F401
+    except ImportError:
+        return "off: certificates need cryptography 40 or later (OpenSSH is unaffected)"
+    trust = state.known_hosts_dir() / JOB_TOKEN
+    if sshsig.ed25519_private_key(str(hostca.ca_path())) is None or not trust.exists():
+        return f"{hostca.ca_path()} or {trust} missing (run: condor-job-proxy config refresh)"
+    return f"{hostca.ca_path()}, trusted in {trust}"
 
 
 def _spares() -> str:

@@ -28,7 +28,8 @@ class BadCertificate(ValueError):
 
 
 def checked(cert: object, host_key: str) -> str:
-    """``cert`` as one line, if it is an OpenSSH host certificate of ``host_key``."""
+    """``cert`` as one line, if it is an OpenSSH host certificate of ``host_key``
+    (ImportError where cryptography predates 40: the session then goes without)."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.serialization import (
         Encoding, PublicFormat, SSHCertificate, SSHCertificateType, load_ssh_public_identity)
