@@ -30,13 +30,16 @@ def connect(host: str, user: str | None = None, *, relay: bool = False,
             deliver: Callable[[ReadySession], None] | None = None,
             serves: Callable[[JobEndpoint], bool] | None = None,
             session_key: str | None = None, may_wait: bool = True,
-            opener: pipeline.Opener = pipeline.open_session) -> None:
+            opener: pipeline.Opener = pipeline.open_session,
+            certify: bool | None = None) -> None:
     """Resolve ``host`` (an interactive host submits or reuses a job), open its session through
     the pipeline and deliver it: to ssh (fd passing, or a relay with ``relay``) unless
     ``deliver`` takes it. An endpoint that ``serves`` turns down raises NotServed before any
     connection is made, as does a job to wait for when not ``may_wait``. ``session_key`` is a
     public key to let into the session instead of ours (a laptop's, via an access point).
-    ``opener`` opens the session (the connect daemon's may hand over a spare)."""
+    ``opener`` opens the session (the connect daemon's may hand over a spare). ``certify``:
+    whether the session's sshd gets a certificate of its host key (hostca.py); None: when
+    this process relays for its caller rather than hand the socket to OpenSSH."""
     endpoint = _endpoint(host, queue, prefix, may_wait)
     if serves is not None and not serves(endpoint):
         raise NotServed(endpoint.transport)
@@ -44,24 +47,23 @@ def connect(host: str, user: str | None = None, *, relay: bool = False,
     request = SessionRequest(endpoint.user, identity or paths.user_key_path(),
                              tuple(shells or ()), session_key or "", known_hosts=known_hosts,
                              host=host, ssh_user=user,
-                             certify=_names_to_certify(endpoint, host, prefix, relay))
+                             certify=_names_to_certify(endpoint, host, prefix, relay, certify))
     ready = pipeline.open_ready(endpoint, request, known_hosts,
                                 job_identity or state.identities_dir() / host, opener)
     (deliver or pipeline.to_ssh(relay))(ready)
 
 
-def _names_to_certify(endpoint: JobEndpoint, host: str, prefix: str | None,
-                      relay: bool) -> tuple[str, ...]:
+def _names_to_certify(endpoint: JobEndpoint, host: str, prefix: str | None, relay: bool,
+                      certify: bool | None) -> tuple[str, ...]:
     """The names the user's host CA certifies the job's published host key for, for clients
     that cannot use the pin (hostca.py): the job's names and the one typed. None when OpenSSH
-    takes the socket from this process (it checks the pin; signing would cost this process
-    cryptography's import), nor for an access point's relay (the laptop pins the key), nor
-    for another account's job (the hello goes out before the starter is authenticated). The
-    connect daemon, which signs in process, cannot tell its client and always certifies."""
-    if endpoint.transport != "starter" or not endpoint.host_keys or relay or endpoint.notice:
-        return ()   # endpoint.notice: another account's job, whose starter may refuse us
-    from starter import sshsig
-    if not sshsig.in_process() and handoff.stdout_takes_fd():
+    takes the socket (it checks the pin; nothing of this may slow it down), nor for an access
+    point's relay (the laptop pins the key), nor for another account's job (the hello goes
+    out before the starter is authenticated)."""
+    if certify is None:
+        certify = not relay and not handoff.stdout_takes_fd()
+    if not certify or endpoint.transport != "starter" or not endpoint.host_keys \
+            or endpoint.notice:   # endpoint.notice: another account's job
         return ()
     return tuple(dict.fromkeys([*endpoint.job.host_names(prefix or DEFAULT_HOST_PREFIX), host]))
 

@@ -116,11 +116,6 @@ def signs_in_process(key_file: str) -> bool:
     return ed25519_private_key(key_file) is not None
 
 
-def in_process() -> bool:
-    """Whether ``sign_in_process`` made this process sign with cryptography (the daemon)."""
-    return _in_process
-
-
 def sign_in_process() -> None:
     """From now on ``start_sign``/``start_verify`` work in this process where they can: for a
     long-lived process (the connect daemon) that has paid for importing cryptography."""
