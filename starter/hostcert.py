@@ -49,13 +49,15 @@ def checked(cert: object, host_key: str) -> str:
     return " ".join(cert.split()[:2])
 
 
-def cert_file(directory: Path, client_key: str, cert: str) -> Path:
-    """The file sshd reads ``cert`` from: one per client key in the starter's directory."""
+def cert_file(directory: Path, client_key: str, cert: object, host_key: str) -> Path:
+    """The file sshd reads ``cert`` from (``checked`` unless it holds it already): one per
+    client key in the starter's directory."""
     from .session_files import write_private
     name = hashlib.sha256(client_key.encode()).hexdigest()[:16]
     path = directory / f"host-cert-{name}.pub"
     with _lock:
         if _written.get(path) != cert:   # replaced whole: another session's sshd may read it
+            cert = checked(cert, host_key)
             temp = path.with_suffix(".tmp")
             write_private(temp, cert + "\n", 0o600)
             os.replace(temp, path)

@@ -276,8 +276,8 @@ class SessionServer:
         if "host_cert" not in hello:
             return None
         try:
-            cert = hostcert.checked(hello["host_cert"], self.context.host_key_public)
-            return hostcert.cert_file(self.context.directory, client_key, cert)
+            return hostcert.cert_file(self.context.directory, client_key, hello["host_cert"],
+                                      self.context.host_key_public)
         except hostcert.BadCertificate as err:
             raise Refused(Refusal.PROTOCOL, f"cannot use the client's host certificate: {err}") \
                 from None
