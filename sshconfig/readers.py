@@ -30,11 +30,16 @@ CA_NOTE = ("# condor-job-proxy: read by ssh clients that do not expand %h in Use
 
 
 def write(jobs: list[JobSummary], prefix: str) -> None:
-    """The CA's trust line and the listed jobs' identity links."""
-    trust = f"@cert-authority {prefix}* {hostca.ensure_ca()}\n"
-    target = state.known_hosts_dir() / JOB_TOKEN
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    state.write_private(target, CA_NOTE + trust)
+    """The CA's trust line and the listed jobs' identity links. A CA that cannot be read or
+    made leaves the trust file as it was: OpenSSH needs none of it (``doctor`` says why)."""
+    try:
+        trust = f"@cert-authority {prefix}* {hostca.ensure_ca()}\n"
+    except (OSError, ValueError):
+        trust = ""
+    if trust:
+        target = state.known_hosts_dir() / JOB_TOKEN
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        state.write_private(target, CA_NOTE + trust)
     key = paths.user_key_path()
     for job in jobs:
         if job.state in REACHABLE_STATES:
