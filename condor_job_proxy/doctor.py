@@ -229,10 +229,12 @@ def _host_ca_state() -> str:
         from cryptography.hazmat.primitives.serialization import SSHCertificateBuilder  # noqa: F401
     except ImportError:
         return "off: certificates need cryptography 40 or later (OpenSSH is unaffected)"
-    trust = state.known_hosts_dir() / JOB_TOKEN
-    if sshsig.ed25519_private_key(str(hostca.ca_path())) is None or not trust.exists():
-        return f"{hostca.ca_path()} or {trust} missing (run: condor-job-proxy config refresh)"
-    return f"{hostca.ca_path()}, trusted in {trust}"
+    ca, trust = hostca.ca_path(), state.known_hosts_dir() / JOB_TOKEN
+    if ca.exists() and sshsig.ed25519_private_key(str(ca)) is None:
+        return f"{ca} is not an unencrypted ed25519 key (remove it, then run: config refresh)"
+    if not ca.exists() or not trust.exists():
+        return f"{ca} or {trust} missing (run: condor-job-proxy config refresh)"
+    return f"{ca}, trusted in {trust}"
 
 
 def _spares() -> str:
