@@ -133,7 +133,7 @@ def test_asyncssh_reaches_a_pool_job_of_our_starter_it_never_reached(pool: Pool,
                           own={"PYTHONPATH": str(ROOT), "MARKER": "only-in-the-job"})
     err_file = pool.root / "starter6.err"
     with open(err_file, "wb") as err:
-        process = subprocess.Popen([sys.executable, "-m", "starter", "run", "--super-users-keys",
+        process = subprocess.Popen([sys.executable, "-m", "condor_job_proxy.starter", "run", "--super-users-keys",
                                     str(tmp_path / "none"), "--", "sleep", "600"],
                                    cwd=scratch, env=env, stdin=subprocess.DEVNULL, stderr=err)
     try:
