@@ -12,8 +12,8 @@ from pathlib import Path
 
 from . import chirp
 from ..common import jobad
-from ..common.jobad import (ADDRESS_ATTR, NO_TERMINAL_ATTR, OWNER_KEY_ATTR, PARALLEL_UNIVERSE,
-                            STARTER_KEY_ATTR, USER_ATTR, node_attribute)
+from ..common.jobad import (ADDRESS_ATTR, HOST_KEY_ATTR, NO_TERMINAL_ATTR, OWNER_KEY_ATTR,
+                            PARALLEL_UNIVERSE, STARTER_KEY_ATTR, USER_ATTR, node_attribute)
 from ..common.jobid import JobId
 from ..common.keys import check_key_file, read_keys
 from .publish import read_key_files
