@@ -194,15 +194,17 @@ def setup(obj: dict, yes: bool, dry_run: bool, ssh_config: Path | None, via: str
     if block.changed and not yes and not dry_run and sys.stdin.isatty():
         click.echo(block.diff(), err=True)   # asked before anything is written or built
         click.confirm(f"Change {ssh_config} like this?", abort=True, err=True)
-    include = install.include_change(None if hop else _resolver(obj), obj["queue"], dry_run,
-                                     via=hop)
+    resolver = None if hop else _resolver(obj)
+    jobs, left_out = install.listed_jobs(resolver, hop)
+    include = install.include_change(resolver, obj["queue"], dry_run, jobs=jobs, via=hop,
+                                     left_out=left_out)
     if dry_run:
         click.echo(include.diff() + block.diff() or f"{ssh_config}: already set up\n", nl=False)
         return
     key, created = ensure_key()
     click.echo(f"{'created' if created else 'using'} job-access key {key}", err=True)
     remembered_via.remember(hop)
-    include.apply()
+    install.apply_include(include, jobs)
     if block.changed:
         block.apply()
     click.echo(f"{ssh_config} includes {install.include_file()}; try: ssh job-<id>", err=True)
@@ -246,7 +248,7 @@ def config_refresh(obj: dict, host: str | None, dry_run: bool, via: str | None) 
     if dry_run:
         click.echo(change.diff(), nl=False)
         return
-    change.apply()
+    install.apply_include(change, jobs)
     state.prune({job.job for job in jobs if job.state in REACHABLE_STATES})
 
 

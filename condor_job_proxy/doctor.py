@@ -181,7 +181,8 @@ def _checks(transport: str) -> tuple[list[str], bool]:
               ("generated include", str(include) if include.exists() else "missing (run: setup)"),
               ("Include in ~/.ssh/config", "yes" if included else "no (run: condor-job-proxy setup)"),
               ("shared connections", _sharing_state()),
-              ("connect daemon", _daemon_state())]
+              ("connect daemon", _daemon_state()),
+              ("host CA (for asyncssh)", _host_ca_state())]
     if transport in ("starter", ""):
         checks.append(("sshd (for jobs on this machine)", _version(["sshd", "-V"], "/usr/sbin/sshd")))
     tool_found = True
@@ -228,6 +229,23 @@ def _daemon_state() -> str:
     state = ("listening at " + ", ".join(map(str, running)) if running
              else "not running (the next ssh starts it)")
     return f"{state}; {_spares()}"
+
+
+def _host_ca_state() -> str:
+    """Whether the proxy can certify our starters' host keys, and asyncssh find the CA."""
+    from condor_job_proxy.proxycmd import hostca, client_files as state
+    from condor_job_proxy.sshconfig.include import JOB_TOKEN
+    from condor_job_proxy.common import sshsig
+    try:
+        from cryptography.hazmat.primitives.serialization import SSHCertificateBuilder  # noqa: F401
+    except ImportError:
+        return "off: certificates need cryptography 40 or later (OpenSSH is unaffected)"
+    ca, trust = hostca.ca_path(), state.known_hosts_dir() / JOB_TOKEN
+    if ca.exists() and sshsig.ed25519_private_key(str(ca)) is None:
+        return f"{ca} is not an unencrypted ed25519 key (remove it, then run: config refresh)"
+    if not ca.exists() or not trust.exists():
+        return f"{ca} or {trust} missing (run: condor-job-proxy config refresh)"
+    return f"{ca}, trusted in {trust}"
 
 
 def _spares() -> str:

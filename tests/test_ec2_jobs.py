@@ -270,7 +270,8 @@ def test_local_job_connect_path_does_not_import_boto3(bench: Workbench, job: Job
 
 def test_local_job_connect_repoints_a_stale_identity_link(bench: Workbench, job: Job) -> None:
     link = bench.root / "state" / "condor-job-proxy" / "identities" / job.host
-    link.parent.mkdir(parents=True)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.unlink(missing_ok=True)     # config refresh linked it to the job-access key
     link.symlink_to(bench.root / "old-ec2-key.pem")
     result = bench.ssh(job.host, "echo ok")
     assert result.stdout == b"ok\n", result.stderr

@@ -20,9 +20,10 @@ OWNER_KEY_ATTR = "CondorJobProxyOwnerKey"     # set by the submit file: the owne
 ADDRESS_ATTR = "CondorJobProxyAddress"        # set by the starter: host:port of its server
 STARTER_KEY_ATTR = "CondorJobProxyKey"        # set by the starter: its public signing key
 USER_ATTR = "CondorJobProxyUser"              # set by the starter: the account sessions run as
+HOST_KEY_ATTR = "CondorJobProxyHostKey"       # set by the starter: its sessions' sshd host key
 NO_TERMINAL_ATTR = "CondorJobProxyNoTerminal"  # set by the starter only where sessions get no pty
 # What the starter sets; in a parallel-universe job each node's under its own name (node_attribute).
-STARTER_ATTRS = (ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR, NO_TERMINAL_ATTR)
+STARTER_ATTRS = (ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR, NO_TERMINAL_ATTR, HOST_KEY_ATTR)
 PARALLEL_UNIVERSE = 11
 
 _LINE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*?)\s*")

@@ -32,6 +32,15 @@ class JobId(NamedTuple):
         """The ssh host name users type for this job."""
         return prefix + str(self)
 
+    def host_names(self, prefix: str = DEFAULT_HOST_PREFIX) -> list[str]:
+        """Every name the job answers to: job-32.0, and job-32 for proc 0 (as
+        condor_ssh_to_job); a node of a parallel job only its own, job-32.0.1 (job-32.0 names
+        no node it can reach)."""
+        names = [self.host(prefix)]
+        if self.proc == 0 and self.node is None:
+            names.append(f"{prefix}{self.cluster}")
+        return names
+
 
 def parse_job_id(text: str) -> JobId:
     """Parse ``32``, ``32.0`` or ``32.0.1``; a bare cluster means proc 0, as in condor_ssh_to_job."""

@@ -4,7 +4,8 @@ Every message is a 4-byte big-endian length and a JSON object, at most MAX_MESSA
 Both sides hash every frame into a transcript; each signature covers the transcript so far
 plus a role label, so no message can be replayed, reordered, spliced or reflected.
 
-    proxy -> starter   hello      {proto, job, user, key, nonce, shells?, session_key?, spare?}
+    proxy -> starter   hello      {proto, job, user, key, nonce, shells?, session_key?, spare?,
+                                   host_cert?}
     starter -> proxy   challenge  {nonce}                  | refused {code, message}
     proxy -> starter   auth       {sig}                    (client signature)
     starter -> proxy   accept     {host_key, user, spare?} | refused {code, message}
@@ -13,6 +14,9 @@ plus a role label, so no message can be replayed, reordered, spliced or reflecte
 ``session_key`` (optional) is a public key the session's sshd lets in instead of ``key``:
 condor_ssh_to_job's per-session key (``-keygen-options``). The client's signature covers the
 hello, so only a client authorized for the job can name one, and it counts for that session only.
+``host_cert`` (optional) is an OpenSSH certificate of the host key the starter publishes (queue
+record or job ad) by the user's host CA, for that session's sshd to present (condor_job_proxy/starter/hostcert.py);
+the client's signature covers it as it does the rest of the hello.
 ``spare`` (optional, true) marks a session opened ahead of need by the connect daemon: the
 starter does not count it as in use until a client speaks to its sshd, and ends it when the job
 stops taking sessions; its accept then says ``spare`` too (a starter that predates spares does

@@ -339,6 +339,7 @@ _FIELDS = {
     "state": lambda v: v in STATES, "state_before_suspend": lambda v: v in STATES,
     "start_time": _number, "job_end_time": _number, "cpu_seconds": _number,
     "starter_address": _address, "starter_key": lambda v: isinstance(v, str) and normalize(v) == v,
+    "host_key": lambda v: isinstance(v, str) and normalize(v) == v,
     "pids": lambda v: isinstance(v, list) and all(_integer(pid, 1) for pid in v),
     "command": lambda v: isinstance(v, list) and all(map(_text, v)),
     "cwd": _text, "host": _text, "label": _text, "reason": _text,

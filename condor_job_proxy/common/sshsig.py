@@ -113,7 +113,7 @@ def start_verify(public_key: str) -> PendingVerification | InProcessVerification
 
 def signs_in_process(key_file: str) -> bool:
     """Whether ``sign`` needs no ssh-keygen for this key (which might ask for a passphrase)."""
-    return _ed25519_private_key(key_file) is not None
+    return ed25519_private_key(key_file) is not None
 
 
 def sign_in_process() -> None:
@@ -151,7 +151,7 @@ class InProcessVerification:
 
 def sign(key_file: str, data: bytes) -> str:
     """Sign ``data`` with the private key in ``key_file`` (or its .pub through ssh-agent)."""
-    private = _ed25519_private_key(key_file)
+    private = ed25519_private_key(key_file)
     if private is None:
         return PendingSignature(key_file).finish(data)
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -199,7 +199,7 @@ def _have_cryptography() -> bool:
     return True
 
 
-def _ed25519_private_key(key_file: str) -> object | None:
+def ed25519_private_key(key_file: str) -> object | None:
     """The key in ``key_file`` if it is an unencrypted ed25519 key and cryptography is here.
 
     Parsed once per version of the file: the starter and the connect daemon sign with the
@@ -218,7 +218,8 @@ def _ed25519_private_key(key_file: str) -> object | None:
     except (OSError, ValueError, TypeError):
         return None
     key = key if isinstance(key, Ed25519PrivateKey) else None
-    _loaded_keys.clear()     # only the current version of each file is worth keeping
+    for stale in [loaded for loaded in _loaded_keys if loaded[0] == key_file]:
+        del _loaded_keys[stale]   # only the current version of each file is worth keeping
     _loaded_keys[version] = key
     return key
 

@@ -57,6 +57,7 @@ class SessionRequest(NamedTuple):
     ssh_user: str | None = None   # the login name ssh was started with (%r), if given
     login_key: Path | None = None  # the private key of ``session_key``, which ssh then offers
     spare: bool = False        # opened ahead of need, for the next ssh (the connect daemon's)
+    certify: tuple[str, ...] = ()  # names to have the published host key certified for (hostca)
 
 
 class OpenSession(NamedTuple):

@@ -74,15 +74,6 @@ def render(jobs: list[JobSummary], settings: IncludeSettings) -> str:
     return "\n".join(lines)
 
 
-def host_names(job: JobSummary, prefix: str) -> list[str]:
-    """The names a job answers to: job-32.0, and job-32 for proc 0 (as condor_ssh_to_job); a
-    node of a parallel job only its own, job-32.0.1 (job-32.0 names no node it can reach)."""
-    names = [job.job.host(prefix)]
-    if job.job.proc == 0 and job.job.node is None:
-        names.append(f"{prefix}{job.job.cluster}")
-    return names
-
-
 def _valid_id(job: object) -> bool:
     """A job id of integers in HTCondor's range: the only thing of a job in a Host line."""
     if not isinstance(job, JobId):
@@ -97,7 +88,7 @@ def _job_block(job: JobSummary, prefix: str) -> list[str]:
     if not is_login_name(job.user):
         return [f"# Job {job.job} is left out: its login name is not a valid one.", ""]
     owner = f" of {job.owner}" if is_login_name(job.owner) else ""
-    return [f"Host {' '.join(host_names(job, prefix))}",
+    return [f"Host {' '.join(job.job.host_names(prefix))}",
             f"    # Job {job.job}{owner} runs as {job.user}; its sshd logs in only that user.",
             f"    User {job.user}",
             ""]

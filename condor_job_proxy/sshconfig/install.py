@@ -15,7 +15,7 @@ from condor_job_proxy.proxycmd.model import JobSummary
 from condor_job_proxy.proxycmd.resolvers import BaseResolver
 from condor_job_proxy.common import paths
 
-from . import control, include, managed, settings
+from . import control, include, managed, readers, settings
 from .via import via_file
 
 
@@ -129,11 +129,19 @@ def include_change(resolver: BaseResolver | None, queue: str | None = None, dry_
     return Change(path, managed.read(path), text)
 
 
+def apply_include(change: Change, jobs: list[JobSummary]) -> None:
+    """Write the include, and the files other clients read before its ProxyCommand runs."""
+    change.apply()
+    readers.write(jobs, settings.load().host_prefix)
+
+
 def refresh_include(queue: str | None = None) -> None:
     """Rewrite the include from the job list now: the connect path's hook for a login name
     the job does not run as, so that the next ``ssh job-N.P`` gets the right ``User``."""
     from condor_job_proxy.proxycmd.resolvers import default_resolver
-    include_change(default_resolver(queue), queue).apply()
+    resolver = default_resolver(queue)
+    jobs, left_out = listed_jobs(resolver)
+    apply_include(include_change(resolver, queue, jobs=jobs, left_out=left_out), jobs)
 
 
 def includes_host(host: str) -> bool:

@@ -92,7 +92,8 @@ def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdenti
     for signum in (*REMOVE_SIGNALS, signal.SIGTSTP, signal.SIGCONT):
         signal.signal(signum, lambda num, _frame: early.append(num))
     publisher = options.publisher
-    record = _initial_record(options.command, job_proc.pid, identity.public, host.user_name)
+    record = _initial_record(options.command, job_proc.pid, identity.public, host.user_name,
+                             host_key)
     record["no_terminal"] = host.no_terminal   # doctor reports it; each session's banner says it
     if options.label:
         record["label"] = options.label
@@ -127,12 +128,15 @@ def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdenti
     return lifecycle.run()
 
 
-def _initial_record(command: list[str], pid: int, starter_key: str, owner: str) -> dict:
+def _initial_record(command: list[str], pid: int, starter_key: str, owner: str,
+                    host_key: str) -> dict:
+    """``host_key``, the sessions' sshd host key, is published beside the starter key, so a
+    client can have it certified before it connects (``condor_job_proxy/proxycmd/hostca.py``)."""
     return {
         "owner": owner, "owner_uid": os.getuid(), "pids": [pid], "cwd": os.getcwd(), "state": RUNNING,
         "sessions": 0, "memory_kb": 0, "cpu_seconds": 0.0,
         "command": command, "start_time": time.time(), "starter_pid": os.getpid(),
-        "starter_key": starter_key, "host": socket.gethostname(),
+        "starter_key": starter_key, "host_key": host_key, "host": socket.gethostname(),
     }
 
 

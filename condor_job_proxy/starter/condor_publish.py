@@ -12,8 +12,8 @@ from pathlib import Path
 
 from . import chirp
 from ..common import jobad
-from ..common.jobad import (ADDRESS_ATTR, NO_TERMINAL_ATTR, OWNER_KEY_ATTR, PARALLEL_UNIVERSE,
-                            STARTER_KEY_ATTR, USER_ATTR, node_attribute)
+from ..common.jobad import (ADDRESS_ATTR, HOST_KEY_ATTR, NO_TERMINAL_ATTR, OWNER_KEY_ATTR,
+                            PARALLEL_UNIVERSE, STARTER_KEY_ATTR, USER_ATTR, node_attribute)
 from ..common.jobid import JobId
 from ..common.keys import check_key_file, read_keys
 from .publish import read_key_files
@@ -44,7 +44,7 @@ class HTCondorPublisher:
         rather than failing a batch job over a convenience.
         """
         attributes = [(USER_ATTR, record["owner"]), (STARTER_KEY_ATTR, record["starter_key"]),
-                      (ADDRESS_ATTR, record["starter_address"])]
+                      (ADDRESS_ATTR, record["starter_address"]), (HOST_KEY_ATTR, record["host_key"])]
         if record.get("no_terminal"):
             attributes.append((NO_TERMINAL_ATTR, record["no_terminal"]))
         try:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from . import hostcert
 from ..common import sshsig
 from .handshakes import Handshakes
 from ..common.keys import fingerprint, normalize
@@ -238,7 +239,8 @@ class SessionServer:
         except sshsig.SignatureError:
             raise Refused(Refusal.BAD_SIGNATURE, "the client's signature does not verify") from None
         session = self._open_session(_session_key(hello) or client_key, hello.get("shells"),
-                                     job_pids, hello.get("spare") is True)
+                                     job_pids, hello.get("spare") is True,
+                                     self._host_cert(hello, client_key))
         try:
             # A spare is acknowledged, so a client keeps one only from a starter that knows it.
             extra = {"spare": True} if session.spare else {}
@@ -271,8 +273,24 @@ class SessionServer:
         if not host.sshd:
             raise Refused(Refusal.NO_SSHD, "the job's machine has no sshd (install openssh-server)")
 
+    def _host_cert(self, hello: dict, client_key: str) -> Path | None:
+        """The file of the host certificate the client's hello carries, if any."""
+        if "host_cert" not in hello:
+            return None
+        try:
+            return hostcert.cert_file(self.context.directory, client_key, hello["host_cert"],
+                                      self.context.host_key_public)
+        except hostcert.BadCertificate as err:
+            raise Refused(Refusal.PROTOCOL, f"cannot use the client's host certificate: {err}") \
+                from None
+        except OSError as err:
+            raise Refused(Refusal.INTERNAL, write_problem(err, self.rooms["tmpdir"])) from None
+        except ImportError:   # cryptography before 40: OpenSSH, paramiko and Node use the pin
+            log("a client's host certificate is left out: it needs cryptography 40 or later")
+            return None
+
     def _open_session(self, client_key: str, shells: object, job_pids: list[int],
-                      spare: bool) -> Session:
+                      spare: bool, host_cert: Path | None = None) -> Session:
         shells = usable_shells(shells)
         problem = self.no_room()
         if problem:
@@ -284,7 +302,7 @@ class SessionServer:
                 raise Refused(Refusal.TOO_MANY_SESSIONS, f"job {self.context.job} already has "
                               f"{self.max_sessions} sessions open (the limit)")
             try:
-                session = Session(self.context, client_key, shells, job_pids, spare)
+                session = Session(self.context, client_key, shells, job_pids, spare, host_cert)
             except OSError as err:
                 raise Refused(Refusal.INTERNAL, write_problem(err, self.rooms["tmpdir"])) from None
             self._sessions.add(session)

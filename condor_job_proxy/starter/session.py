@@ -40,14 +40,16 @@ class JobContext:
 
 class Session:
     def __init__(self, context: JobContext, client_key: str, shells: list[str],
-                 job_pids: list[int], spare: bool = False) -> None:
-        """``job_pids`` become the session's _CONDOR_JOB_PIDS (the job's main pid first).
+                 job_pids: list[int], spare: bool = False, host_cert: Path | None = None) -> None:
+        """``job_pids`` become the session's _CONDOR_JOB_PIDS (the job's main pid first);
+        ``host_cert`` is the client's certificate of the host key, which its sshd presents.
         A ``spare`` is opened ahead of need by the user's connect daemon, which hands it to
         the user's next ssh: until then nobody uses it (see ``in_use``)."""
         self.context = context
         self.job_pids = job_pids
         self.shells = shells
         self.spare = spare
+        self.host_cert = host_cert
         self._claimed = not spare
         self.process: subprocess.Popen | None = None
         self._log: int | None = None
@@ -70,7 +72,8 @@ class Session:
         self._log = os.memfd_create("sshd-log", os.MFD_CLOEXEC)
         self.process = subprocess.Popen(
             [*die_with_parent(),
-             *session_argv(self.context, self.directory, self.job_pids, self.shells)],
+             *session_argv(self.context, self.directory, self.job_pids, self.shells,
+                           self.host_cert)],
             stdin=conn.fileno(), stdout=conn.fileno(), stderr=self._log,
             env=env, close_fds=True, start_new_session=True)
         self._give_job_limits()

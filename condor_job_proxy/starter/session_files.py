@@ -80,11 +80,13 @@ def write_shared_files(context: JobContext) -> None:
 
 
 def session_argv(context: JobContext, session_dir: Path, job_pids: list[int],
-                 shells: list[str]) -> list[str]:
+                 shells: list[str], host_cert: Path | None = None) -> list[str]:
     """``sshd -i`` for one session: the shared config, plus the session's own key file and
-    ForceCommand (sshd takes the first value of each, and the command line comes first)."""
+    ForceCommand (sshd takes the first value of each, and the command line comes first), and
+    the client's certificate of the shared host key, if it sent one."""
     return [context.host.sshd or "sshd", "-i", "-e", "-f", str(context.directory / SSHD_CONFIG),
             "-o", f"AuthorizedKeysFile {session_dir}/authorized_keys",
+            *(["-o", f"HostCertificate {host_cert}"] if host_cert else []),
             "-o", f"ForceCommand {_force_command(context, session_dir, job_pids, shells)}"]
 
 

@@ -107,15 +107,18 @@ static int send_all(int fd, const char *data, size_t length)
     return 0;
 }
 
-/* The request: "1", the command's word count, its words, then the context; NUL between. */
-static int send_request(int fd, char **command, char **entries, size_t count)
+/* The request: "1" ("1r" when we will relay, not hand the socket to ssh), the command's word
+   count, its words, then the context; NUL between. */
+static int send_request(int fd, char **command, char **entries, size_t count, int pass_fd)
 {
     size_t words = 0;
     while (command[words])
         words++;
     char number[32];
     snprintf(number, sizeof number, "%zu", words);
-    if (send_all(fd, "1", 1) || send_all(fd, "", 1) || send_all(fd, number, strlen(number)))
+    const char *protocol = pass_fd ? "1" : "1r";
+    if (send_all(fd, protocol, strlen(protocol)) || send_all(fd, "", 1)
+        || send_all(fd, number, strlen(number)))
         return -1;
     for (size_t i = 0; i < words; i++)
         if (send_all(fd, "", 1) || send_all(fd, command[i], strlen(command[i])))
@@ -361,7 +364,7 @@ int main(int argc, char **argv)
         become(command, NULL);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
-    if (send_request(fd, command, entries, count) != 0)
+    if (send_request(fd, command, entries, count, pass_fd) != 0)
         become(command, NULL);     /* a daemon that stopped half way: a daemon is there */
 
     static char answer[REPLY_LIMIT];

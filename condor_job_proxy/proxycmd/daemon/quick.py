@@ -21,6 +21,9 @@ import posix
 import sys
 
 PROTOCOL = b"1"
+# The same request from a client that will relay the socket rather than hand it to OpenSSH: its
+# caller (asyncssh) may need the session's host key certified (condor_job_proxy/proxycmd/hostca.py).
+RELAY_PROTOCOL = b"1r"
 REPLY_LIMIT = 65536
 CHUNK = 64 * 1024     # condor_job_proxy.proxycmd.handoff.CHUNK
 FALLBACK, FAILED, SOCKET = b"F", b"E", b"K"
@@ -66,7 +69,7 @@ def main(argv: list) -> None:
     if not _peer_is_us(channel):
         _become(command, None)
     try:
-        answer, fds = _ask(channel, command, entries)
+        answer, fds = _ask(channel, command, entries, pass_fd)
     except OSError:
         _become(command, None)          # a daemon that stopped half way: a daemon is there
     if answer[:1] == SOCKET and fds:
@@ -146,9 +149,10 @@ def _peer_is_us(channel) -> bool:
     return int.from_bytes(creds[4:8], sys.byteorder) == posix.getuid()
 
 
-def _ask(channel, command: list, entries: list) -> tuple:
+def _ask(channel, command: list, entries: list, pass_fd: bool = True) -> tuple:
     words = [arg.encode("utf-8", "surrogateescape") for arg in command]
-    request = b"\0".join([PROTOCOL, str(len(words)).encode(), *words, *entries])
+    request = b"\0".join([PROTOCOL if pass_fd else RELAY_PROTOCOL, str(len(words)).encode(),
+                          *words, *entries])
     channel.sendall(request)
     channel.shutdown(_socket.SHUT_WR)
     answer, ancillary, _, _ = channel.recvmsg(REPLY_LIMIT, _socket.CMSG_SPACE(4))

@@ -133,7 +133,8 @@ class Daemon:
         if data is None:
             return None
         parts = data.split(b"\0")
-        if len(parts) < 2 or parts[0] != quick.PROTOCOL or not parts[1].isdigit() \
+        if len(parts) < 2 or parts[0] not in (quick.PROTOCOL, quick.RELAY_PROTOCOL) \
+                or not parts[1].isdigit() \
                 or len(parts[1]) > 6:    # int() refuses (ValueError) beyond 4300 digits
             return None
         count = int(parts[1])
@@ -147,7 +148,9 @@ class Daemon:
                 or any(request[key] for key in options.VIA_MODES)
                 or any(request[key] != value for key, value in self.shared.items())):
             return None
-        return request
+        # Its client relays for a caller that may need the host key certified (asyncssh);
+        # OpenSSH, handed the socket, checks the pin and gets no certificate.
+        return {**request, "certify": parts[0] == quick.RELAY_PROTOCOL}
 
 
 def _serves(endpoint: JobEndpoint, identity: str) -> bool:

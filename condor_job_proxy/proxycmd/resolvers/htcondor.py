@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from condor_job_proxy.common.jobad import (ADDRESS_ATTR, NO_TERMINAL_ATTR, OWNER_KEY_ATTR,
-                                           PARALLEL_UNIVERSE, STARTER_ATTRS, STARTER_KEY_ATTR,
-                                           USER_ATTR, node_attribute, quote)
+from condor_job_proxy.common.jobad import (ADDRESS_ATTR, HOST_KEY_ATTR, NO_TERMINAL_ATTR,
+                                           OWNER_KEY_ATTR, PARALLEL_UNIVERSE, STARTER_ATTRS,
+                                           STARTER_KEY_ATTR, USER_ATTR, node_attribute, quote)
 from condor_job_proxy.common.jobid import JobId
 from condor_job_proxy.common.keys import normalize
 from condor_job_proxy.common.names import BadName, is_login_name, login_name, printable
@@ -31,6 +31,7 @@ PROJECTION = sorted({"ClusterId", "ProcId", "Owner", "User", "JobStatus", "HoldR
                      "JobUniverse", "RemoteHosts", "MaxHosts",
                      "JobCurrentStartDate", "EnteredCurrentStatus", "Cmd", "Arguments", "Args",
                      OWNER_KEY_ATTR, ADDRESS_ATTR, STARTER_KEY_ATTR, USER_ATTR, NO_TERMINAL_ATTR,
+                     HOST_KEY_ATTR,
                      *EC2_ATTRIBUTES, *CONTAINER_ATTRIBUTES})
 RUNNING = 2
 MAX_LISTED_ARGS = 100     # a listing line shows this many of a job's arguments at most
@@ -317,8 +318,10 @@ def _starter_endpoint(job: JobId, ad) -> JobEndpoint:
     starter_key = normalize(key) if "\n" not in key else None
     if starter_key is None:
         raise ProxyError(f"job {job}: the starter key its ad publishes is not one public key")
+    host_key = _text(ad, HOST_KEY_ATTR)   # a starter that predates it publishes none
+    host_key = normalize(host_key) if "\n" not in host_key else None
     return JobEndpoint(job=job, user=_login_user(ad, job), transport="starter", address=address,
-                       starter_key=starter_key)
+                       starter_key=starter_key, host_keys=(host_key,) if host_key else ())
 
 
 def _ec2_endpoint(job: JobId, ad) -> JobEndpoint:

@@ -45,6 +45,7 @@ class Resolver(BaseResolver):
                              "login name on this machine")
         return JobEndpoint(job=job, user=record["owner"], transport="starter",
                            address=record["starter_address"], starter_key=record["starter_key"],
+                           host_keys=tuple(filter(None, [record.get("host_key")])),
                            notice=_not_yours(job, record))
 
     def _record(self, job: JobId) -> dict:

@@ -78,6 +78,9 @@ def _handshake(channel: Channel, endpoint: JobEndpoint, request: SessionRequest,
         extra = {"session_key": request.session_key} if request.session_key else {}
         if request.spare:
             extra["spare"] = True
+        cert = _certificate(endpoint, request) if request.certify else ""
+        if cert:
+            extra["host_cert"] = cert
         channel.send("hello", proto=PROTOCOL_VERSION, job=str(job), user=request.user,
                      key=public_key, nonce=os.urandom(NONCE_BYTES).hex(), shells=request.shells,
                      **extra)
@@ -112,6 +115,18 @@ def check_access(endpoint: JobEndpoint, identity: Path,
             _raise_if_refused(channel.receive("challenge"), job)
         except ProtocolError as err:
             raise ProxyError(f"job {job}: handshake with the starter failed: {err}") from None
+
+
+def _certificate(endpoint: JobEndpoint, request: SessionRequest) -> str:
+    """The user's host CA's certificate of the host key the starter published; "" when it
+    cannot be made (an unreadable CA, cryptography before 40): the session goes without, as
+    before, and only a client that needs it (asyncssh) finds the host key unverifiable
+    (``doctor`` says why)."""
+    from .. import hostca
+    try:
+        return hostca.certify(endpoint.host_keys[0], request.certify)
+    except (OSError, ValueError, ImportError):
+        return ""
 
 
 def _start_signing(request: SessionRequest) -> sshsig.PendingSignature:
