@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from . import container
+from .container_session import helper_argv
 from .processes import STANDARD_PATH, die_with_parent, has_children, marked
 from .session_files import SESSION_ENV, session_argv, write_private
 from .sshd import SshdHost
@@ -67,12 +69,19 @@ class Session:
             shared = self.context.directory
             env.update(LD_PRELOAD=host.nss_wrapper, NSS_WRAPPER_PASSWD=str(shared / "passwd"),
                        NSS_WRAPPER_GROUP=str(shared / "group"))
+        argv = session_argv(self.context, self.directory, self.job_pids, self.shells)
+        cwd = None
+        inside = container.find(self.job_pids)
+        if inside and not inside.refusal:   # the session's sshd runs in the job's container
+            argv = helper_argv(self.context, self.directory, inside,
+                               container.pids_inside(inside, self.job_pids), self.shells)
+            env = {"PATH": STANDARD_PATH, "PYTHONPATH": str(Path(__file__).parent.parent)}
+            cwd = self.directory   # python -m puts its cwd first in sys.path
         self._log = os.memfd_create("sshd-log", os.MFD_CLOEXEC)
         self.process = subprocess.Popen(
-            [*die_with_parent(),
-             *session_argv(self.context, self.directory, self.job_pids, self.shells)],
+            [*die_with_parent(), *argv],
             stdin=conn.fileno(), stdout=conn.fileno(), stderr=self._log,
-            env=env, close_fds=True, start_new_session=True)
+            env=env, cwd=cwd, close_fds=True, start_new_session=True)
         self._give_job_limits()
 
     def _give_job_limits(self) -> None:
