@@ -43,33 +43,44 @@ class Container:
 
 
 def find(job_pids: list[int]) -> Container | None:
-    """The job's container, if one of its processes lives in namespaces of its own: the first
-    (main pid first) in a pid namespace of its own, else the first in another mount namespace
-    (a runtime such as rootless Podman has its own mount namespace around the container's)."""
+    """The job's container, if one of its processes lives in namespaces of its own: of those
+    in a pid namespace of their own, else in a mount namespace of their own, the one in the
+    most namespaces that are not the starter's, the first such (main pid first). A runtime
+    has helpers in some namespaces of their own (rootless Podman's mount and user namespace
+    around its containers, its network helpers); the container's process is in them all."""
     mine = _namespaces("self")
-    candidates = []
-    for pid in job_pids:
+    best: tuple[int, int, tuple[str, ...]] | None = None
+    for pid in dict.fromkeys(job_pids):
         theirs = _namespaces(str(pid))
         if theirs is None:
             continue
         kinds = tuple(kind for kind in KINDS if theirs[kind] != mine[kind])
-        if "pid" in kinds:
-            return _container(pid, kinds, job_pids)
-        if "mnt" in kinds:
-            candidates.append((pid, kinds))
-    return _container(*candidates[0], job_pids) if candidates else None
+        rank = len(kinds) + (10 if "pid" in kinds else 0) if "mnt" in kinds or "pid" in kinds else 0
+        if rank and (best is None or rank > best[0]):
+            best = (rank, pid, kinds)
+    return _container(best[1], best[2], job_pids) if best else None
 
 
-def pids_inside(container: Container, job_pids: list[int]) -> list[int]:
-    """The job's pids as the container sees them (its own process first); processes outside
-    its pid namespace (the runtime's) are not there to see."""
-    inside, namespace = [], _namespace_of(str(container.pid), "pid")
-    for pid in [container.pid, *(p for p in job_pids if p != container.pid)]:
-        if _namespace_of(str(pid), "pid") == namespace:
-            number = _pid_inside(pid)
-            if number:
-                inside.append(number)
+def pids_inside(container: Container) -> list[int]:
+    """The job's pids as its container sees them: its process first, then that process's
+    descendants (what a runtime runs outside the container is not there to see)."""
+    inside = []
+    for pid in processes.job_pids(container.pid):
+        number = _pid_inside(pid)
+        if number:
+            inside.append(number)
     return inside
+
+
+def adopted(main_pid: int, sessions: set[int]) -> list[int]:
+    """Job processes outside the main process's tree: those that left it and re-parented to
+    the starter (a runtime's monitor, as Podman's conmon, which holds the container), with
+    their descendants. Sessions are the starter's children too, but not the job."""
+    found = []
+    for child in processes.children(os.getpid()):
+        if child != main_pid and child not in sessions:
+            found += processes.job_pids(child)
+    return found
 
 
 def _container(pid: int, kinds: tuple[str, ...], job_pids: list[int]) -> Container:

@@ -148,10 +148,14 @@ def _fork_anchor() -> int:
 
 
 def _pid_inside(proc: int, pid: int) -> int:
-    """Our child's pid in the job's pid namespace (fork gave the one in ours)."""
+    """Our child's pid in the job's pid namespace (fork gave the one in ours). Bytes only:
+    past the job's mount namespace, Python finds no codec it has not loaded yet."""
     fd = os.open(f"{pid}/status", os.O_RDONLY, dir_fd=proc)
-    with os.fdopen(fd, encoding="ascii", errors="replace") as file:
-        return next(int(line.split()[-1]) for line in file if line.startswith("NSpid:"))
+    try:
+        status = os.read(fd, 65536)
+    finally:
+        os.close(fd)
+    return next(int(line.split()[-1]) for line in status.splitlines() if line.startswith(b"NSpid:"))
 
 
 def _die_with_parent() -> None:
@@ -160,8 +164,10 @@ def _die_with_parent() -> None:
 
 def _write(name: str, text: str, mode: int) -> None:
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as file:
-        file.write(text)
+    try:
+        os.write(fd, text.encode("utf-8", "surrogateescape"))
+    finally:
+        os.close(fd)
 
 
 def _call(result: int, what: str) -> None:

@@ -38,6 +38,8 @@ class JobContext:
     pids: Callable[[], list[int]]   # the job's main pid first, then its other live processes
     directory: Path   # the starter's private directory: the host key, the shared files, sessions
     open_files: tuple[int, int] | None = None   # the job's RLIMIT_NOFILE (the starter raised its)
+    # the job's processes outside the main pid's tree (a container runtime's), see container.py
+    adopted: Callable[[], list[int]] = lambda: []
 
 
 class Session:
@@ -71,10 +73,10 @@ class Session:
                        NSS_WRAPPER_GROUP=str(shared / "group"))
         argv = session_argv(self.context, self.directory, self.job_pids, self.shells)
         cwd = None
-        inside = container.find(self.job_pids)
+        inside = container.find(self.job_pids + self.context.adopted())
         if inside and not inside.refusal:   # the session's sshd runs in the job's container
             argv = helper_argv(self.context, self.directory, inside,
-                               container.pids_inside(inside, self.job_pids), self.shells)
+                               container.pids_inside(inside), self.shells)
             env = {"PATH": STANDARD_PATH, "PYTHONPATH": str(Path(__file__).parent.parent)}
             cwd = self.directory   # python -m puts its cwd first in sys.path
         self._log = os.memfd_create("sshd-log", os.MFD_CLOEXEC)

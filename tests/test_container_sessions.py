@@ -67,7 +67,45 @@ def _container_job(user: Account, shell: bool):
     assert wait_until(lambda: "running: ssh" in err_file.read_text(), timeout=20), err_file.read_text()
     host = err_file.read_text().split("running: ssh ")[1].split()[0]
     return {"user": user, "host": host, "root": root, "port": port, "starter": starter,
-            "where": where, "err": err_file}
+            "where": where, "err": err_file, "runtime": "unshare"}
+
+
+PODMAN = ("podman", "--runtime", "runc", "--cgroup-manager=cgroupfs")   # see containers-here.md
+
+
+def _podman_job(user: Account):
+    """The same root filesystem as an image, run by rootless Podman (a registry is out of
+    reach: the image is imported from a tarball)."""
+    if not shutil.which("podman"):
+        pytest.skip("podman is not installed (apt-get install podman runc)")
+    where = Path(tempfile.mkdtemp(prefix="cjp-podman-"))
+    os.chmod(where, 0o755)
+    root = _rootfs(where, shell=True)
+    subprocess.run(["tar", "-C", str(root), "-cf", str(where / "image.tar"), "."], check=True)
+    (where / "tmp").mkdir()
+    subprocess.run(["chown", "-R", user.name, str(where)], check=True)
+    imported = user.run(*PODMAN, "import", str(where / "image.tar"), "localhost/cjp-test:1",
+                        cwd=where, timeout=120)
+    if imported.returncode != 0:
+        pytest.skip(f"podman cannot import an image here: {imported.stderr.decode().strip()}")
+    port = free_port()
+    err_file = where / "starter.err"
+    with open(err_file, "wb") as err:
+        starter = user.popen(
+            "condor-job-starter", "run", "--", *PODMAN, "run", "--rm", "--ulimit",
+            "nofile=1024:1024", "--ulimit", "nproc=4096:4096", "--network", "none",
+            "-e", "MARKER=in-the-job", "localhost/cjp-test:1", "/bin/sh", "-c",
+            f"ip link set lo up; nc -ll -p {port} -e /bin/busybox echo secret-inside & "
+            "cd /work && exec sleep 900",
+            env={"TMPDIR": str(where / "tmp")}, cwd=where, stderr=err, stdin=subprocess.DEVNULL)
+    assert wait_until(lambda: "running: ssh" in err_file.read_text(), timeout=30), err_file.read_text()
+    host = err_file.read_text().split("running: ssh ")[1].split()[0]
+    job = {"user": user, "host": host, "root": None, "port": port, "starter": starter,
+           "where": where, "err": err_file, "runtime": "podman"}
+    if not wait_until(lambda: _doctor(job).count("inside the job's podman"), timeout=30):
+        _end(job)
+        pytest.fail(f"the podman container did not start: {err_file.read_text()}")
+    return job
 
 
 def _end(job) -> None:
@@ -108,6 +146,17 @@ def job(user: Account):
     _end(started)
 
 
+@pytest.fixture(scope="module", params=["unshare", "podman"])
+def any_job(request, user: Account):
+    """The unshare job above, or the same container run by Podman."""
+    if request.param == "unshare":
+        yield request.getfixturevalue("job")
+        return
+    started = _podman_job(user)
+    yield started
+    _end(started)
+
+
 @pytest.fixture(scope="module")
 def shell_less_job(user: Account):
     started = _container_job(user, shell=False)
@@ -119,29 +168,40 @@ def _ssh(job, *args: str, input: bytes | None = None) -> subprocess.CompletedPro
     return job["user"].run("ssh", "-o", "BatchMode=yes", *args, input=input)
 
 
-def test_command_sees_the_containers_files(job) -> None:
-    result = _ssh(job, job["host"], "cat /marker-inside; ls /")
+def _job_sees(job, path: str) -> bytes:
+    """A file as the job's own process sees it (through its root, from the host)."""
+    everything = processes.snapshot()
+    for pid in processes.descendants(job["starter"].pid, everything):
+        if everything[pid].name in ("sleep", "busybox"):
+            return Path(f"/proc/{pid}/root{path}").read_bytes()
+    raise AssertionError("the job's process is gone")
+
+
+def test_command_sees_the_containers_files(any_job) -> None:
+    result = _ssh(any_job, any_job["host"], "cat /marker-inside; ls /")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.decode().split()
     assert lines[0] == "only-in-the-container"
-    assert "etc" not in lines and "usr" not in lines   # not the host's root
+    assert "usr" not in lines and "home" not in lines   # not the host's root
 
 
-def test_command_sees_the_jobs_pid_1_and_pids_inside(job) -> None:
-    result = _ssh(job, job["host"], "cat /proc/1/cmdline; echo; echo $_CONDOR_JOB_PIDS; pwd")
+def test_command_sees_the_jobs_pid_1_and_pids_inside(any_job) -> None:
+    result = _ssh(any_job, any_job["host"], "cat /proc/1/cmdline; echo; echo $_CONDOR_JOB_PIDS; pwd")
     assert result.returncode == 0, result.stderr
     cmdline, pids, cwd = result.stdout.decode().splitlines()[:3]
-    assert cmdline.split("\0")[:3] == ["/bin/busybox", "sleep", "900"]
-    assert pids.split()[0] == "1"
+    assert cmdline.split("\0")[-3:-1] == ["sleep", "900"]
+    assert pids.split()[0] == "1"   # then nc's, as seen inside: small numbers
+    assert all(int(pid) < 100 for pid in pids.split()), pids
     assert cwd == "/work"
 
 
-def test_session_has_the_jobs_environment(job) -> None:
-    result = _ssh(job, job["host"], "echo $MARKER")
+def test_session_has_the_jobs_environment(any_job) -> None:
+    result = _ssh(any_job, any_job["host"], "echo $MARKER")
     assert result.stdout == b"in-the-job\n", result.stderr
 
 
-def test_forward_reaches_a_server_listening_only_inside(job) -> None:
+def test_forward_reaches_a_server_listening_only_inside(any_job) -> None:
+    job = any_job
     with socket.socket() as probe:   # nothing listens on the host's loopback there
         assert probe.connect_ex(("127.0.0.1", job["port"])) != 0
     local = free_port()
@@ -161,18 +221,28 @@ def test_forward_reaches_a_server_listening_only_inside(job) -> None:
         tunnel.wait(10)
 
 
-def test_sftp_writes_a_file_the_job_sees(job) -> None:
-    result = _ssh(job, job["host"], "true")
+def test_sftp_writes_a_file_the_job_sees(any_job) -> None:
+    data = os.urandom(50_000)
+    local = any_job["where"] / "upload.bin"
+    local.write_bytes(data)
+    os.chmod(local, 0o644)
+    batch = f"put {local} uploaded-by-sftp\n".encode()
+    result = any_job["user"].run("sftp", "-o", "BatchMode=yes", "-b", "-", any_job["host"], input=batch)
     assert result.returncode == 0, result.stderr
-    batch = b"put /etc/hostname uploaded-by-sftp\n"
-    result = job["user"].run("sftp", "-o", "BatchMode=yes", "-b", "-", job["host"], input=batch)
-    assert result.returncode == 0, result.stderr
-    assert (job["root"] / "work" / "uploaded-by-sftp").read_bytes() == Path("/etc/hostname").read_bytes()
+    assert _job_sees(any_job, "/work/uploaded-by-sftp") == data
 
 
-def test_doctor_says_sessions_land_inside_the_container(job) -> None:
-    assert wait_until(lambda: "inside" in _doctor(job), timeout=10), _doctor(job)
-    assert "sessions land inside the job's unshare container" in _doctor(job)
+def test_scp_reads_the_containers_file(any_job) -> None:
+    target = any_job["where"] / "fetched"
+    result = any_job["user"].run("scp", "-o", "BatchMode=yes", f"{any_job['host']}:/marker-inside",
+                                 str(target))
+    assert result.returncode == 0, result.stderr
+    assert target.read_text() == "only-in-the-container\n"
+
+
+def test_doctor_says_sessions_land_inside_the_container(any_job) -> None:
+    line = f"container: sessions land inside the job's {any_job['runtime']} container"
+    assert wait_until(lambda: line in _doctor(any_job), timeout=10), _doctor(any_job)
 
 
 def _doctor(job) -> str:
