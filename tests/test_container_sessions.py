@@ -31,7 +31,8 @@ mount --rbind /dev "$root/dev"
 mount -t proc proc "$root/proc"
 chroot "$root" /bin/busybox ip link set lo up
 chroot "$root" /bin/busybox nc -ll -p "$port" -e /bin/busybox echo secret-inside &
-exec chroot "$root" /bin/busybox sh -c 'cd /work && exec /bin/busybox sleep 900'
+exec chroot "$root" /bin/busybox env MARKER=in-the-job /bin/busybox sh -c \
+    'cd /work && exec /bin/busybox sleep 900'
 """
 
 
@@ -62,7 +63,7 @@ def _container_job(user: Account, shell: bool):
         starter = user.popen(
             "condor-job-starter", "run", "--", "unshare", "--user", "--map-root-user", "--mount",
             "--pid", "--net", "--fork", "/bin/sh", str(where / "job.sh"), str(root), str(port),
-            env={"TMPDIR": str(where / "tmp"), "MARKER": "in-the-job"}, cwd=where,
+            env={"TMPDIR": str(where / "tmp")}, cwd=where,
             stderr=err, stdin=subprocess.DEVNULL)
     assert wait_until(lambda: "running: ssh" in err_file.read_text(), timeout=20), err_file.read_text()
     host = err_file.read_text().split("running: ssh ")[1].split()[0]
@@ -102,7 +103,7 @@ def _podman_job(user: Account):
     host = err_file.read_text().split("running: ssh ")[1].split()[0]
     job = {"user": user, "host": host, "root": None, "port": port, "starter": starter,
            "where": where, "err": err_file, "runtime": "podman"}
-    if not wait_until(lambda: _doctor(job).count("inside the job's podman"), timeout=30):
+    if not wait_until(lambda: _job_process(job), timeout=30):
         _end(job)
         pytest.fail(f"the podman container did not start: {err_file.read_text()}")
     return job
@@ -168,13 +169,16 @@ def _ssh(job, *args: str, input: bytes | None = None) -> subprocess.CompletedPro
     return job["user"].run("ssh", "-o", "BatchMode=yes", *args, input=input)
 
 
+def _job_process(job) -> int | None:
+    """The container's `sleep`, as the host sees it."""
+    everything = processes.snapshot()
+    return next((pid for pid in processes.descendants(job["starter"].pid, everything)
+                 if everything[pid].name in ("sleep", "busybox")), None)
+
+
 def _job_sees(job, path: str) -> bytes:
     """A file as the job's own process sees it (through its root, from the host)."""
-    everything = processes.snapshot()
-    for pid in processes.descendants(job["starter"].pid, everything):
-        if everything[pid].name in ("sleep", "busybox"):
-            return Path(f"/proc/{pid}/root{path}").read_bytes()
-    raise AssertionError("the job's process is gone")
+    return Path(f"/proc/{_job_process(job)}/root{path}").read_bytes()
 
 
 def test_command_sees_the_containers_files(any_job) -> None:
@@ -193,6 +197,13 @@ def test_command_sees_the_jobs_pid_1_and_pids_inside(any_job) -> None:
     assert pids.split()[0] == "1"   # then nc's, as seen inside: small numbers
     assert all(int(pid) < 100 for pid in pids.split()), pids
     assert cwd == "/work"
+
+
+def test_terminal_session_runs_in_the_container(any_job) -> None:
+    result = _ssh(any_job, "-tt", any_job["host"], "tty; cat /marker-inside")
+    assert result.returncode == 0, result.stderr
+    tty, marker = result.stdout.decode().split()
+    assert tty.startswith("/dev/pts/") and marker == "only-in-the-container"
 
 
 def test_session_has_the_jobs_environment(any_job) -> None:
