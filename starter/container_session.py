@@ -21,12 +21,14 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .container import Container
 from .session_files import SESSION_ENV, SSHD_CONFIG_TEMPLATE, environment_script, write_private
+from .processes import STANDARD_PATH
 from .sshd import NSS_WRAPPER_PLACES, first_place
 
 if TYPE_CHECKING:
@@ -36,18 +38,24 @@ HOST_LINKS = "host"                  # in the starter's directory: links to the 
 SSHD_CONFIG = "sshd_config_container"
 # The per-session files enter writes into the session's directory.
 PASSWD, GROUP, SHELL, ENVIRONMENT = "passwd", "group", "shell", "job_env.sh"
+_PREPARING = threading.Lock()   # sessions start on the server's threads
 
 
-def helper_argv(context: JobContext, session_dir: Path, container: Container,
-                pids_inside: list[int], shells: list[str]) -> list[str]:
-    """``python -m starter.enter SPEC`` for one session (its files are prepared here first)."""
-    _prepare(context)
+def helper_command(context: JobContext, session_dir: Path, container: Container,
+                   pids_inside: list[int], shells: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``python -m <this package>.enter SPEC`` for one session and its environment (its
+    files are prepared here first). Run it in the session's directory: ``python -m`` puts its
+    cwd first in sys.path."""
+    with _PREPARING:
+        _prepare(context)
     host = context.host
     spec = {"pid": container.pid, "session": str(session_dir), "job": context.job,
             "name": host.user_name, "group": host.group_line,
             "no_terminal": bool(host.no_terminal), "pids": " ".join(map(str, pids_inside)),
             "shells": shells}
-    return [sys.executable, "-m", "starter.enter", json.dumps(spec)]
+    top = Path(__file__).parents[__package__.count(".") + 1]   # where our packages are
+    return ([sys.executable, "-m", f"{__package__}.enter", json.dumps(spec)],
+            {"PATH": STANDARD_PATH, "PYTHONPATH": str(top)})
 
 
 def _prepare(context: JobContext) -> None:

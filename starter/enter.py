@@ -77,21 +77,16 @@ def _exec_sshd(root: int, anchor: str, spec: dict) -> None:
         os.fchdir(root)
         os.chroot(".")
         os.fchdir(cwd)
-        os.execve("/proc/self/cwd/../host/ldso",
-                  sshd_argv(anchor, spec["session"], spec["pids"], spec["no_terminal"]),
-                  {"PATH": STANDARD_PATH, "NSS_WRAPPER_PASSWD": f"{anchor}/{PASSWD}",
-                   "NSS_WRAPPER_GROUP": f"{anchor}/{GROUP}"})
+        argv = sshd_argv(anchor, spec["session"], spec["pids"], spec["no_terminal"])
+        os.execve(argv[0], argv, {"PATH": STANDARD_PATH, "NSS_WRAPPER_PASSWD": f"{anchor}/{PASSWD}",
+                                  "NSS_WRAPPER_GROUP": f"{anchor}/{GROUP}"})
     except OSError as err:
         print(f"condor-job-proxy: cannot start sshd in the job's container: {err}", file=sys.stderr)
     os._exit(1)
 
 
 def _wait(pid: int) -> int:
-    while True:
-        try:
-            return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 0xff
-        except InterruptedError:
-            continue
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 0xff
 
 
 def _environment(pid: int) -> dict[str, str]:
