@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -230,6 +231,29 @@ def test_forward_reaches_a_server_listening_only_inside(any_job) -> None:
     finally:
         tunnel.terminate()
         tunnel.wait(10)
+
+
+def test_remote_forward_listens_inside_the_container(any_job) -> None:
+    """ssh -R: a port opened inside the container leads back to the user's side."""
+    received = []
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def serve() -> None:
+            conn, _ = server.accept()
+            with conn:
+                received.append(conn.recv(100))
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        inside = free_port()
+        result = _ssh(any_job, "-o", "ExitOnForwardFailure=yes", "-R",
+                      f"{inside}:127.0.0.1:{server.getsockname()[1]}", any_job["host"],
+                      f"cat /marker-inside >/dev/null && echo from-inside | nc 127.0.0.1 {inside}")
+        thread.join(10)
+    assert result.returncode == 0, result.stderr
+    assert received == [b"from-inside\n"]
 
 
 def test_sftp_writes_a_file_the_job_sees(any_job) -> None:
