@@ -116,9 +116,9 @@ def _cwd_inside(process: int) -> str:
         root, cwd = (os.readlink(name, dir_fd=process) for name in ("root", "cwd"))
     except OSError:
         return "/"
-    if root == "/":
-        return cwd
-    return cwd[len(root):] or "/" if cwd == root or cwd.startswith(root + "/") else "/"
+    if root != "/":
+        cwd = cwd[len(root):] or "/" if cwd == root or cwd.startswith(root + "/") else "/"
+    return cwd if cwd.startswith("/") and not set(cwd) & set(":\n") else "/"   # a passwd field
 
 
 def _fork_anchor() -> int:
