@@ -7,8 +7,8 @@ sshd that is uid 0 would want the host's root: a privilege-separation user, setg
 executes sshd through the host's dynamic loader.
 
 Inside the container the host's files are out of reach by name. They are reached through the
-session's directory, which the session's *anchor* (a sleeping child of sshd's, forked by
-``enter``) keeps as its working directory: ``/proc/<anchor>/cwd/...`` leads there from any
+session's directory, which the session's *anchor* (a sleeping process that ``enter`` forks
+beside sshd, in the job's pid namespace, ended after sshd) keeps as its working directory: ``/proc/<anchor>/cwd/...`` leads there from any
 process of the session, and relative symlinks in the starter's directory (``host/``) lead on
 from there to the host's loader, libraries, sshd and sh. sshd runs internal-sftp itself, so
 sftp and scp work in the container's files; forwards connect from the job's network
