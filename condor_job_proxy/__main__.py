@@ -1,10 +1,11 @@
-"""``condor-job-proxy``: ssh's ProxyCommand goes straight to ``proxycmd.main``; everything else
-(and any command line that parser does not take) is the click CLI, which imports click."""
+"""``condor-job-proxy``: ssh's ProxyCommand goes straight to ``condor_job_proxy.proxycmd.main``;
+everything else (and any command line that parser does not take) is the click CLI, which imports
+click."""
 from __future__ import annotations
 
 import sys
 
-from proxycmd import main as proxy
+from condor_job_proxy.proxycmd import main as proxy
 
 from . import refresh_include
 

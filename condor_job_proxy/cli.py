@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING
 
 import click
 
-from proxycmd import options
-from proxycmd.errors import one_line
-from proxycmd.outcome import FAILED
-from starter.about import version_option
+from condor_job_proxy.proxycmd import options
+from condor_job_proxy.proxycmd.errors import one_line
+from condor_job_proxy.proxycmd.outcome import FAILED
+from condor_job_proxy.common.about import version_option
 
 from . import refresh_include
 
 if TYPE_CHECKING:
-    from proxycmd.hop import Hop
-    from proxycmd.model import JobSummary
-    from proxycmd.resolvers import BaseResolver
+    from condor_job_proxy.proxycmd.via.hop import Hop
+    from condor_job_proxy.proxycmd.model import JobSummary
+    from condor_job_proxy.proxycmd.resolvers import BaseResolver
 
 
 class _Group(click.Group):
@@ -43,8 +43,8 @@ class _Group(click.Group):
 
 
 def _from_table(table: tuple[options.Option, ...]):
-    """click options for one table of ``proxycmd.options`` (the ProxyCommand's own parser
-    reads the same table)."""
+    """click options for one table of ``condor_job_proxy.proxycmd.options`` (the ProxyCommand's
+    own parser reads the same table)."""
     def decorate(function):
         for option in reversed(table):
             path = {"type": click.Path(path_type=Path)} if option.is_path else {}
@@ -62,7 +62,7 @@ def _from_table(table: tuple[options.Option, ...]):
 def cli(ctx: click.Context, queue: str | None, debug: bool, config_dir: str | None,
         state_dir: str | None) -> None:
     """ssh, scp, sftp and rsync into running jobs by name, as in ssh job-32.0."""
-    from starter import paths
+    from condor_job_proxy.common import paths
     paths.use_dirs(config_dir, state_dir)
     ctx.obj = {"queue": queue, "debug": debug, "config_dir": config_dir, "state_dir": state_dir}
 
@@ -78,7 +78,7 @@ def connect(obj: dict, host: str, user: str | None, **given: object) -> None:
     The generated ssh config runs it as connect %n %r: HOST is the job's host name, USER the
     login name ssh was asked for.
     """
-    from proxycmd.main import run_connect
+    from condor_job_proxy.proxycmd.main import run_connect
     sys.exit(run_connect({**obj, **given, "host": host, "user": user},
                          after_user_mismatch=refresh_include))
 
@@ -95,8 +95,8 @@ def daemon(obj: dict, socket_path: Path | None, stop: bool) -> None:
     ssh's fast client asks the daemon to connect, so a connect does not start the full proxy
     command; the first connect starts the daemon, and it exits after a quiet spell.
     """
-    from proxycmd.daemon import server
-    from sshconfig import settings
+    from condor_job_proxy.proxycmd.daemon import server
+    from condor_job_proxy.sshconfig import settings
     if stop:
         for path in [socket_path] if socket_path else _daemon_sockets(obj["queue"]):
             server.stop(path)
@@ -111,8 +111,8 @@ def daemon(obj: dict, socket_path: Path | None, stop: bool) -> None:
 
 def _daemon_sockets(queue: str | None) -> list[Path]:
     """The sockets of the daemons serving the generated config (one per environment)."""
-    from proxycmd.daemon.server import sockets
-    from sshconfig import install
+    from condor_job_proxy.proxycmd.daemon.server import sockets
+    from condor_job_proxy.sshconfig import install
     base = install.daemon_socket_base(queue, create=False)
     return sockets(base) if base else []
 
@@ -127,8 +127,8 @@ def jobs(obj: dict, as_json: bool, names: bool) -> None:
 
     On a laptop set up with setup --via, the jobs on that access point.
     """
-    from proxycmd import hop as hops
-    from proxycmd.model import REACHABLE_STATES
+    from condor_job_proxy.proxycmd.via import hop as hops
+    from condor_job_proxy.proxycmd.model import REACHABLE_STATES
     hop = _via(obj)
     resolver = None if hop else _resolver(obj)
     if hop:
@@ -139,7 +139,7 @@ def jobs(obj: dict, as_json: bool, names: bool) -> None:
     if as_json:
         click.echo(json.dumps([_summary_json(job) for job in found], indent=2))
     elif names:
-        from sshconfig import settings
+        from condor_job_proxy.sshconfig import settings
         prefix = settings.load().host_prefix
         click.echo("".join(f"{job.job.host(prefix)}\n" for job in found if job.state in REACHABLE_STATES),
                    nl=False)
@@ -149,7 +149,7 @@ def jobs(obj: dict, as_json: bool, names: bool) -> None:
 
 def _print_table(found: list[JobSummary]) -> None:
     """The listing; what records and ads say is made printable (no control characters)."""
-    from starter.names import printable
+    from condor_job_proxy.common.names import printable
     click.echo(f"{'ID':<10} {'OWNER':<14} {'STATE':<10} {'AGE':>11}  CMD")
     now = time.time()
     for job in found:
@@ -184,10 +184,10 @@ def setup(obj: dict, yes: bool, dry_run: bool, ssh_config: Path | None, via: str
     Creates your job-access key unless one exists, writes the generated include and adds the
     Include block at the top of ~/.ssh/config.
     """
-    from proxycmd.hop import DEFAULT_COMMAND, Hop
-    from proxycmd.userkey import ensure_key
-    from sshconfig import install, managed
-    from sshconfig import via as remembered_via
+    from condor_job_proxy.proxycmd.via.hop import DEFAULT_COMMAND, Hop
+    from condor_job_proxy.proxycmd.userkey import ensure_key
+    from condor_job_proxy.sshconfig import install, managed
+    from condor_job_proxy.sshconfig import via as remembered_via
     ssh_config = ssh_config or managed.user_ssh_config()
     hop = Hop(via, via_command or DEFAULT_COMMAND) if via else None
     block = install.block_change(ssh_config, obj["queue"])
@@ -228,11 +228,11 @@ def config_refresh(obj: dict, host: str | None, dry_run: bool, via: str | None) 
 
     One Host block per running job, with its User; files kept for jobs that left are removed.
     """
-    from proxycmd import hop as hops
-    from proxycmd import state
-    from proxycmd.model import REACHABLE_STATES
-    from sshconfig import install
-    from sshconfig import via as remembered_via
+    from condor_job_proxy.proxycmd.via import hop as hops
+    from condor_job_proxy.proxycmd import client_files as state
+    from condor_job_proxy.proxycmd.model import REACHABLE_STATES
+    from condor_job_proxy.sshconfig import install
+    from condor_job_proxy.sshconfig import via as remembered_via
     if host is not None and install.includes_host(host):
         return
     hop = remembered_via.remembered()
@@ -253,7 +253,7 @@ def config_refresh(obj: dict, host: str | None, dry_run: bool, via: str | None) 
 @config.command("show")
 def config_show() -> None:
     """Print the generated include."""
-    from sshconfig import install, managed
+    from condor_job_proxy.sshconfig import install, managed
     text = managed.read(install.include_file())
     if text is None:
         raise click.ClickException(f"no {install.include_file()} (run: condor-job-proxy setup)")
@@ -269,7 +269,7 @@ def config_uninstall(ssh_config: Path | None, dry_run: bool) -> None:
 
     The block in ~/.ssh/config and the include go; your job-access key stays.
     """
-    from sshconfig import install, managed
+    from condor_job_proxy.sshconfig import install, managed
     changes = install.removal_changes(ssh_config or managed.user_ssh_config())
     if dry_run:
         click.echo("".join(change.diff() for change in changes), nl=False)
@@ -286,7 +286,7 @@ def pubkey() -> None:
 
     Give it to condor-job-starter run --authorized-keys-file, or put it in a submit file.
     """
-    from proxycmd.userkey import public_key
+    from condor_job_proxy.proxycmd.userkey import public_key
     click.echo(public_key())
 
 
@@ -342,12 +342,12 @@ def _quiet_stdout() -> None:
 
 def _via(obj: dict) -> Hop | None:
     """The access point setup --via named, unless --queue names a queue on this machine."""
-    from sshconfig import via as remembered_via
+    from condor_job_proxy.sshconfig import via as remembered_via
     return None if obj["queue"] else remembered_via.remembered()
 
 
 def _resolver(obj: dict) -> BaseResolver:
-    from proxycmd.resolvers import default_resolver
+    from condor_job_proxy.proxycmd.resolvers import default_resolver
     return default_resolver(obj["queue"])
 
 

@@ -13,12 +13,12 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from proxycmd.errors import ProxyError
+from condor_job_proxy.proxycmd.errors import ProxyError
 
 if TYPE_CHECKING:
     import paramiko
 
-    from proxycmd.model import ReadySession
+    from condor_job_proxy.proxycmd.model import ReadySession
 
 __all__ = ["JobSocket", "ProxyError", "connect", "open_job", "pin"]   # ProxyError: what fails
 
@@ -46,12 +46,13 @@ def open_job(host: str, via: str | None = None, via_command: str | None = None,
              queue: str | None = None) -> JobSocket:
     """Resolve and authenticate ``host`` (``job-32.0``), locally or through access point ``via``."""
     if via:
-        from proxycmd import hop, state
-        from proxycmd import via as laptop
+        from condor_job_proxy.proxycmd.via import hop
+        from condor_job_proxy.proxycmd import client_files as state
+        from condor_job_proxy.proxycmd.via import laptop
         sock, received = laptop.open_socket(hop.Hop(via, via_command or hop.DEFAULT_COMMAND), host)
         return JobSocket(sock, tuple(received.host_key.splitlines()), received.user,
                          state.identities_dir() / host)
-    from proxycmd.connect import connect as connect_job
+    from condor_job_proxy.proxycmd.connect import connect as connect_job
     opened: list[ReadySession] = []
     connect_job(host, queue=queue, deliver=opened.append)
     ready = opened[0]

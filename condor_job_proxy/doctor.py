@@ -17,15 +17,15 @@ import shutil
 import subprocess
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
-from proxycmd.errors import JobNotFound, ProxyError
-from starter import paths
-from starter.condor_publish import NO_TERMINAL_ATTR
-from starter.jobid import BadJobId, JobId, parse_host, parse_job_id
-from starter.names import printable
-from starter.queue import UntrustedRecord
+from condor_job_proxy.proxycmd.errors import JobNotFound, ProxyError
+from condor_job_proxy.common import paths
+from condor_job_proxy.common.jobad import NO_TERMINAL_ATTR
+from condor_job_proxy.common.jobid import BadJobId, JobId, parse_host, parse_job_id
+from condor_job_proxy.common.names import printable
+from condor_job_proxy.common.queue import UntrustedRecord
 
 if TYPE_CHECKING:
-    from proxycmd.hop import Hop
+    from condor_job_proxy.proxycmd.via.hop import Hop
 
 IDLE = 1   # HTCondor's JobStatus of a job waiting for a slot
 
@@ -40,7 +40,7 @@ def report(text: str, queue: str | None) -> Findings:
     """The report's lines; what records and ads say is made printable (no control characters).
     ``reachable`` is false whenever a connect would be refused or fail now."""
     job = _job(text)
-    from proxycmd.resolvers import default_resolver
+    from condor_job_proxy.proxycmd.resolvers import default_resolver
     resolver = default_resolver(queue)
     lines, transport, reachable = _describe(job, resolver)
     checks, tool_found = _checks(transport)
@@ -50,7 +50,7 @@ def report(text: str, queue: str | None) -> Findings:
 def report_via(text: str, hop: Hop) -> Findings:
     """A laptop's report (setup --via): the access point's doctor on the job, line by line,
     then this machine's checks. Reachable when the access point's doctor says so."""
-    from proxycmd import hop as hops
+    from condor_job_proxy.proxycmd.via import hop as hops
     job = _job(text)
     lines = [f"job {job}: through the access point {hop.target} (setup --via)"]
     done = hops.run(hop, ["doctor", str(job)])
@@ -81,7 +81,7 @@ def _describe(job: JobId, resolver) -> tuple[list[str], str, bool]:
 
 
 def _describe_pool(job: JobId, resolver) -> tuple[list[str], str, bool]:
-    from proxycmd.resolvers import htcondor
+    from condor_job_proxy.proxycmd.resolvers import htcondor
     where = ", ".join(resolver._label(name) for name in resolver.schedd_names)
     lines = [f"job {job}: resolver htcondor ({where})"]
     try:
@@ -94,6 +94,7 @@ def _describe_pool(job: JobId, resolver) -> tuple[list[str], str, bool]:
                     and name not in ("Cmd", "Arguments", "Args"))
     transport, why = htcondor.transport_choice(ad)
     lines += [f"job ad from {resolver._label(schedd)}: {seen}", f"transport: {transport} ({why})"]
+    lines += _pool_container(ad, transport)
     state, reachable = _state(lambda: _pool_access(resolver, job, ad, transport))
     lines.append(state)
     if ad.get("JobStatus") == IDLE:   # the analysis the waiting line shows
@@ -103,9 +104,19 @@ def _describe_pool(job: JobId, resolver) -> tuple[list[str], str, bool]:
     return lines, transport, reachable
 
 
+def _pool_container(ad, transport: str) -> list[str]:
+    """For a container or docker universe job reached through the pool's own tool: what lands
+    in the container and what beside it."""
+    if transport != "htcondor-native":
+        return []
+    from condor_job_proxy.proxycmd.resolvers.htcondor_containers import container_line
+    line = container_line(ad)
+    return [line] if line else []
+
+
 def _left_queue(resolver, job: JobId, err: ProxyError) -> str:
     """A job the queue no longer holds, as the schedd's history describes it."""
-    from proxycmd.resolvers import htcondor
+    from condor_job_proxy.proxycmd.resolvers import htcondor
     ad = htcondor.history_ad(resolver, job)
     if ad is None:
         return f"not reachable: {err}, nor in its history"
@@ -124,11 +135,11 @@ def _pool_access(resolver, job: JobId, ad, transport: str) -> str:
     """The pool's owner/super-user rule, then all a connect does before its session (the job's
     state, an EC2 instance's, our starter's address), and for our starter, the starter's own
     word on your key; for the other transports, what only a session shows is left."""
-    from proxycmd.resolvers.htcondor_access import authorize
+    from condor_job_proxy.proxycmd.resolvers.htcondor_access import authorize
     own = authorize(job, ad, resolver.htcondor2.param)
     endpoint = resolver.resolve(job)
     if transport == "starter":   # the starter's hello/challenge: does it let your key in
-        from proxycmd.transports.starter import check_access
+        from condor_job_proxy.proxycmd.transports.starter import check_access
         check_access(endpoint, paths.user_key_path())
     return "" if own else "you are a queue super user of the pool"
 
@@ -169,7 +180,7 @@ def _state(check: Callable[[], str]) -> tuple[str, bool]:
 
 def _checks(transport: str) -> tuple[list[str], bool]:
     """The checks' lines, and whether the tool a transport needs is there."""
-    from sshconfig import install, managed
+    from condor_job_proxy.sshconfig import install, managed
     key = paths.user_key_path()
     include = install.include_file()
     included = str(include) in (managed.read(managed.user_ssh_config()) or "")
@@ -193,13 +204,13 @@ def _checks(transport: str) -> tuple[list[str], bool]:
 def _native_tool() -> str | None:
     """The tool the native transport runs: the configured one, else HTCondor's on PATH (never
     our own drop-in of the same name)."""
-    from proxycmd import htcondor_tool
+    from condor_job_proxy.proxycmd.ssh_to_job import htcondor_tool
     return paths.settings().get("htcondor_native", {}).get("tool") or htcondor_tool.find()
 
 
 def _sharing_state() -> str:
     """Where ssh's shared connections live for this account, or why there are none."""
-    from sshconfig import control, settings
+    from condor_job_proxy.sshconfig import control, settings
     if not settings.load().control_master:
         return "off (control_master = false): every ssh makes its own connection"
     directory = control.control_dir(create=False)
@@ -213,8 +224,8 @@ def _sharing_state() -> str:
 
 
 def _daemon_state() -> str:
-    from proxycmd.daemon.server import sockets
-    from sshconfig import install, settings
+    from condor_job_proxy.proxycmd.daemon.server import sockets
+    from condor_job_proxy.sshconfig import install, settings
     if not settings.load().connect_daemon:
         return "off (connect_daemon = false): every ssh runs the full proxy"
     base = install.daemon_socket_base(create=False)
@@ -228,7 +239,7 @@ def _daemon_state() -> str:
 
 
 def _spares() -> str:
-    from sshconfig import settings
+    from condor_job_proxy.sshconfig import settings
     seconds = settings.load().spare_session_seconds
     if not seconds:
         return "no spare sessions (spare_session_seconds = 0)"

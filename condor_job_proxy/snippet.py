@@ -14,8 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from proxycmd.errors import ProxyError
-from proxycmd.interactive_submit import submit_arguments
+from condor_job_proxy.proxycmd.errors import ProxyError
+from condor_job_proxy.proxycmd.ondemand.submit import submit_arguments
 
 MARK = "# condor-job-proxy:"
 _QUEUE = re.compile(r"\s*queue\b", re.IGNORECASE)
@@ -25,9 +25,8 @@ PLACEHOLDER = ("./my-program",)
 
 def lines(program: tuple[str, ...] = PLACEHOLDER, transfer: str | None = None) -> list[str]:
     """The snippet: the starter as executable running ``program``, +WantIOProxy, my key."""
-    from proxycmd.userkey import public_key
-    from starter.condor_publish import OWNER_KEY_ATTR
-    from starter.jobad import quote
+    from condor_job_proxy.proxycmd.userkey import public_key
+    from condor_job_proxy.common.jobad import OWNER_KEY_ATTR, quote
     starter = shutil.which("condor-job-starter") or "/path/to/condor-job-starter"
     return [
         f"{MARK} run the job under its starter, so `ssh job-<cluster>.<proc>` works.",

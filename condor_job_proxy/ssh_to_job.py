@@ -4,16 +4,18 @@ Options come first, then the job id, then the remote command (everything after t
 belongs to ssh's program, so ``-ssh scp 32 remote:out.dat .`` works). Like HTCondor's tools,
 an option may be abbreviated while unambiguous and may take two dashes. rsync's remote-shell
 call (``condor_ssh_to_job [-l USER] [-p PORT] 32.0 rsync --server ...``) is accepted: the job
-decides the login user, so those ssh options are ignored. The work is in ``proxycmd.ssh_to_job``.
+decides the login user, so those ssh options are ignored. The work is in
+``condor_job_proxy.proxycmd.ssh_to_job.command``.
 """
 from __future__ import annotations
 
 import os
 import sys
 
-from proxycmd.ssh_to_job import TOOL, Request, SetupFailed, run, split_arguments
-from starter.about import version_line
-from starter.jobid import BadJobId, parse_job_id
+from condor_job_proxy.proxycmd.ssh_to_job.command import (TOOL, Request, SetupFailed, run,
+                                                          split_arguments)
+from condor_job_proxy.common.about import version_line
+from condor_job_proxy.common.jobid import BadJobId, parse_job_id
 
 USAGE_ERROR = 2
 USAGE = f"""\

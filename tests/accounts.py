@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = Path("/var/tmp/condor-job-proxy-tests") / hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
 # Account names may get a suffix (CJP_TEST_ACCOUNT_SUFFIX) for the same reason.
 SUFFIX = os.environ.get("CJP_TEST_ACCOUNT_SUFFIX", "")
-PACKAGES = ("starter", "proxycmd", "sshconfig", "condor_job_proxy")
+PACKAGES = ("condor_job_proxy",)
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,6 @@ def _source_hash() -> str:
     digest = hashlib.sha256()
     for package in PACKAGES:
         for path in sorted([*(ROOT / package).rglob("*.py"), *(ROOT / package).rglob("*.c")]):
-            digest.update(path.name.encode() + path.read_bytes())
+            digest.update(str(path.relative_to(ROOT)).encode() + path.read_bytes())
     digest.update((ROOT / "pyproject.toml").read_bytes())
     return digest.hexdigest()

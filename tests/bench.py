@@ -4,7 +4,7 @@
 
 Not a test (pytest does not collect it): it times things, and timings belong here, not in
 tests. It sets up its own user (XDG dirs, queue, key, ssh config) in a temporary directory,
-starts its own job with `python -m starter run -- sleep ...` as tests/conftest.py does, and
+starts its own job with `python -m condor_job_proxy.starter run -- sleep ...` as tests/conftest.py does, and
 removes everything when done. Variants are interleaved round by round, so a burst of load
 from something else on the machine hits all of them alike; each number is a median.
 
@@ -39,8 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from starter.jobid import JobId          # noqa: E402 - this checkout's code, after the path
-from starter.queue import RUNNING, LocalQueue  # noqa: E402
+from condor_job_proxy.common.jobid import JobId          # noqa: E402 - this checkout's code, after the path
+from condor_job_proxy.common.queue import RUNNING, LocalQueue  # noqa: E402
 
 from jobstart import end_job, wait_for_job_line   # noqa: E402 - beside this file (tests/)
 
@@ -88,7 +88,7 @@ class Bench:
         err_file = self.root / "starter.err"
         with open(err_file, "wb") as err:
             self.starter = subprocess.Popen(
-                [PY, "-m", "starter", "run", "--", "sleep", "3600"], cwd=job_dir, env=self.env,
+                [PY, "-m", "condor_job_proxy.starter", "run", "--", "sleep", "3600"], cwd=job_dir, env=self.env,
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         self.host = "job-" + _wait_for_job(self.starter, err_file)
         self.proxy("config", "refresh")
@@ -131,7 +131,7 @@ class Bench:
         # ForceCommand (our sessions get it on sshd's command line): plain sshd runs the command
         # with the account's login shell. (Our sessions' setup script restores the job's
         # environment and directory, then does the same: what it costs is ours to count.)
-        from starter import session_files
+        from condor_job_proxy.starter import session_files
         ours = session_files._SSHD_CONFIG.format(dir=floor, permit_tty="yes", banner="none") + \
             f"AuthorizedKeysFile {floor}/authorized_keys\n"
         defaults = "".join(line + "\n" for line in ours.splitlines()

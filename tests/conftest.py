@@ -56,7 +56,7 @@ class Workbench:
         stderr_file = self.root / f"starter{len(self.jobs)}.err"
         with open(stderr_file, "wb") as err:
             process = subprocess.Popen(
-                [sys.executable, "-m", "starter", "run", *starter_args, "--", *command],
+                [sys.executable, "-m", "condor_job_proxy.starter", "run", *starter_args, "--", *command],
                 cwd=cwd, env={**self.env, **(env or {})}, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=err)
         job_id = wait_for_job_line(process, stderr_file)

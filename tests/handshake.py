@@ -15,8 +15,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from starter import sshsig
-from starter.protocol import NONCE_BYTES, PROTOCOL_VERSION, Channel
+from condor_job_proxy.common import sshsig
+from condor_job_proxy.common.protocol import NONCE_BYTES, PROTOCOL_VERSION, Channel
 
 
 def user_key(root: Path) -> Path:

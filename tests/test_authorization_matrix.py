@@ -20,8 +20,8 @@ import pytest
 from conftest import Job, Workbench, session_leftovers, sshd_children, wait_until
 from handshake import (FakeStarter, address, finish, handshake, job_record, new_key,
                        open_channel, plant_record, public_line, read_frame, send_hello, user_key)
-from starter import sshsig
-from starter.protocol import Refusal
+from condor_job_proxy.common import sshsig
+from condor_job_proxy.common.protocol import Refusal
 from test_connect_daemon import client_only, first_connect
 
 
@@ -203,7 +203,7 @@ class Impostor(FakeStarter):
             self.after_handshake += chunk
 
     def _sign_as_impostor(self, conn: socket.socket) -> None:
-        from starter.protocol import Channel
+        from condor_job_proxy.common.protocol import Channel
         channel = Channel(conn)
         channel.receive("hello")
         channel.send("challenge", nonce=os.urandom(32).hex())

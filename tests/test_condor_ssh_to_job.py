@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from conftest import Job, Workbench, sshd_children, wait_until
-from proxycmd.errors import JobNotRunning
-from proxycmd.ssh_to_job import Request, _setup_failure, split_arguments
-from starter.jobid import JobId
+from condor_job_proxy.proxycmd.errors import JobNotRunning
+from condor_job_proxy.proxycmd.ssh_to_job.command import Request, _setup_failure, split_arguments
+from condor_job_proxy.common.jobid import JobId
 
 RETRY_ENV = "CONDOR_SSH_TO_JOB_RETRY_SECONDS"
 
@@ -176,7 +176,8 @@ def test_debug_writes_debugging_output_to_stderr(tool: Tool, job: Job) -> None:
     err = result.stderr.decode()
     assert f"condor_ssh_to_job: job {job.id}: starter at 127.0.0.1:" in err
     assert f"condor_ssh_to_job: job {job.id}: session open, login user " in err
-    assert "condor_ssh_to_job: running: ssh -oUser=" in err and "proxycmd.fdrelay" in err
+    assert "condor_ssh_to_job: running: ssh -oUser=" in err
+    assert "condor_job_proxy.proxycmd.ssh_to_job.fdrelay" in err
 
 
 def test_ssh_option_arguments_group_with_single_quotes(tool: Tool, job: Job) -> None:
@@ -425,7 +426,7 @@ def _pgrep(parent: int, name: str) -> list[int]:
 
 def test_suspended_job_says_so_and_auto_retry_does_not_wait_for_a_start(tool: Tool,
                                                                         job: Job) -> None:
-    suspend = subprocess.run([sys.executable, "-m", "starter", "suspend", job.id],
+    suspend = subprocess.run([sys.executable, "-m", "condor_job_proxy.starter", "suspend", job.id],
                              env=tool.bench.env, capture_output=True, timeout=60)
     assert suspend.returncode == 0, suspend.stderr
     result = tool.run(job.id, "true")

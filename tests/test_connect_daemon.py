@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import accounts
-from proxycmd.daemon import quick
+from condor_job_proxy.proxycmd.daemon import quick
 from conftest import ROOT, Job, Workbench, wait_until
 
 FALSE = "/bin/false"
@@ -208,9 +208,10 @@ def test_another_users_daemon_refuses_them_and_their_client_never_asks_it(
     shared = Path(tempfile.mkdtemp(prefix="cjp-daemon-"))
     daemon = None
     try:
-        shutil.copyfile(ROOT / "proxycmd" / "daemon" / "quick.py", shared / "quick.py")
+        daemon = ROOT / "condor_job_proxy" / "proxycmd" / "daemon"
+        shutil.copyfile(daemon / "quick.py", shared / "quick.py")
         if client == "quick.c":
-            subprocess.run(["cc", "-O2", "-o", str(shared / "quick"), str(ROOT / "proxycmd" / "daemon" / "quick.c")],
+            subprocess.run(["cc", "-O2", "-o", str(shared / "quick"), str(daemon / "quick.c")],
                            check=True)
         os.chmod(shared, 0o755)
         base = str(shared / "d")
@@ -254,7 +255,8 @@ def test_both_clients_choose_the_same_daemon_socket(bench: Workbench) -> None:
         pytest.skip("no C compiler here to build quick.c (contrib/install-deps.sh installs gcc)")
     compiled = proxy_command(bench)[0]
     assert "cjp-quick-" in compiled
-    python_client = [sys.executable, "-S", "-E", "-s", str(ROOT / "proxycmd" / "daemon" / "quick.py")]
+    python_client = [sys.executable, "-S", "-E", "-s",
+                     str(ROOT / "condor_job_proxy" / "proxycmd" / "daemon" / "quick.py")]
     report = [sys.executable, "-c",
               "import os; print(os.environ['CONDOR_JOB_PROXY_START_DAEMON'], flush=True)"]
     env = {**bench.env, "CONDOR_NOTE": "café\x01", "_CONDOR_EMPTY": "", "PYTHONX": "1" * 300}

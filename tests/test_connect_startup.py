@@ -34,7 +34,7 @@ def test_proxycommand_hands_over_the_socket_without_click_or_platformdirs(bench:
     with socket.socket(fileno=fds[0]) as conn:
         assert conn.recv(64).startswith(b"SSH-2.0-")   # the job's sshd speaks first
     imported = {line.split("|")[-1].strip() for line in result.stderr.decode().splitlines()}
-    assert "click" not in imported and "proxycmd.transports.starter" in imported
+    assert "click" not in imported and "condor_job_proxy.proxycmd.transports.starter" in imported
     assert "platformdirs" not in imported   # the include names our directories
 
 

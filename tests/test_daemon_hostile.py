@@ -16,7 +16,7 @@ from pathlib import Path
 
 from conftest import Job, Workbench, wait_until
 from handshake import new_key, rss_kb, threads, user_key
-from proxycmd.daemon import quick
+from condor_job_proxy.proxycmd.daemon import quick
 from test_connect_daemon import ask_daemon, client_only, daemon_pid, first_connect, full_command
 
 KINDS = ("noise", "huge count", "wrong protocol", "too large", "lying count", "hostile host",

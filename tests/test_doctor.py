@@ -19,7 +19,7 @@ import pytest
 from accounts import Account, account, ensure_venv
 from conftest import wait_until
 from test_htcondor_pool import (STANDIN, Pool, _me, pool, pool_job,  # noqa: F401 - fixtures
-                               two_hosts)
+                                two_hosts)
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="creating test accounts needs root")
 
@@ -183,3 +183,39 @@ def test_doctor_asks_a_pool_jobs_starter_whether_it_lets_the_key_in(pool: Pool, 
     assert refused.returncode == 1, refused
     assert (f"state: not reachable now: job {pool_job.id}: you are not the job's owner: access "
             f"to job {pool_job.id} denied: key SHA256:") in refused.stdout.decode()
+
+
+def _submit_running(pool: Pool, description: str) -> str:
+    """Submit through the stand-in condor_submit (the ad as condor_submit writes it), then
+    let it run on an execute host; its job id."""
+    submit = pool.root / "job.sub"
+    submit.write_text(f"executable = /usr/bin/sleep\narguments = 600\n{description}\nqueue\n")
+    result = subprocess.run([sys.executable, str(STANDIN / "bin" / "condor_submit"), str(submit)],
+                            env=pool.env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    cluster = int(result.stdout.split("cluster ")[1].rstrip(".\n"))
+    state = json.loads(pool.file.read_text())
+    ad = next(ad for ad in state["schedds"]["ap.test"]["jobs"] if ad["ClusterId"] == cluster)
+    ad.update(JobStatus=2, JobCurrentStartDate=1700000000, RemoteHost="slot1@exec.test")
+    pool.file.write_text(json.dumps(state))
+    return f"job-{cluster}.0"
+
+
+@pytest.mark.parametrize("description, runtime", [
+    ("universe = docker\ndocker_image = htcondor/mini:9.12-el7", "run in Docker: "),
+    ("universe = container\ncontainer_image = /cvmfs/images/el9.sif", "run in Apptainer: "),
+    ("universe = container\ncontainer_image = docker://htcondor/mini:9.12-el7",
+     "run in Docker or Apptainer, as the execute node has: "),
+])
+def test_doctor_on_a_pool_container_job_says_what_lands_beside_the_container(
+        pool: Pool, description: str, runtime: str) -> None:
+    job = _submit_running(pool, description)
+    out = pool.proxy("doctor", job).stdout.decode()
+    assert "transport: htcondor-native" in out, out
+    line = next(line for line in out.splitlines() if line.startswith("container: "))
+    assert runtime in line, out
+    assert "takes shells and commands into the container" in line
+    assert "sftp, scp, rsync and port forwards (-L, -R, -D) land on the execute host beside it" \
+        in line
+    assert "runs condor-job-starter as its wrapper inside the container gets all of them" in line
+

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from proxycmd import cloudinit
-from proxycmd.errors import ProxyError
-from proxycmd.ec2jobs import is_ec2_job, key_pair_file, login_user, region_from_url
-from starter.jobid import JobId
+from condor_job_proxy.proxycmd.resolvers import ec2_console as cloudinit
+from condor_job_proxy.proxycmd.errors import ProxyError
+from condor_job_proxy.proxycmd.resolvers.ec2 import is_ec2_job, key_pair_file, login_user, region_from_url
+from condor_job_proxy.common.jobid import JobId
 
 SAMPLES = Path(__file__).resolve().parent / "data" / "cloud-init"
 

@@ -22,7 +22,7 @@ from accounts import account
 from conftest import ROOT, Job, Workbench
 from ec2lab import HERE, SERVICE_URL, Lab, start_lab
 from htcondor_standin.htcondor2._pool import ec2_job_ad
-from starter.jobid import JobId
+from condor_job_proxy.common.jobid import JobId
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
@@ -264,7 +264,7 @@ def test_local_job_connect_path_does_not_import_boto3(bench: Workbench, job: Job
                             capture_output=True, timeout=60)
     imported = [line.split("|")[-1].strip() for line in result.stderr.decode().splitlines()
                 if line.startswith("import time:")]
-    assert "proxycmd.transports.starter" in imported, result.stderr.decode()[-2000:]
+    assert "condor_job_proxy.proxycmd.transports.starter" in imported, result.stderr.decode()[-2000:]
     assert not [name for name in imported if name.split(".")[0] in ("boto3", "botocore")]
 
 
@@ -284,8 +284,8 @@ def test_ec2_job_through_the_connect_daemon(ec2_job: Ec2Job, lab: Lab, tmp_path:
     command's interpreter proves no proxy process did the work."""
     run = tmp_path / "run"
     run.mkdir(mode=0o700)
-    client = [sys.executable, "-S", "-E", "-s", str(ROOT / "proxycmd" / "daemon" / "quick.py"),
-              str(run / "cjp-d-ec2")]
+    client = [sys.executable, "-S", "-E", "-s",
+              str(ROOT / "condor_job_proxy" / "proxycmd" / "daemon" / "quick.py"), str(run / "cjp-d-ec2")]
     include_file = tmp_path / "config" / "condor-job-proxy" / "ssh_config"
     include = include_file.read_text()
     include_file.write_text(include.replace(
@@ -319,8 +319,8 @@ def test_ec2_job_through_the_connect_daemon(ec2_job: Ec2Job, lab: Lab, tmp_path:
 def test_access_point_does_not_relay_an_ec2_job_to_a_laptop(ec2_job: Ec2Job, lab: Lab) -> None:
     """`connect --via` from a laptop: the job's key pair file would have to leave the access
     point, so its side answers with an error frame and connects nowhere."""
-    from proxycmd import prelude
-    from proxycmd.errors import ProxyError
+    from condor_job_proxy.proxycmd.via import prelude
+    from condor_job_proxy.proxycmd.errors import ProxyError
     result = lab.client(sys.executable, "-m", "condor_job_proxy", "connect", "--relay",
                         "--prelude", HOST, lab.login, env=ec2_job.env, input=b"")
     assert result.returncode == 255 and result.stderr == b""

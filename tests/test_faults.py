@@ -20,7 +20,7 @@ from conftest import Job, Workbench, can_connect, session_leftovers, sshd_childr
 from handshake import (address, descendants, frame, job_record, listening_ports, open_channel,
                        open_fds, public_line, running_command, send_hello, user_key)
 from jobstart import end_job
-from starter import sshsig
+from condor_job_proxy.common import sshsig
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small TMPDIR needs root")
 

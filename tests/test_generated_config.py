@@ -266,7 +266,7 @@ def test_ssh_G_shows_every_option_for_a_job_host(shared: Workbench, job: Job) ->
     # The fast client (built from quick.c where there is a compiler), the daemon sockets'
     # base, then the full command.
     client = (f"{state}/bin/cjp-quick-" if shutil.which("cc") or shutil.which("gcc")
-              else f"{python} -S -E -s {ROOT / 'proxycmd' / 'daemon' / 'quick.py'} ")
+              else f"{python} -S -E -s {ROOT / 'condor_job_proxy' / 'proxycmd' / 'daemon' / 'quick.py'} ")
     assert options["proxycommand"][0].startswith(client)
     assert f" {runtime}/cjp-d-" in options["proxycommand"][0]
     assert f" {python} -m condor_job_proxy " in options["proxycommand"][0]
@@ -458,7 +458,7 @@ def _start_job_without_refresh(bench: Workbench) -> Job:
     cwd.mkdir()
     err = bench.root / "late.err"
     with open(err, "wb") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "starter", "run", "--", "sleep", "600"],
+        process = subprocess.Popen([sys.executable, "-m", "condor_job_proxy.starter", "run", "--", "sleep", "600"],
                                    cwd=cwd, env={**bench.env, "MARKER": "from-a-new-job"},
                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=stderr)

@@ -15,7 +15,7 @@ import pytest
 
 from accounts import ROOT
 
-PROGRAMS = {"condor-job-proxy": ["condor_job_proxy"], "condor-job-starter": ["starter"]}
+PROGRAMS = {"condor-job-proxy": ["condor_job_proxy"], "condor-job-starter": ["condor_job_proxy.starter"]}
 ENTRY = re.compile(r"^  (\S.*?)(?:\s{2,}(\S.*))?$")
 
 
@@ -88,7 +88,7 @@ def test_help_describes_every_option_in_a_whole_sentence(every_help) -> None:
 
 @pytest.mark.parametrize("argv,flag,shown", [
     (["condor_job_proxy"], "--version", "condor-job-proxy "),
-    (["starter"], "--version", "condor-job-starter (condor-job-proxy) "),
+    (["condor_job_proxy.starter"], "--version", "condor-job-starter (condor-job-proxy) "),
     (["condor_job_proxy.ssh_to_job"], "-version", "condor_ssh_to_job (condor-job-proxy) "),
 ])
 def test_every_command_tells_its_version(argv: list[str], flag: str, shown: str) -> None:

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from conftest import Job, Workbench, session_leftovers, sshd_children, wait_until
 from handshake import (FakeStarter, address, frame, handshake, job_record, new_key, plant_record,
                        public_line, rss_kb, threads, user_key)
-from starter.jobid import BadJobId, JobId, parse_host, parse_job_id
-from starter.keys import normalize
-from starter.protocol import MAX_MESSAGE, Channel, ProtocolError, Refusal
+from condor_job_proxy.common.jobid import BadJobId, JobId, parse_host, parse_job_id
+from condor_job_proxy.common.keys import normalize
+from condor_job_proxy.common.protocol import MAX_MESSAGE, Channel, ProtocolError, Refusal
 
 QUICK = settings(max_examples=200, deadline=None)
 AGAINST_A_STARTER = settings(max_examples=60, deadline=None,

@@ -21,7 +21,7 @@ from accounts import Account, account, ensure_venv
 from conftest import wait_until
 from handshake import finish, open_channel, open_fds, public_line, send_hello, threads
 from jobstart import end_job, wait_for_job_line
-from starter import sshsig
+from condor_job_proxy.common import sshsig
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="test accounts and tmpfs need root")
 FLOOD = 1500   # connections: more than the default open-file limit (1024) of the victim's starter

@@ -245,7 +245,7 @@ def test_a_record_whose_starter_runs_as_another_uid_is_flagged(town: Neighbours)
     assert result.returncode == 255
     assert f"runs as uid {town.uid(town.victim)}, not as the record's owner" in result.stderr.decode()
     # An administrator removing the planted job must not end the victim's starter.
-    removal = subprocess.run([sys.executable, "-m", "starter", "rm", "--queue", str(town.queue),
+    removal = subprocess.run([sys.executable, "-m", "condor_job_proxy.starter", "rm", "--queue", str(town.queue),
                               "77.0"], capture_output=True, timeout=60)
     assert removal.returncode != 0 and b"runs as uid" in removal.stderr, removal.stderr
     assert json.loads((town.queue / f"{own}.json").read_text())["state"] == "running"

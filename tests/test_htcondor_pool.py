@@ -201,8 +201,9 @@ def test_submit_snippet_carries_my_public_key(pool: Pool) -> None:
 
 
 def test_local_queue_connect_never_imports_the_bindings(tmp_path: Path) -> None:
-    probe = ("import sys\nfrom proxycmd.connect import connect\nfrom proxycmd.errors import "
-             "ProxyError\ntry:\n    connect('job-1.0')\nexcept ProxyError:\n    pass\n"
+    probe = ("import sys\nfrom condor_job_proxy.proxycmd.connect import connect\n"
+             "from condor_job_proxy.proxycmd.errors import ProxyError\n"
+             "try:\n    connect('job-1.0')\nexcept ProxyError:\n    pass\n"
              "print('htcondor2' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": f"{STANDIN}:{ROOT}", "CONDOR_JOB_PROXY_QUEUE": str(tmp_path),
            "XDG_CONFIG_HOME": str(tmp_path / "config")}
@@ -277,7 +278,7 @@ def pool_job(pool: Pool, two_hosts: TwoHosts):
     stderr_file = pool.root / "starter.err"
     with open(stderr_file, "wb") as err:
         process = subprocess.Popen(two_hosts.on_execute(
-            sys.executable, "-m", "starter", "run", "--port-range", f"{PORTS[0]}-{PORTS[1]}",
+            sys.executable, "-m", "condor_job_proxy.starter", "run", "--port-range", f"{PORTS[0]}-{PORTS[1]}",
             "--super-users-keys", str(admin / "super_users_keys"), "--", "sleep", "600"),
             cwd=scratch, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
     try:
@@ -405,8 +406,8 @@ def test_contract_with_a_real_pool() -> None:
     the projection is accepted, our running jobs list, and each resolves or fails in one line."""
     probe = """
 import htcondor2
-from proxycmd.errors import ProxyError
-from proxycmd.resolvers.htcondor import PROJECTION, Resolver as HTCondorResolver
+from condor_job_proxy.proxycmd.errors import ProxyError
+from condor_job_proxy.proxycmd.resolvers.htcondor import PROJECTION, Resolver as HTCondorResolver
 assert htcondor2.Schedd().query(constraint="False", projection=PROJECTION) == []
 resolver = HTCondorResolver()
 for job in resolver.list_jobs():
@@ -415,7 +416,7 @@ for job in resolver.list_jobs():
     except ProxyError as err:
         print(job.job, "refused:", err)
 try:
-    resolver.resolve(__import__("starter.jobid").jobid.JobId(2**31 - 1, 0))
+    resolver.resolve(__import__("condor_job_proxy.common.jobid").common.jobid.JobId(2**31 - 1, 0))
 except ProxyError as err:
     assert "is not in the queue" in str(err), err
 print("ok")
@@ -458,7 +459,7 @@ def real_user(tmp_path: Path) -> RealUser:
            "XDG_STATE_HOME": str(tmp_path / "state")}
     env.pop("CONDOR_JOB_PROXY_QUEUE", None)
     starter = tmp_path / "condor-job-starter"
-    starter.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m starter \"$@\"\n")
+    starter.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m condor_job_proxy.starter \"$@\"\n")
     starter.chmod(0o755)
     env["PATH"] = f"{tmp_path}:{env.get('PATH', '')}"   # where submit-snippet finds the starter
     user = RealUser(tmp_path, env, starter)
@@ -533,7 +534,7 @@ def test_condor_interactive_job_that_ends_is_reported_on_a_real_pool(real_user: 
 # --- the starter reading what HTCondor gives a job ------------------------------------------------
 
 def test_starter_reads_literals_from_the_job_ad_file() -> None:
-    from starter import jobad
+    from condor_job_proxy.common import jobad
     ad = jobad.parse('ClusterId = 32\nProcId = 0\nOwner = "alice"\nWantIOProxy = true\n'
                      'CondorJobProxyOwnerKey = "ssh-ed25519 AAAA one\\nssh-ed25519 BBBB two"\n'
                      'Note = "say \\"hi\\" \\\\o/"\nRequestMemory = ifThenElse(MemoryUsage > 1, 2, 3)\n'
@@ -549,14 +550,14 @@ def test_job_without_want_io_proxy_still_runs_without_ssh_access(pool: Pool) -> 
     scratch = pool.root / "scratch"
     env = job_environment(scratch, {"ClusterId": 40, "ProcId": 0, "Owner": "me"}, pool.file,
                           "ap.test", "<127.0.0.1:9618>", own={"PYTHONPATH": pool.env["PYTHONPATH"]})
-    result = subprocess.run([sys.executable, "-m", "starter", "run", "--", "sh", "-c", "exit 3"],
+    result = subprocess.run([sys.executable, "-m", "condor_job_proxy.starter", "run", "--", "sh", "-c", "exit 3"],
                             cwd=scratch, env=env, capture_output=True, timeout=60)
     assert result.returncode == 3
     assert "job 40.0 runs without ssh access: condor_chirp set_job_attr" in result.stderr.decode()
 
 
 def test_wrapper_outside_a_job_says_what_is_missing(pool: Pool) -> None:
-    result = subprocess.run([sys.executable, "-m", "starter", "run", "--htcondor", "--", "true"],
+    result = subprocess.run([sys.executable, "-m", "condor_job_proxy.starter", "run", "--htcondor", "--", "true"],
                             env=pool.env, capture_output=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr.decode().strip() == ("condor-job-starter: no job ad: $_CONDOR_JOB_AD is "

@@ -21,12 +21,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import require
-from proxycmd.hop import Hop
-from proxycmd.model import JobSummary
-from sshconfig import include
-from sshconfig.include import IncludeSettings
-from starter.jobid import JobId
-from starter.names import is_login_name
+from condor_job_proxy.proxycmd.via.hop import Hop
+from condor_job_proxy.proxycmd.model import JobSummary
+from condor_job_proxy.sshconfig import include
+from condor_job_proxy.sshconfig.include import IncludeSettings
+from condor_job_proxy.common.jobid import JobId
+from condor_job_proxy.common.names import is_login_name
 
 EXAMPLES = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,

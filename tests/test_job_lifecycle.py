@@ -26,7 +26,7 @@ def record(bench: Workbench, job: Job) -> dict:
 
 
 def control(bench: Workbench, action: str, job: Job) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "starter", action, job.id], env=bench.env,
+    return subprocess.run([sys.executable, "-m", "condor_job_proxy.starter", action, job.id], env=bench.env,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -308,11 +308,14 @@ def test_killed_sshd_ends_the_session_and_its_processes_stay_in_the_job(
 
 
 def test_next_starter_sweeps_up_after_a_killed_starter(bench: Workbench, job: Job) -> None:
+    """A starter killed together with its keeper (which otherwise ends what it left at once)."""
     session, _ = counting_session(bench, job)
     shell = _read_int(job_dir(bench, job) / "shell.pid")
     job_pid = record(bench, job)["pids"][0]
     assert wait_until(lambda: shell in record(bench, job)["pids"])
     assert len(session_leftovers(bench)) == 1
+    keeper, = (bench.root / "tmp").glob("cjp-starter-*/keeper.pid")
+    os.kill(_read_int(keeper), signal.SIGKILL)
     job.process.kill()
     job.process.wait()
     assert session.wait(20) == 255        # the session's sshd died with its starter

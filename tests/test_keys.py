@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from starter.keys import public_key_path
+from condor_job_proxy.common.keys import public_key_path
 
 
 def test_public_half_of_a_key_with_a_dot_in_its_name_is_beside_it() -> None:

@@ -119,7 +119,7 @@ def _node_starter(pool: Pool, node: int) -> subprocess.Popen:
            "_CONDOR_BIN": str(CONDOR_BIN), "TMPDIR": str(scratch)}   # chirp is beside it
     err = open(pool.root / f"starter{node}.err", "wb")
     with err:
-        process = subprocess.Popen([sys.executable, "-m", "starter", "run", "--", "sleep", "600"],
+        process = subprocess.Popen([sys.executable, "-m", "condor_job_proxy.starter", "run", "--", "sleep", "600"],
                                    cwd=scratch, env=env, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=err)
     assert wait_for_job_line(process, pool.root / f"starter{node}.err") == f"26.0.{node}"
@@ -184,7 +184,7 @@ def test_parallel_node_starter_without_its_node_number_refuses_to_start(pool: Po
     (scratch / ".machine.ad").write_text('MyAddress = "<127.0.0.1:9618>"\n')
     env = {**pool.env, "_CONDOR_JOB_AD": str(scratch / ".job.ad"),
            "_CONDOR_MACHINE_AD": str(scratch / ".machine.ad"), "_CONDOR_SCRATCH_DIR": str(scratch)}
-    result = subprocess.run([sys.executable, "-m", "starter", "run", "--", "true"], cwd=scratch,
+    result = subprocess.run([sys.executable, "-m", "condor_job_proxy.starter", "run", "--", "true"], cwd=scratch,
                             env=env, capture_output=True, timeout=60)
     assert (result.returncode, result.stderr.decode()) == (
         1, "condor-job-starter: job 28.0 is a parallel-universe job but $_CONDOR_PROCNO does not "

@@ -30,7 +30,7 @@ def _install_starter(pool: Pool) -> Path:
     bin_dir = pool.root / "installed"
     bin_dir.mkdir(exist_ok=True)
     starter = bin_dir / "condor-job-starter"
-    starter.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m starter \"$@\"\n")
+    starter.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m condor_job_proxy.starter \"$@\"\n")
     starter.chmod(0o755)
     pool.env["PATH"] = f"{bin_dir}:{STANDIN / 'bin'}:{os.environ['PATH']}"
     return starter
@@ -110,7 +110,7 @@ def test_starter_without_path_serves_ssh_sessions(pool: Pool, tmp_path: Path) ->
     assert "PATH" not in env
     err_file = pool.root / "starter6.err"
     with open(err_file, "wb") as err:
-        process = subprocess.Popen([sys.executable, "-m", "starter", "run", "--super-users-keys",
+        process = subprocess.Popen([sys.executable, "-m", "condor_job_proxy.starter", "run", "--super-users-keys",
                                     str(tmp_path / "none"), "--", "sleep", "600"],
                                    cwd=scratch, env=env, stdin=subprocess.DEVNULL, stderr=err)
     try:

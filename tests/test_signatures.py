@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from starter import sshsig
+from condor_job_proxy.common import sshsig
 
 DATA = b"condor-job-proxy/1 server\nabc\n"
 

@@ -127,9 +127,9 @@ def test_starter_that_predates_spares_keeps_no_idle_session(bench: Workbench,
     """A job whose starter does not acknowledge spares (an older version on an execute node)
     gets none kept: to that starter a spare would be an open session holding the job."""
     older = tmp_path / "older"
-    shutil.copytree(ROOT / "starter", older / "starter",
+    shutil.copytree(ROOT / "condor_job_proxy", older / "condor_job_proxy",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    server = older / "starter" / "server.py"
+    server = older / "condor_job_proxy" / "starter" / "server.py"
     acknowledging = 'extra = {"spare": True} if session.spare else {}'
     assert acknowledging in server.read_text()
     server.write_text(server.read_text().replace(acknowledging, "extra = {}"))

@@ -124,6 +124,6 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path):
         assert shown.returncode == 0 and re.search(r"\b\d+\.\d+\.\d+\b", shown.stdout), shown
     sources = subprocess.run([str(venv / "bin" / "python"), "-c",
                               "import importlib.resources as r; "
-                              "print(r.files('proxycmd.daemon').joinpath('quick.c').is_file())"],
+                              "print(r.files('condor_job_proxy.proxycmd.daemon').joinpath('quick.c').is_file())"],
                              capture_output=True, text=True, cwd=tmp_path)
     assert sources.stdout.strip() == "True"

@@ -19,7 +19,7 @@ import pytest
 from accounts import Account, account, ensure_venv
 from conftest import wait_until
 from jobstart import end_job, wait_for_job_line
-from starter.sshd import NSS_WRAPPER_PLACES
+from condor_job_proxy.starter.sshd import NSS_WRAPPER_PLACES
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="accounts and mounts need root")
 

@@ -46,7 +46,7 @@ sys.stdout.flush()
 
 # The access point sends a prelude naming some other host key, then relays the real session.
 WRONG_KEY = '''import os, subprocess, sys, tempfile
-from proxycmd.prelude import Prelude, encode
+from condor_job_proxy.proxycmd.via.prelude import Prelude, encode
 d = tempfile.mkdtemp()
 subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", d + "/k"], check=True)
 other = " ".join(open(d + "/k.pub").read().split()[:2])
@@ -343,7 +343,7 @@ def test_proxy_passes_the_hop_to_ssh_or_relays_it_under_windows_semantics(via, w
 
 def _windows_include(laptop: Account) -> str:
     """The laptop's include as setup renders it where os.name == 'nt'."""
-    code = ("from sshconfig import install, via\n"
+    code = ("from condor_job_proxy.sshconfig import install, via\n"
             "print(install.include_change(None, via=via.remembered(), jobs=[], windows=True).new,"
             " end='')\n")
     result = laptop.run(f"{VENV}/bin/python", "-c", code)

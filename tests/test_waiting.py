@@ -62,7 +62,7 @@ def _start_starter(pool: Pool, cluster: int) -> subprocess.Popen:
     stderr_file = pool.root / f"starter{cluster}.err"
     with open(stderr_file, "wb") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "starter", "run", "--super-users-keys",
+            [sys.executable, "-m", "condor_job_proxy.starter", "run", "--super-users-keys",
              str(pool.root / "no-super-users"), "--", "sleep", "600"],
             cwd=scratch, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
     wait_for_job_line(process, stderr_file)

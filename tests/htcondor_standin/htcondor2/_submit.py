@@ -23,7 +23,10 @@ class _DefaultItemData:
 
 
 DefaultItemData = _DefaultItemData()
-_UNIVERSES = {"vanilla": 5, "scheduler": 7, "local": 12, "grid": 9}
+# docker and container are no universes of their own in the ad: condor_submit keeps JobUniverse
+# 5 and marks the job (``_container_attributes``).
+_UNIVERSES = {"vanilla": 5, "scheduler": 7, "local": 12, "grid": 9, "docker": 5, "container": 5}
+_NOT_IMAGES = ("instance://", "library://", "shub://")   # container_image prefixes it refuses
 _REQUESTS = {"request_cpus": "RequestCpus", "request_memory": "RequestMemory",
              "request_disk": "RequestDisk", "request_gpus": "RequestGPUs"}
 _UNITS = {"": 1, "k": 1 / 1024, "kb": 1 / 1024, "m": 1, "mb": 1, "g": 1024, "gb": 1024,
@@ -131,6 +134,7 @@ def job_ad_from(description: Submit, cluster: int) -> dict:
     for command, attribute in _REQUESTS.items():
         if command in values:
             ad[attribute] = _amount(values[command], command)
+    ad.update(_container_attributes(universe, values))
     for key, value in description.items():
         if key.startswith("+") or key.lower().startswith("my."):
             try:
@@ -138,6 +142,39 @@ def job_ad_from(description: Submit, cluster: int) -> dict:
             except ValueError as err:
                 raise HTCondorException(f"Submit:0:{err}") from None
     return ad
+
+
+def _container_attributes(universe: str, values: dict[str, str]) -> dict:
+    """What condor_submit (SetUniverse, SetExecutable) writes for docker_image and
+    container_image, with its error messages: a docker universe job gets WantDocker and
+    DockerImage; a container universe job (or a vanilla one naming an image) WantContainer,
+    the image, and its kind (WantDockerImage for docker:, WantSIF for .sif, WantSandboxImage
+    for anything else, a directory)."""
+    from . import HTCondorException
+    docker = values.get("docker_image", "").strip()
+    container = values.get("container_image", "").strip()
+    if universe == "docker":
+        if container:
+            raise HTCondorException(
+                "Submit:0:docker universe does not allow use of container_image.")
+        if not docker:
+            raise HTCondorException("Submit:0:docker jobs require a docker_image")
+        return {"WantDocker": True, "DockerImage": docker}
+    if universe not in ("container", "vanilla"):
+        return {}
+    if docker and container:
+        raise HTCondorException("Submit:0:cannot declare both docker_image and container_image")
+    if universe == "container" and not (docker or container):
+        raise HTCondorException("Submit:0:container jobs require a container_image or docker_image")
+    if docker:
+        return {"WantContainer": True, "DockerImage": docker, "WantDockerImage": True}
+    if not container:
+        return {}
+    if container.startswith(_NOT_IMAGES):
+        raise HTCondorException(f"Submit:0:'{container}' is not a valid container image")
+    kind = "WantDockerImage" if container.startswith("docker:") else \
+        "WantSIF" if container.endswith(".sif") else "WantSandboxImage"
+    return {"WantContainer": True, "ContainerImage": container, kind: True}
 
 
 def _expand(text: str, cluster: int) -> str:

@@ -1,0 +1,96 @@
+"""The ProxyCommand's entry: ``condor-job-proxy ... connect HOST USER`` without click.
+
+ssh runs ``connect`` for every connection (VS Code reconnects and scp loops pay it each time)
+and importing click costs about as much as the rest of the connect path. The generated include
+always spells the command the same way (``condor_job_proxy.proxycmd.options``), so that shape,
+and only that, is parsed here; anything else (other commands, ``--help``, an unknown option) is the click CLI's.
+
+What the connect path may not do itself (rewrite ssh_config: that is ``sshconfig``'s, a layer
+above) comes in as ``after_user_mismatch``, a hook the command-line layer passes down.
+"""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from . import options
+
+from .outcome import connect_outcome
+
+if TYPE_CHECKING:
+    from .outcome import Hook
+
+
+def parse_connect(argv: list[str]) -> dict | None:
+    """The keyword arguments for ``run_connect``, or None for anything click should handle."""
+    request: dict = {option.key: False if not option.takes_value else None
+                     for option in (*options.GROUP, *options.CONNECT)}
+    args = iter(argv)
+    for arg in args:
+        if arg == "connect":
+            break
+        if not _take_option(arg, args, request, options.GROUP):
+            return None
+    else:
+        return None
+    positional = []
+    for arg in args:
+        if not arg.startswith("-"):
+            positional.append(arg)
+        elif not _take_option(arg, args, request, options.CONNECT):
+            return None
+    if len(positional) not in (1, 2):
+        return None
+    request["host"], request["user"] = (positional + [None])[:2]
+    return request
+
+
+def _take_option(arg: str, args, request: dict, table: tuple[options.Option, ...]) -> bool:
+    """Record one option of ``table`` (with its value from ``args``); False for anything else."""
+    option = next((option for option in table if option.flag == arg), None)
+    if option is None:
+        return False
+    if not option.takes_value:
+        request[option.key] = True
+        return True
+    request[option.key] = next(args, None)
+    return request[option.key] is not None
+
+
+def run_connect(request: dict, after_user_mismatch: Hook | None = None) -> int:
+    """Run the ProxyCommand; a failure is one line on stderr and 255 (a traceback with --debug).
+
+    Run by the fast client when no connect daemon answered, it starts one for the next ssh.
+    ``--via`` runs the laptop's side through an access point, ``--prelude`` the access
+    point's side of it.
+    """
+    via, via_command, prelude = (request.get(key) for key in options.VIA_MODES)
+    if prelude:
+        from .via.access_point import serve
+        return serve(request)
+    if via:
+        from .via.laptop import run
+        return run(via, via_command, request)
+    daemon_socket = os.environ.pop("CONDOR_JOB_PROXY_START_DAEMON", None)
+    deliver = _starting_daemon(daemon_socket, request) if daemon_socket else None
+    status, line = connect_outcome(request, deliver, after_user_mismatch=after_user_mismatch)
+    if line:
+        from .errors import report
+        from .refusal import refuse
+        if not refuse(line, request):
+            report(line)
+    return status
+
+
+def _starting_daemon(daemon_socket: str, request: dict):
+    """Delivery to ssh that first starts a connect daemon for the next ssh: before the
+    session is handed over, since a relay (a client that takes no fd) lasts the session."""
+    from .pipeline import to_ssh
+    shared = {key: request[key] for key in options.DAEMON_SHARED}
+    handover = to_ssh(request.get("relay", False))
+
+    def deliver(ready) -> None:
+        from .daemon.start import start_in_background
+        start_in_background(daemon_socket, shared)
+        handover(ready)
+    return deliver

@@ -1,0 +1,3 @@
+"""On-demand jobs, ``ssh condor-interactive[-NAME]``: the template, submitting,
+waiting for the job to start.
+"""

@@ -1,0 +1,88 @@
+"""One session pipeline for every way into a job: ssh's ProxyCommand, the connect daemon and
+condor_ssh_to_job, whatever the transport (our starter, EC2, the pool's own ssh-to-job).
+
+``open_ready`` checks the login name, opens the session through the endpoint's transport, pins
+the session's host key and settles which private key ssh must offer, by one rule for all
+transports; what is then done with the socket (passed to ssh, relayed, sent back by the daemon,
+offered to the wrapper's ssh) is the caller's delivery step.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from condor_job_proxy.common.jobid import JobId
+from condor_job_proxy.common.names import printable
+
+from . import handoff, client_files as state, transports
+from .errors import ProxyError, UserMismatch, report
+from .model import JobEndpoint, OpenSession, ReadySession, SessionRequest
+
+Opener = Callable[[JobEndpoint, SessionRequest], OpenSession]
+
+
+def open_session(endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
+    """A new session through the endpoint's transport."""
+    return transports.load(endpoint.transport).open_session(endpoint, request)
+
+
+def open_ready(endpoint: JobEndpoint, request: SessionRequest, known_hosts: Path,
+               identity_link: Path | None = None, opener: Opener = open_session) -> ReadySession:
+    """A connected session whose host key is pinned in ``known_hosts`` under the job's host
+    name (and, given ``identity_link``, ssh's identity link pointed at the key it needs).
+    ``opener`` gets the session: a new one, or the connect daemon's spare."""
+    host = request.host or endpoint.job.host()
+    if not endpoint.notice:   # another account's job: its starter says first whether you may
+        check_login(endpoint.job, endpoint.user, request.ssh_user, host)
+    session = opener(endpoint, request)
+    try:
+        check_claim(endpoint, session.user)
+        check_login(endpoint.job, _insisted(endpoint, session.user), request.ssh_user, host)
+        state.pin(host, session.host_key, known_hosts, session.note)
+    except BaseException:
+        session.sock.close()
+        raise
+    identity = Path(session.key_file or endpoint.key_file or request.login_key or request.identity)
+    if identity_link is not None:
+        state.point_identity(host, identity, identity_link)
+    notice = "\n".join(line for line in (endpoint.notice, session.notice) if line)
+    return ReadySession(session.sock, session.user, identity, known_hosts, session.host_key,
+                        session.key_file, notice)
+
+
+def check_claim(endpoint: JobEndpoint, session_user: str) -> None:
+    """Our starter's sessions run as the account its queue record or job ad says: a starter
+    that claims another (an impostor with a borrowed name) is refused, not believed."""
+    if endpoint.transport == "starter" and endpoint.user and session_user != endpoint.user:
+        raise ProxyError(f"job {endpoint.job}: its starter says its sessions run as "
+                         f"{printable(repr(session_user), 80)}, but the job is "
+                         f"{endpoint.user}'s; refusing to connect")
+
+
+def _insisted(endpoint: JobEndpoint, session_user: str) -> str:
+    """The name the session's sshd insists on; "" when it takes any (a pool's ssh-to-job with
+    HTCondor's default fake passwd entry reports ``condor-user``): refusing protects nothing."""
+    if endpoint.transport != "htcondor-native":
+        return session_user
+    from .transports.htcondor_native import ANY_NAME_USER   # loaded already: it made the session
+    return "" if session_user == ANY_NAME_USER else session_user
+
+
+def check_login(job: JobId, runs_as: str, asked: str | None, host: str) -> None:
+    """Refuse, before any SSH byte, a login name the job's sshd would turn down."""
+    if asked and runs_as and asked != runs_as:
+        raise UserMismatch(f"job {job} runs as user {runs_as!r}, not {asked!r}: use ssh "
+                           f"{runs_as}@{host} (or run: condor-job-proxy config refresh)", runs_as)
+
+
+def to_ssh(relay: bool = False) -> Callable[[ReadySession], None]:
+    """Delivery to the ssh that runs us as its ProxyCommand: the socket itself when ssh takes
+    an fd (ProxyUseFdpass), else a relay of our stdin/stdout."""
+    def deliver(ready: ReadySession) -> None:
+        if ready.notice:
+            report(ready.notice)
+        if not relay and handoff.stdout_takes_fd():
+            handoff.pass_fd(ready.sock)
+        else:
+            handoff.relay(ready.sock)
+    return deliver
