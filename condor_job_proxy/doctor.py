@@ -145,15 +145,23 @@ def _pool_access(resolver, job: JobId, ad, transport: str) -> str:
 
 
 def _local_terminals(job: JobId, resolver) -> list[str]:
-    """What the job's starter found about terminals; nothing if its record cannot be read
-    (the state line has said why)."""
+    """What the job's starter found about terminals and the job's container; nothing if its
+    record cannot be read (the state line has said why)."""
     try:
         record = resolver.queue.read(job) or {}
     except (UntrustedRecord, ValueError, OSError):
         return []
     if "no_terminal" not in record:
         return ["terminals: unknown (the job's starter does not say)"] if record else []
-    return [_terminals(job, record["no_terminal"])]
+    return [_terminals(job, record["no_terminal"]), *_container(record)]
+
+
+def _container(record: dict) -> list[str]:
+    """Where the job's sessions land, as its starter found it (older starters do not say)."""
+    if "container" not in record:
+        return []
+    where = record["container"] or "none: sessions land on this machine, beside the job"
+    return [f"container: {printable(where)}"]
 
 
 def _terminals(job: JobId, no_terminal: object) -> str:

@@ -344,4 +344,5 @@ _FIELDS = {
     "command": lambda v: isinstance(v, list) and all(map(_text, v)),
     "cwd": _text, "host": _text, "label": _text, "reason": _text,
     "no_terminal": lambda v: v is None or _text(v),
+    "container": lambda v: v is None or _text(v),
 }

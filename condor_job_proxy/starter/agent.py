@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import keeper, leftovers, processes, session_files, sshd
+from . import container, keeper, leftovers, processes, session_files, sshd
 from ..common.keys import check_key_file
 from ..common.safepath import UnsafePath, check_directory
 from .lifecycle import REMOVE_SIGNALS, JobLifecycle, Limits
@@ -109,6 +109,7 @@ def _supervise(options: JobOptions, host: sshd.SshdHost, identity: StarterIdenti
                            read_key_files(options.authorized_keys_files),
                            options.max_sessions, rooms=rooms)
     record["starter_address"] = server.address
+    context.adopted = lambda: container.adopted(job_proc.pid, server.session_pids())
     try:
         job = publisher.submit(record)
     except OSError as err:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import leftovers, processes
+from . import container, leftovers, processes
 from ..common.jobid import JobId
 from ..common.protocol import Refusal
 from .publish import Publisher
@@ -220,6 +220,9 @@ class JobLifecycle:
         self.record["pids"] = ([main] if any(p.pid == main for p in infos) else []) + \
             [p.pid for p in infos if p.pid != main]
         self.record["memory_kb"] = sum(p.rss_kb for p in infos)
+        found = container.find(processes.job_pids(main) +   # for doctor: where sessions land
+                               container.adopted(main, self.server.session_pids()))
+        self.record["container"] = found.describe() if found else None
         times = os.times()   # adds the processes that already ended and were reaped
         cpu = sum(p.cpu_seconds for p in infos) + times.children_user + times.children_system
         self.record["cpu_seconds"] = round(cpu, 2)

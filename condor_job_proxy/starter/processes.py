@@ -117,20 +117,20 @@ def has_children(pid: int) -> bool:
     """Whether ``pid`` has started any process (that is still there)."""
     if not _HAVE_CHILDREN_FILES:
         return any(info.parent == pid for info in snapshot().values())
-    return bool(_children(pid))
+    return bool(children(pid))
 
 
 def _tree(root: int) -> list[int]:
     """The pids below ``root``, parents before their children."""
-    found, stack = [], _children(root)
+    found, stack = [], children(root)
     while stack:
         pid = stack.pop()
         found.append(pid)
-        stack.extend(_children(pid))
+        stack.extend(children(pid))
     return found
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:

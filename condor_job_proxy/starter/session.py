@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from . import container
+from .container_session import helper_command
 from .processes import STANDARD_PATH, die_with_parent, has_children, marked
 from .session_files import SESSION_ENV, session_argv, write_private
 from .sshd import SshdHost
@@ -36,6 +38,8 @@ class JobContext:
     pids: Callable[[], list[int]]   # the job's main pid first, then its other live processes
     directory: Path   # the starter's private directory: the host key, the shared files, sessions
     open_files: tuple[int, int] | None = None   # the job's RLIMIT_NOFILE (the starter raised its)
+    # the job's processes outside the main pid's tree (a container runtime's), see container.py
+    adopted: Callable[[], list[int]] = lambda: []
 
 
 class Session:
@@ -63,20 +67,30 @@ class Session:
     def start(self, conn: socket.socket) -> None:
         """Run sshd on the connection itself: no relay on the job side. Its log goes to
         memory, read only if it fails: a file would cost a new inode per connect."""
+        argv, env, cwd = self._command()
+        self._log = os.memfd_create("sshd-log", os.MFD_CLOEXEC)
+        self.process = subprocess.Popen(
+            [*die_with_parent(), *argv],
+            stdin=conn.fileno(), stdout=conn.fileno(), stderr=self._log,
+            env=env, cwd=cwd, close_fds=True, start_new_session=True)
+        self._give_job_limits()
+
+    def _command(self) -> tuple[list[str], dict[str, str], Path | None]:
+        """sshd's argv, environment and cwd: on this machine, or, for a job in a container
+        of its own, the helper that runs it in there (``container_session``)."""
+        inside = container.find(self.job_pids + self.context.adopted())
+        if inside and not inside.refusal:
+            argv, env = helper_command(self.context, self.directory, inside,
+                                       container.pids_inside(inside), self.shells)
+            return argv, env, self.directory
         host = self.context.host
         env = {"PATH": STANDARD_PATH}
         if host.nss_wrapper:
             shared = self.context.directory
             env.update(LD_PRELOAD=host.nss_wrapper, NSS_WRAPPER_PASSWD=str(shared / "passwd"),
                        NSS_WRAPPER_GROUP=str(shared / "group"))
-        self._log = os.memfd_create("sshd-log", os.MFD_CLOEXEC)
-        self.process = subprocess.Popen(
-            [*die_with_parent(),
-             *session_argv(self.context, self.directory, self.job_pids, self.shells,
-                           self.host_cert)],
-            stdin=conn.fileno(), stdout=conn.fileno(), stderr=self._log,
-            env=env, close_fds=True, start_new_session=True)
-        self._give_job_limits()
+        return (session_argv(self.context, self.directory, self.job_pids, self.shells,
+                             self.host_cert), env, None)
 
     def _give_job_limits(self) -> None:
         """Sessions are job processes: they get the job's open-file limit, not the starter's

@@ -37,7 +37,7 @@ _SHELL_PATH = re.compile(r"/[A-Za-z0-9_./+-]*")
 # the login shell, so sourcing it there, and running the command in that same shell, starts
 # one shell per command as plain sshd does, not three (login shell, /bin/sh, login shell).
 _BOURNE_SHELLS = frozenset({"sh", "bash", "dash", "ksh", "ksh93", "mksh", "zsh", "ash"})
-_SSHD_CONFIG = """\
+SSHD_CONFIG_TEMPLATE = """\
 # sshd for the sessions of one condor-job-proxy job; each is started as `sshd -i` by the
 # job's starter, with its own AuthorizedKeysFile and ForceCommand on its command line.
 HostKey {dir}/host_key
@@ -69,10 +69,10 @@ def write_shared_files(context: JobContext) -> None:
     no_terminal = no_terminal_line(context)
     if no_terminal:
         write_private(d / "banner", f"{no_terminal}\n", 0o600)
-    write_private(d / SSHD_CONFIG, _SSHD_CONFIG.format(
+    write_private(d / SSHD_CONFIG, SSHD_CONFIG_TEMPLATE.format(
         dir=d, permit_tty="no" if no_terminal else "yes",
         banner=d / "banner" if no_terminal else "none"), 0o600)
-    write_private(d / JOB_ENVIRONMENT, _environment_script(context.environment), 0o600)
+    write_private(d / JOB_ENVIRONMENT, environment_script(context.environment), 0o600)
     write_private(d / SETUP_SCRIPT, _setup_script(context), 0o700)
     if host.nss_wrapper:
         write_private(d / "passwd", host.passwd_line + "\n", 0o600)
@@ -114,7 +114,8 @@ def _force_command(context: JobContext, session_dir: Path, job_pids: list[int],
     return f"/bin/sh {script} {args}"
 
 
-def _environment_script(environment: dict[str, str]) -> str:
+def environment_script(environment: dict[str, str]) -> str:
+    """The job's environment as export lines for sh (names a shell can set only)."""
     return "".join(f"export {name}={shlex.quote(value)}\n"
                    for name, value in environment.items()
                    if _NAME.fullmatch(name) and name not in _SCRIPT_NAMES)

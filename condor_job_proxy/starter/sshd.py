@@ -52,12 +52,12 @@ def probe() -> SshdHost:
     except KeyError:
         name, home, shell = os.environ.get("USER") or f"uid{uid}", os.getcwd(), "/bin/sh"
         has_entry = False
-    wrapper = _first(NSS_WRAPPER_PLACES)
+    wrapper = first_place(NSS_WRAPPER_PLACES)
     pts_needs_help = terminals.pts_needs_help()
     needs_wrapper = uid != 0 and (not has_entry or pts_needs_help)
     return SshdHost(
-        sshd=_first(_SSHD_PLACES) or shutil.which("sshd"),
-        sftp_server=_first(_SFTP_PLACES),
+        sshd=first_place(_SSHD_PLACES) or shutil.which("sshd"),
+        sftp_server=first_place(_SFTP_PLACES),
         nss_wrapper=wrapper if needs_wrapper else None,
         passwd_line=f"{name}:x:{uid}:{gid}:{name}:{home}:{shell}",
         group_line=f"{_group_name(gid, name)}:x:{gid}:",
@@ -76,6 +76,6 @@ def _group_name(gid: int, fallback: str) -> str:
         return fallback
 
 
-def _first(places: tuple[str, ...]) -> str | None:
+def first_place(places: tuple[str, ...]) -> str | None:
     return next((place for place in places if os.access(place, os.X_OK) or
                  (place.endswith(".so") and os.path.exists(place))), None)
