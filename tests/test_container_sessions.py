@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from starter import processes
+from condor_job_proxy.starter import processes
 
 from accounts import Account, account, ensure_venv
 from conftest import free_port, wait_until
