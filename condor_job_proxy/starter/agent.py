@@ -20,8 +20,9 @@ from ..common.safepath import UnsafePath, check_directory
 from .lifecycle import REMOVE_SIGNALS, JobLifecycle, Limits
 from .publish import Publisher, read_key_files
 from ..common.queue import RUNNING
-from .server import Room, SessionServer, StarterIdentity, log, say, tmpdir_room
-from .session import JobContext
+from .server import Room, SessionServer, StarterIdentity, tmpdir_room
+from .session_files import JobContext
+from .stderr import log, say
 
 
 class StarterError(Exception):

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from condor_job_proxy.common import paths, sshsig
 
-from .. import fdpass, main, options, outcome
+from .. import fdpass, options, outcome
 from ..model import JobEndpoint, ReadySession
 from . import quick
 from .spares import Spares
@@ -142,7 +142,7 @@ class Daemon:
         if (parts[2 + count:] != self.context or self._config_changed()
                 or command[1:3] != ["-m", "condor_job_proxy"]):
             return None
-        request = main.parse_connect(command[3:])
+        request = options.parse_connect(command[3:])
         if (request is None or request["debug"] or request["relay"]
                 or any(request[key] for key in options.VIA_MODES)
                 or any(request[key] != value for key, value in self.shared.items())):

@@ -109,8 +109,23 @@ class Resolver(BaseResolver):
 
     def why_idle(self, job: JobId) -> str:
         """Why the job does not run yet, as far as the pool can say (condor_q -better-analyze)."""
-        from .htcondor_analysis import why_idle
-        return why_idle(self, job)
+        from .htcondor_analysis import JOB_PROJECTION, SLOT_PROJECTION, analyse
+        constraint = f"ClusterId == {job.cluster} && ProcId == {job.proc}"
+        for name in self.schedd_names:
+            ads = self.query_schedd(name, constraint, JOB_PROJECTION)
+            if not ads:
+                continue
+            idle = ads[0].get("JobStatus") == 1
+            return analyse(ads[0], self._slots(SLOT_PROJECTION)) if idle else ""
+        return ""
+
+    def _slots(self, projection: list[str]) -> list:
+        """The pool's slot ads, as the collector has them."""
+        try:
+            return self.htcondor2.Collector(self.pool).query(self.htcondor2.AdType.Startd,
+                                                             projection=projection)
+        except self.htcondor2.HTCondorException as err:
+            raise ProxyError(f"cannot query the collector: {err}") from None
 
     def list_jobs(self) -> list[JobSummary]:
         """This user's jobs in every state on every configured schedd, by id (a tiny condor_q);
