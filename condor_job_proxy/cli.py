@@ -229,7 +229,7 @@ def config_refresh(obj: dict, host: str | None, dry_run: bool, via: str | None) 
     One Host block per running job, with its User; files kept for jobs that left are removed.
     """
     from condor_job_proxy.proxycmd.via import hop as hops
-    from condor_job_proxy.proxycmd import client_files as state
+    from condor_job_proxy.proxycmd import client_files
     from condor_job_proxy.proxycmd.model import REACHABLE_STATES
     from condor_job_proxy.sshconfig import install
     from condor_job_proxy.sshconfig import via as remembered_via
@@ -247,7 +247,7 @@ def config_refresh(obj: dict, host: str | None, dry_run: bool, via: str | None) 
         click.echo(change.diff(), nl=False)
         return
     change.apply()
-    state.prune({job.job for job in jobs if job.state in REACHABLE_STATES})
+    client_files.prune({job.job for job in jobs if job.state in REACHABLE_STATES})
 
 
 @config.command("show")

@@ -203,12 +203,13 @@ def _native_tool() -> str | None:
 def _sharing_state() -> str:
     """Where ssh's shared connections live for this account, or why there are none."""
     from condor_job_proxy.sshconfig import control, settings
+    from condor_job_proxy.common.files import private_dir_problem
     if not settings.load().control_master:
         return "off (control_master = false): every ssh makes its own connection"
     directory = control.control_dir(create=False)
     if directory is None:
         tmp = control.tmp_dir()
-        return f"off: {control.private_tmp_problem(tmp, create=False) or 'no short enough path'}"
+        return f"off: {private_dir_problem(tmp, create=False) or 'no short enough path'}"
     if control.needs_check(directory):
         return (f"in {directory} (no login runtime directory, and the state directory's path is "
                 "too long for a socket: ssh checks it is yours alone before each use)")

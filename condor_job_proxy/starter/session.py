@@ -17,7 +17,8 @@ import tempfile
 from pathlib import Path
 
 from .processes import STANDARD_PATH, die_with_parent, has_children, marked
-from .session_files import SESSION_ENV, JobContext, session_argv, write_private
+from ..common.files import write_private
+from .session_files import SESSION_ENV, JobContext, session_argv
 
 SESSION_PREFIX = "cjp-session-"
 

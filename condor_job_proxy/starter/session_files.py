@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..common.files import write_private
 from ..common.safepath import UnsafePath, check_directory
 
 from .sshd import SshdHost
@@ -202,10 +203,3 @@ else
 fi
 """
 
-
-def write_private(path: Path, text: str, mode: int) -> None:
-    """A file in the starter's own 0700 directory (or a session's, inside it): nobody else
-    can have put anything there."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as file:
-        file.write(text)

@@ -344,8 +344,8 @@ def _ec2_endpoint(job: JobId, ad) -> JobEndpoint:
 def _native_endpoint(job: JobId, ad) -> JobEndpoint:
     """Through the pool's own ssh-to-job; the login user is known once the pool has told us
     (for this job, or for the pool: where its sshd takes only the job user's real name)."""
-    from .. import client_files as state
-    user = state.login_user(job)
+    from .. import client_files
+    user = client_files.login_user(job)
     return JobEndpoint(job=job, user=user if is_login_name(user) else "",
                        transport="htcondor-native", address="", starter_key="")
 
@@ -384,8 +384,8 @@ def _login_user(ad, job: JobId | None = None) -> str:
     if is_ec2_job(ad):
         from condor_job_proxy.common import paths
         return ec2_login_user(ad, job, paths.settings())
-    from .. import client_files as state
-    remembered = state.login_user(job)
+    from .. import client_files
+    remembered = client_files.login_user(job)
     if is_login_name(remembered):
         return remembered
     return _checked_name(job, _text(ad, "Owner"), "the owner its ad names")
