@@ -49,6 +49,11 @@ VIA_MODES = ("via", "via_command", "prelude")
 DAEMON_SHARED = ("queue", "config_dir", "state_dir")
 
 
+def pick(*keys: str) -> tuple[Option, ...]:
+    """The connect options with these keys, for other commands that take them (setup --via)."""
+    return tuple(option for option in CONNECT if option.key in keys)
+
+
 def group_argv(values: dict) -> list[str]:
     """The group options among ``DAEMON_SHARED`` that ``values`` sets, as a command line."""
     argv: list[str] = []
