@@ -38,7 +38,6 @@ def write_private(target: Path, text: str, mode: int = 0o600) -> Path:
     already holds it is left alone (a reconnect rewrites nothing)."""
     try:
         if target.read_text(errors="surrogateescape") == text:
-            os.chmod(target, mode)
             return target
     except (OSError, UnicodeDecodeError):
         pass
@@ -53,7 +52,8 @@ def make_private_dir(directory: Path) -> Path:
 
 
 def is_private(info: os.stat_result) -> bool:
-    """Whether an lstat result is a real directory of ours that no one else may enter."""
+    """Whether a stat result (lstat: not a link to one) is a directory of ours that no one else
+    may enter."""
     return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
             and stat.S_IMODE(info.st_mode) & 0o077 == 0)
 

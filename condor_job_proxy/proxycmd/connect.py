@@ -11,7 +11,7 @@ from pathlib import Path
 from condor_job_proxy.common import paths
 from condor_job_proxy.common.jobid import DEFAULT_HOST_PREFIX, BadJobId, JobId, parse_host
 
-from . import pipeline, client_files
+from . import client_files, pipeline
 from .errors import JobNotRunning, ProxyError
 from .model import JobEndpoint, ReadySession, SessionRequest
 from .resolvers import BaseResolver, default_resolver

@@ -14,7 +14,7 @@ from pathlib import Path
 from condor_job_proxy.common.jobid import JobId
 from condor_job_proxy.common.names import printable
 
-from . import handoff, client_files, transports
+from . import client_files, handoff, transports
 from .errors import ProxyError, UserMismatch, report
 from .model import JobEndpoint, OpenSession, ReadySession, SessionRequest
 

@@ -36,7 +36,7 @@ def open_refusal(line: str, host: str, known_hosts: Path) -> tuple[socket.socket
     import paramiko
     key = paramiko.ECDSAKey.generate(bits=256)
     client_files.pin(host, f"{key.get_name()} {key.get_base64()}", known_hosts,
-              "a refusal's throwaway key: the next connect pins the job's own")
+                     "a refusal's throwaway key: the next connect pins the job's own")
     ours, theirs = socket.socketpair()
     return theirs, ours, key
 

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from condor_job_proxy.common import paths, sshsig
-from condor_job_proxy.common.files import private_dir_problem
+from condor_job_proxy.common.files import is_private
 
 from .. import fdpass, options, outcome
 from ..model import JobEndpoint, ReadySession
@@ -227,7 +227,7 @@ def _hold_lock(socket_path: Path) -> object | None:
 def _listen(socket_path: Path) -> socket.socket:
     """Bind in place of any socket a dead daemon left; we hold the lock, so none is alive."""
     directory = socket_path.parent
-    if private_dir_problem(directory, create=False) is not None:
+    if not is_private(directory.stat()):
         raise PermissionError(f"{directory} must be a 0700 directory of yours")
     try:
         socket_path.unlink()

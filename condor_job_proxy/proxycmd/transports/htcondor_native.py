@@ -27,7 +27,7 @@ from condor_job_proxy.common import paths
 from condor_job_proxy.common.keys import normalize
 from condor_job_proxy.common.names import is_login_name, printable
 
-from .. import fdpass, client_files
+from .. import client_files, fdpass
 from ..ssh_to_job import htcondor_tool
 from ..errors import ProxyError
 from ..model import JobEndpoint, OpenSession, SessionRequest
