@@ -6,13 +6,14 @@ from __future__ import annotations
 import sys
 
 from condor_job_proxy.proxycmd import main as proxy
+from condor_job_proxy.proxycmd.options import parse_connect
 
 from . import refresh_include
 
 
 def main() -> None:
     """The console script and ``python -m condor_job_proxy``."""
-    request = proxy.parse_connect(sys.argv[1:])
+    request = parse_connect(sys.argv[1:])
     if request is None:
         from .cli import main as click_main
         click_main()

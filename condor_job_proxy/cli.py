@@ -42,15 +42,15 @@ class _Group(click.Group):
             ctx.exit(FAILED)
 
 
-def _from_table(table: tuple[options.Option, ...]):
+def _from_table(table: tuple[options.Option, ...], **helps: str):
     """click options for one table of ``condor_job_proxy.proxycmd.options`` (the ProxyCommand's
-    own parser reads the same table)."""
+    own parser reads the same table); ``helps`` words an option's help for another command."""
     def decorate(function):
         for option in reversed(table):
             path = {"type": click.Path(path_type=Path)} if option.is_path else {}
             function = click.option(option.flag, option.key, is_flag=not option.takes_value,
-                                    metavar=option.metavar or None, help=option.help,
-                                    **path)(function)
+                                    metavar=option.metavar or None,
+                                    help=helps.get(option.key, option.help), **path)(function)
         return function
     return decorate
 
@@ -172,10 +172,8 @@ def _say_ignored(obj: dict, resolver: BaseResolver | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Show the changes as a unified diff; change nothing.")
 @click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path),
               help="The ssh config file to add the Include to (default: ~/.ssh/config).")
-@click.option("--via", metavar="[USER@]AP", help="Reach the jobs of this access point through "
-              "your own ssh to it (a laptop outside the pool).")
-@click.option("--via-command", metavar="CMD", help="The command to run on the access point "
-              "(default: condor-job-proxy).")
+@_from_table(options.pick("via", "via_command"), via="Reach the jobs of this access point "
+             "through your own ssh to it (a laptop outside the pool).")
 @click.pass_obj
 def setup(obj: dict, yes: bool, dry_run: bool, ssh_config: Path | None, via: str | None,
           via_command: str | None) -> None:
@@ -222,8 +220,8 @@ def config() -> None:
 @click.option("--if-missing", "host", metavar="HOST",
               help="Only if HOST has no Host block yet (ssh's Match exec runs this).")
 @click.option("--dry-run", is_flag=True, help="Show the changes as a unified diff.")
-@click.option("--via", metavar="[USER@]AP", help="List the jobs on this access point (default: "
-              "the one setup --via named).")
+@_from_table(options.pick("via"), via="List the jobs on this access point (default: the one "
+             "setup --via named).")
 @click.pass_obj
 def config_refresh(obj: dict, host: str | None, dry_run: bool, via: str | None) -> None:
     """Rewrite the include from the job list.
@@ -231,7 +229,7 @@ def config_refresh(obj: dict, host: str | None, dry_run: bool, via: str | None) 
     One Host block per running job, with its User; files kept for jobs that left are removed.
     """
     from condor_job_proxy.proxycmd.via import hop as hops
-    from condor_job_proxy.proxycmd import client_files as state
+    from condor_job_proxy.proxycmd import client_files
     from condor_job_proxy.proxycmd.model import REACHABLE_STATES
     from condor_job_proxy.sshconfig import install
     from condor_job_proxy.sshconfig import via as remembered_via
@@ -249,7 +247,7 @@ def config_refresh(obj: dict, host: str | None, dry_run: bool, via: str | None) 
         click.echo(change.diff(), nl=False)
         return
     install.apply_include(change, jobs)
-    state.prune({job.job for job in jobs if job.state in REACHABLE_STATES})
+    client_files.prune({job.job for job in jobs if job.state in REACHABLE_STATES})
 
 
 @config.command("show")

@@ -47,11 +47,11 @@ def open_job(host: str, via: str | None = None, via_command: str | None = None,
     """Resolve and authenticate ``host`` (``job-32.0``), locally or through access point ``via``."""
     if via:
         from condor_job_proxy.proxycmd.via import hop
-        from condor_job_proxy.proxycmd import client_files as state
+        from condor_job_proxy.proxycmd import client_files
         from condor_job_proxy.proxycmd.via import laptop
         sock, received = laptop.open_socket(hop.Hop(via, via_command or hop.DEFAULT_COMMAND), host)
         return JobSocket(sock, tuple(received.host_key.splitlines()), received.user,
-                         state.identities_dir() / host)
+                         client_files.identities_dir() / host)
     from condor_job_proxy.proxycmd.connect import connect as connect_job
     opened: list[ReadySession] = []
     connect_job(host, queue=queue, deliver=opened.append)

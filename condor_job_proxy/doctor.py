@@ -212,12 +212,13 @@ def _native_tool() -> str | None:
 def _sharing_state() -> str:
     """Where ssh's shared connections live for this account, or why there are none."""
     from condor_job_proxy.sshconfig import control, settings
+    from condor_job_proxy.common.files import private_dir_problem
     if not settings.load().control_master:
         return "off (control_master = false): every ssh makes its own connection"
     directory = control.control_dir(create=False)
     if directory is None:
         tmp = control.tmp_dir()
-        return f"off: {control.private_tmp_problem(tmp, create=False) or 'no short enough path'}"
+        return f"off: {private_dir_problem(tmp, create=False) or 'no short enough path'}"
     if control.needs_check(directory):
         return (f"in {directory} (no login runtime directory, and the state directory's path is "
                 "too long for a socket: ssh checks it is yours alone before each use)")
@@ -241,14 +242,14 @@ def _daemon_state() -> str:
 
 def _host_ca_state() -> str:
     """Whether the proxy can certify our starters' host keys, and asyncssh find the CA."""
-    from condor_job_proxy.proxycmd import hostca, client_files as state
+    from condor_job_proxy.proxycmd import client_files, hostca
     from condor_job_proxy.sshconfig.include import JOB_TOKEN
     from condor_job_proxy.common import sshsig
     try:
         from cryptography.hazmat.primitives.serialization import SSHCertificateBuilder  # noqa: F401
     except ImportError:
         return "off: certificates need cryptography 40 or later (OpenSSH is unaffected)"
-    ca, trust = hostca.ca_path(), state.known_hosts_dir() / JOB_TOKEN
+    ca, trust = hostca.ca_path(), client_files.known_hosts_dir() / JOB_TOKEN
     if ca.exists() and sshsig.ed25519_private_key(str(ca)) is None:
         return f"{ca} is not an unencrypted ed25519 key (remove it, then run: config refresh)"
     if not ca.exists() or not trust.exists():

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
+from condor_job_proxy.common.files import replace_file
 from condor_job_proxy.proxycmd.errors import ProxyError
 from condor_job_proxy.proxycmd.ondemand.submit import submit_arguments
 
@@ -57,7 +57,7 @@ def insert_into(path: Path) -> None:
     commands = _commands(old[:at])
     program, transfer = _program(commands, path)
     new = [*old[:at], *lines(program, transfer), *old[at:]]
-    _replace(path, "\n".join(new) + "\n")
+    replace_file(path, "\n".join(new) + "\n", path.stat().st_mode & 0o7777)
 
 
 def _commands(text: list[str]) -> dict[str, str]:
@@ -95,15 +95,3 @@ def arguments(text: str) -> list[str]:
     inner = text[1:-1].replace('""', '"')
     return [word[1].replace("''", "'") if word[2] is None else word[2]
             for word in re.finditer(r"'((?:[^']|'')*)'|([^\s']+)", inner)]
-
-
-def _replace(path: Path, text: str) -> None:
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
-        os.chmod(temp, path.stat().st_mode & 0o7777)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from .safepath import UnsafePath, check_links, unsafe
 
-_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-              "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com",
-              "sk-ecdsa-sha2-nistp256@openssh.com")
+# The key types we take, the one list: a host key is never a security key's (``sk-``).
+HOST_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
+                  "ecdsa-sha2-nistp521")
+KEY_TYPES = (*HOST_KEY_TYPES, "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
 
 
 _BARE_KEY = re.compile(r"[ \t]*([A-Za-z0-9@.-]+)[ \t]+([A-Za-z0-9+/]+=*)(?:[ \t]|$)")
@@ -35,7 +36,7 @@ def normalize(line: str) -> str | None:
     """``type base64`` of a public key line (comment and options dropped), or None if none."""
     fields = line.split()
     for index, field in enumerate(fields[:-1]):
-        if field in _KEY_TYPES:
+        if field in KEY_TYPES:
             blob = fields[index + 1]
             try:
                 base64.b64decode(blob, validate=True)
@@ -59,7 +60,7 @@ def bare_key(line: str) -> str | None:
     """``type base64`` of a line that is exactly a public key (and a comment), else None;
     blanks are spaces and tabs only, as sshd reads them."""
     match = _BARE_KEY.match(line)
-    if match is None or match.group(1) not in _KEY_TYPES:
+    if match is None or match.group(1) not in KEY_TYPES:
         return None
     return normalize(f"{match.group(1)} {match.group(2)}")
 

@@ -24,6 +24,7 @@ import stat
 from pathlib import Path
 from typing import Iterator
 
+from .files import replace_file
 from .jobid import MAX_ID, JobId, parse_job_id
 from .keys import normalize
 from .names import is_login_name, printable, uid_of_user, user_of_uid
@@ -42,6 +43,7 @@ _IPV4_PORT = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}:([1-9][0-9]{{0,4}})")
 # Ours are a few hundred bytes plus the job's command line (ARG_MAX: 2 MiB on most Linux
 # systems, escaped in JSON); a planted giant is not read.
 _MAX_RECORD = 8 << 20
+_RECORD_MODE = 0o644   # whatever the umask: owners of other jobs read the queue
 
 
 class UntrustedRecord(Exception):
@@ -77,12 +79,7 @@ class LocalQueue:
             temp.unlink(missing_ok=True)
 
     def update(self, job: JobId, record: dict) -> None:
-        temp = self._write_temp(record)
-        try:
-            os.replace(temp, self._path(job))
-        except OSError:
-            temp.unlink(missing_ok=True)
-            raise
+        replace_file(self._path(job), json.dumps(record), _RECORD_MODE)
 
     def read(self, job: JobId, names: dict[int, str | None] | None = None) -> dict | None:
         """The job's record, None if the queue has no such job; UntrustedRecord if forged-able,
@@ -137,9 +134,7 @@ class LocalQueue:
         seen = self._seen_file()
         try:
             seen.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            temp = seen.with_name(f".{seen.name}.{os.getpid()}")
-            temp.write_text(f"{cluster}\n")
-            os.replace(temp, seen)
+            replace_file(seen, f"{cluster}\n")
         except OSError:
             pass   # a convenience: a full or read-only state dir costs only this guard
 
@@ -211,10 +206,10 @@ class LocalQueue:
 
     def _write_temp(self, record: dict) -> Path:
         temp = self.directory / f".{os.getpid()}-{os.urandom(6).hex()}.tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _RECORD_MODE)
         try:
             with os.fdopen(fd, "w") as file:
-                os.fchmod(file.fileno(), 0o644)   # whatever the umask, owners of other jobs read it
+                os.fchmod(file.fileno(), _RECORD_MODE)
                 json.dump(record, file)
         except BaseException:   # a full disk: no half-written file left to take more room
             temp.unlink(missing_ok=True)

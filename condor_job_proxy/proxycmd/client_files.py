@@ -19,48 +19,15 @@ serves them in threads) see the old content or the new, never part of one.
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 from condor_job_proxy.common import paths
+from condor_job_proxy.common.files import make_private_dir, temp_name, write_private
 from condor_job_proxy.common.jobid import BadJobId, JobId, parse_job_id
 
 SESSION_KEY = "ssh_key"
 USER_FILE = "user"
 POOL_USER_FILE = "pool_user"
-
-
-# --- writing ----------------------------------------------------------------------------------
-
-def temp_name(target: Path) -> Path:
-    """A name beside ``target`` that no other process or thread uses at the same time."""
-    return target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-
-
-def replace_file(target: Path, text: str, mode: int = 0o600) -> Path:
-    """Replace ``target`` atomically with ``text`` in a file of ``mode``."""
-    temp = temp_name(target)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            os.fchmod(file.fileno(), mode)
-            file.write(text.encode("utf-8", "surrogateescape"))
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return target
-
-
-def write_private(target: Path, text: str) -> Path:
-    """A 0600 file holding ``text``; one that already holds it is left alone (a reconnect
-    rewrites nothing)."""
-    try:
-        if target.read_text() == text:
-            return target
-    except (OSError, UnicodeDecodeError):
-        pass
-    return replace_file(target, text)
 
 
 # --- known_hosts ------------------------------------------------------------------------------
@@ -126,10 +93,7 @@ def jobs_dir() -> Path:
 
 def job_dir(job: JobId) -> Path:
     """The job's directory, created 0700."""
-    directory = jobs_dir() / str(job)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(directory, 0o700)
-    return directory
+    return make_private_dir(jobs_dir() / str(job))
 
 
 def install_session_key(job: JobId, private_key: str) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 from condor_job_proxy.common import paths
 from condor_job_proxy.common.jobid import DEFAULT_HOST_PREFIX, BadJobId, JobId, parse_host
 
-from . import handoff, pipeline, client_files as state
+from . import client_files, handoff, pipeline
 from .errors import JobNotRunning, ProxyError
 from .model import JobEndpoint, ReadySession, SessionRequest
 from .resolvers import BaseResolver, default_resolver
@@ -44,13 +44,13 @@ def connect(host: str, user: str | None = None, *, relay: bool = False,
     endpoint = _endpoint(host, queue, prefix, may_wait)
     if serves is not None and not serves(endpoint):
         raise NotServed(endpoint.transport)
-    known_hosts = state.known_hosts_file(host, known_hosts)
+    known_hosts = client_files.known_hosts_file(host, known_hosts)
     request = SessionRequest(endpoint.user, identity or paths.user_key_path(),
                              tuple(shells or ()), session_key or "", known_hosts=known_hosts,
                              host=host, ssh_user=user,
                              certify=_names_to_certify(endpoint, host, prefix, relay, certify))
     ready = pipeline.open_ready(endpoint, request, known_hosts,
-                                job_identity or state.identities_dir() / host, opener)
+                                job_identity or client_files.identities_dir() / host, opener)
     (deliver or pipeline.to_ssh(relay))(ready)
 
 

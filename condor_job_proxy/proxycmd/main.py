@@ -3,7 +3,8 @@
 ssh runs ``connect`` for every connection (VS Code reconnects and scp loops pay it each time)
 and importing click costs about as much as the rest of the connect path. The generated include
 always spells the command the same way (``condor_job_proxy.proxycmd.options``), so that shape,
-and only that, is parsed here; anything else (other commands, ``--help``, an unknown option) is the click CLI's.
+and only that, is parsed (``options.parse_connect``); anything else (other commands, ``--help``,
+an unknown option) is the click CLI's.
 
 What the connect path may not do itself (rewrite ssh_config: that is ``sshconfig``'s, a layer
 above) comes in as ``after_user_mismatch``, a hook the command-line layer passes down.
@@ -19,42 +20,6 @@ from .outcome import connect_outcome
 
 if TYPE_CHECKING:
     from .outcome import Hook
-
-
-def parse_connect(argv: list[str]) -> dict | None:
-    """The keyword arguments for ``run_connect``, or None for anything click should handle."""
-    request: dict = {option.key: False if not option.takes_value else None
-                     for option in (*options.GROUP, *options.CONNECT)}
-    args = iter(argv)
-    for arg in args:
-        if arg == "connect":
-            break
-        if not _take_option(arg, args, request, options.GROUP):
-            return None
-    else:
-        return None
-    positional = []
-    for arg in args:
-        if not arg.startswith("-"):
-            positional.append(arg)
-        elif not _take_option(arg, args, request, options.CONNECT):
-            return None
-    if len(positional) not in (1, 2):
-        return None
-    request["host"], request["user"] = (positional + [None])[:2]
-    return request
-
-
-def _take_option(arg: str, args, request: dict, table: tuple[options.Option, ...]) -> bool:
-    """Record one option of ``table`` (with its value from ``args``); False for anything else."""
-    option = next((option for option in table if option.flag == arg), None)
-    if option is None:
-        return False
-    if not option.takes_value:
-        request[option.key] = True
-        return True
-    request[option.key] = next(args, None)
-    return request[option.key] is not None
 
 
 def run_connect(request: dict, after_user_mismatch: Hook | None = None) -> int:

@@ -1,8 +1,8 @@
 """The ProxyCommand's command line, defined once.
 
 ``condor-job-proxy [GROUP OPTIONS] connect [CONNECT OPTIONS] HOST [USER]``: the click command
-is built from these tables, the fast parser (``condor_job_proxy.proxycmd.main``) reads them, and
-the connect daemon's relaunch writes its group options back from them.
+is built from these tables, the fast parser below (``parse_connect``: for ``proxycmd.main`` and the
+connect daemon) reads them, and the daemon's relaunch writes its group options back from them.
 """
 from __future__ import annotations
 
@@ -49,6 +49,11 @@ VIA_MODES = ("via", "via_command", "prelude")
 DAEMON_SHARED = ("queue", "config_dir", "state_dir")
 
 
+def pick(*keys: str) -> tuple[Option, ...]:
+    """The connect options with these keys, for other commands that take them (setup --via)."""
+    return tuple(option for option in CONNECT if option.key in keys)
+
+
 def group_argv(values: dict) -> list[str]:
     """The group options among ``DAEMON_SHARED`` that ``values`` sets, as a command line."""
     argv: list[str] = []
@@ -56,3 +61,39 @@ def group_argv(values: dict) -> list[str]:
         if option.key in DAEMON_SHARED and values.get(option.key):
             argv += [option.flag, str(values[option.key])]
     return argv
+
+
+def parse_connect(argv: list[str]) -> dict | None:
+    """The keyword arguments for ``run_connect``, or None for anything click should handle."""
+    request: dict = {option.key: False if not option.takes_value else None
+                     for option in (*GROUP, *CONNECT)}
+    args = iter(argv)
+    for arg in args:
+        if arg == "connect":
+            break
+        if not _take_option(arg, args, request, GROUP):
+            return None
+    else:
+        return None
+    positional = []
+    for arg in args:
+        if not arg.startswith("-"):
+            positional.append(arg)
+        elif not _take_option(arg, args, request, CONNECT):
+            return None
+    if len(positional) not in (1, 2):
+        return None
+    request["host"], request["user"] = (positional + [None])[:2]
+    return request
+
+
+def _take_option(arg: str, args, request: dict, table: tuple[Option, ...]) -> bool:
+    """Record one option of ``table`` (with its value from ``args``); False for anything else."""
+    option = next((option for option in table if option.flag == arg), None)
+    if option is None:
+        return False
+    if not option.takes_value:
+        request[option.key] = True
+        return True
+    request[option.key] = next(args, None)
+    return request[option.key] is not None

@@ -14,7 +14,7 @@ from pathlib import Path
 from condor_job_proxy.common.jobid import JobId
 from condor_job_proxy.common.names import printable
 
-from . import handoff, client_files as state, transports
+from . import client_files, handoff, transports
 from .errors import ProxyError, UserMismatch, report
 from .model import JobEndpoint, OpenSession, ReadySession, SessionRequest
 
@@ -38,13 +38,13 @@ def open_ready(endpoint: JobEndpoint, request: SessionRequest, known_hosts: Path
     try:
         check_claim(endpoint, session.user)
         check_login(endpoint.job, _insisted(endpoint, session.user), request.ssh_user, host)
-        state.pin(host, session.host_key, known_hosts, session.note)
+        client_files.pin(host, session.host_key, known_hosts, session.note)
     except BaseException:
         session.sock.close()
         raise
     identity = Path(session.key_file or endpoint.key_file or request.login_key or request.identity)
     if identity_link is not None:
-        state.point_identity(host, identity, identity_link)
+        client_files.point_identity(host, identity, identity_link)
     notice = "\n".join(line for line in (endpoint.notice, session.notice) if line)
     return ReadySession(session.sock, session.user, identity, known_hosts, session.host_key,
                         session.key_file, notice)

@@ -15,7 +15,7 @@ import re
 import socket
 from pathlib import Path
 
-from . import client_files as state
+from . import client_files
 
 # The only login method offered: none that ssh knows, so it offers no key (and warns of none
 # missing), and its "Permission denied (...)" line names who refused.
@@ -35,8 +35,8 @@ def open_refusal(line: str, host: str, known_hosts: Path) -> tuple[socket.socket
     key pinned in ``known_hosts``; ``serve`` then runs the server on the server's end."""
     import paramiko
     key = paramiko.ECDSAKey.generate(bits=256)
-    state.pin(host, f"{key.get_name()} {key.get_base64()}", known_hosts,
-              "a refusal's throwaway key: the next connect pins the job's own")
+    client_files.pin(host, f"{key.get_name()} {key.get_base64()}", known_hosts,
+                     "a refusal's throwaway key: the next connect pins the job's own")
     ours, theirs = socket.socketpair()
     return theirs, ours, key
 
@@ -91,7 +91,7 @@ def refuse(line: str, request: dict) -> bool:
     if os.name == "nt" or not stderr_hidden() or not usable(host):
         return False
     try:
-        theirs, ours, key = open_refusal(line, host, state.known_hosts_file(
+        theirs, ours, key = open_refusal(line, host, client_files.known_hosts_file(
             host, Path(request["known_hosts"]) if request.get("known_hosts") else None))
     except Exception:   # noqa: BLE001 - no paramiko, a full disk: the usual report still works
         return False

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import sys
 from pathlib import Path
 
 from condor_job_proxy.common import paths
+from condor_job_proxy.common.files import is_private, make_private_dir, private_dir_problem
 
 SOCKET_LIMIT = 108 if sys.platform.startswith("linux") else 104    # sun_path, with its NUL
 # ssh's %C is 40 hex digits; while it sets the socket up it adds ".XXXXXXXXXXXXXXXX".
@@ -39,10 +39,10 @@ def control_dir(create: bool = True, name_length: int = _EXPANDED) -> Path | Non
     fallback = paths.state_dir() / "cm"
     if _fits(fallback, name_length):
         if create:
-            _make_private(fallback)
+            make_private_dir(fallback)
         return fallback
     short = tmp_dir()
-    if _fits(short, name_length + _TAGGED) and private_tmp_problem(short, create) is None:
+    if _fits(short, name_length + _TAGGED) and private_dir_problem(short, create) is None:
         return short
     return None
 
@@ -56,25 +56,6 @@ def needs_check(directory: Path) -> bool:
     """Whether ssh must check the directory before each use: /tmp is everyone's, and a reboot
     empties it; a master socket planted there by another user would get our terminal."""
     return directory == tmp_dir()
-
-
-def private_tmp_problem(directory: Path, create: bool = True) -> str | None:
-    """Why ``directory`` cannot hold our sockets, or None when it is (or, if ``create``, now
-    is) a real directory of ours that nobody else can enter. The fast client's
-    ``--private-dir`` makes the same check for ssh (condor_job_proxy/proxycmd/daemon/quick.c)."""
-    try:
-        info = os.lstat(directory)
-    except FileNotFoundError:
-        if not create:
-            return None       # the check before each ssh creates it
-        try:
-            os.mkdir(directory, 0o700)
-        except FileExistsError:
-            pass
-        info = os.lstat(directory)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        return f"{directory} is not a directory of yours"
-    return None if _private(info) else f"{directory} is open to other users"
 
 
 def daemon_socket_base(proxy_command: list[str], create: bool = True) -> Path | None:
@@ -110,17 +91,6 @@ def _login_runtime_dir() -> Path | None:
             info = os.lstat(candidate)
         except OSError:
             continue
-        if _private(info):
+        if is_private(info):
             return Path(candidate)
     return None
-
-
-def _private(info: os.stat_result) -> bool:
-    """A real directory (lstat: not a link to one) of ours that no one else may enter."""
-    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
-            and stat.S_IMODE(info.st_mode) & 0o077 == 0)
-
-
-def _make_private(directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(directory, 0o700)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from condor_job_proxy.proxycmd.ondemand import interactive
-from condor_job_proxy.proxycmd import client_files as state
+from condor_job_proxy.proxycmd import client_files
 from condor_job_proxy.proxycmd.daemon import build
 from condor_job_proxy.proxycmd.via.hop import Hop, list_jobs
 from condor_job_proxy.proxycmd.model import JobSummary
@@ -113,8 +113,8 @@ def include_change(resolver: BaseResolver | None, queue: str | None = None, dry_
                if chosen.control_master and not windows else None)
     include_settings = include.IncludeSettings(
         proxy_command=command, identity=paths.user_key_path(),
-        known_hosts_dir=state.known_hosts_dir(), prefix=chosen.host_prefix,
-        identities_dir=state.identities_dir(),
+        known_hosts_dir=client_files.known_hosts_dir(), prefix=chosen.host_prefix,
+        identities_dir=client_files.identities_dir(),
         control_dir=sockets, control_persist=chosen.control_persist,
         control_check=_control_check(sockets, command, chosen, create=not dry_run),
         daemon_client=[] if via else _daemon_client(command, chosen, create=not dry_run),

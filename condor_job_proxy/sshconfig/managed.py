@@ -13,7 +13,7 @@ import pwd
 import shlex
 from pathlib import Path
 
-from condor_job_proxy.proxycmd import client_files as state
+from condor_job_proxy.common.files import replace_file
 from condor_job_proxy.common.names import printable
 
 from .include import literal
@@ -150,7 +150,7 @@ def write(path: Path, text: str) -> None:
         mode = target.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = 0o600
-    state.replace_file(target, text, mode)
+    replace_file(target, text, mode)
 
 
 def remove(path: Path, directory_too: bool = False) -> None:

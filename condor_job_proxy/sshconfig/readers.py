@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import os
 
-from condor_job_proxy.proxycmd import hostca, client_files as state
+from condor_job_proxy.common import files, paths
+from condor_job_proxy.proxycmd import client_files, hostca
 from condor_job_proxy.proxycmd.model import REACHABLE_STATES, JobSummary
-from condor_job_proxy.common import paths
 
 from .include import JOB_TOKEN
 
@@ -37,12 +37,12 @@ def write(jobs: list[JobSummary], prefix: str) -> None:
     except (OSError, ValueError):
         trust = ""
     if trust:
-        target = state.known_hosts_dir() / JOB_TOKEN
+        target = client_files.known_hosts_dir() / JOB_TOKEN
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        state.write_private(target, CA_NOTE + trust)
+        files.write_private(target, CA_NOTE + trust)
     key = paths.user_key_path()
     for job in jobs:
         if job.state in REACHABLE_STATES:
             for name in job.job.host_names(prefix):
-                if not os.path.lexists(state.identities_dir() / name):
-                    state.point_identity(name, key)
+                if not os.path.lexists(client_files.identities_dir() / name):
+                    client_files.point_identity(name, key)

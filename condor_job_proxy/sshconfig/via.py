@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from condor_job_proxy.proxycmd.via.hop import DEFAULT_COMMAND, Hop, check_target
-from condor_job_proxy.proxycmd.client_files import write_private
+from condor_job_proxy.common.files import write_private
 from condor_job_proxy.common import paths
 
 

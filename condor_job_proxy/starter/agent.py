@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import container, keeper, leftovers, processes, session_files, sshd
+from ..common.files import write_private
 from ..common.keys import check_key_file
 from ..common.safepath import UnsafePath, check_directory
 from .lifecycle import REMOVE_SIGNALS, JobLifecycle, Limits
 from .publish import Publisher, read_key_files
 from ..common.queue import RUNNING
-from .server import Room, SessionServer, StarterIdentity, log, say, tmpdir_room
-from .session import JobContext
+from .server import Room, SessionServer, StarterIdentity, tmpdir_room
+from .session_files import JobContext
+from .stderr import log, say
 
 
 class StarterError(Exception):
@@ -155,8 +157,8 @@ def _name_the_nameless(host: sshd.SshdHost, private: Path) -> None:
         raise StarterError(f"uid {os.getuid()} has no passwd entry, which ssh-keygen and sshd need; "
                            "install libnss-wrapper (Debian: apt-get install libnss-wrapper) "
                            "or give the job's user an account")
-    session_files.write_private(private / "passwd", host.passwd_line + "\n", 0o600)
-    session_files.write_private(private / "group", host.group_line + "\n", 0o600)
+    write_private(private / "passwd", host.passwd_line + "\n", 0o600)
+    write_private(private / "group", host.group_line + "\n", 0o600)
     os.environ.update(LD_PRELOAD=host.nss_wrapper, NSS_WRAPPER_PASSWD=str(private / "passwd"),
                       NSS_WRAPPER_GROUP=str(private / "group"))
 

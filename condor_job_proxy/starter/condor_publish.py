@@ -17,7 +17,7 @@ from ..common.jobad import (ADDRESS_ATTR, HOST_KEY_ATTR, NO_TERMINAL_ATTR, OWNER
 from ..common.jobid import JobId
 from ..common.keys import check_key_file, read_keys
 from .publish import read_key_files
-from .server import log
+from .stderr import log
 
 NODE_ENV = "_CONDOR_PROCNO"   # HTCondor's starter gives each node of a parallel job its number
 

@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .container import Container
-from .session_files import SESSION_ENV, SSHD_CONFIG_TEMPLATE, environment_script, write_private
+from ..common.files import write_private
+from .session_files import SESSION_ENV, SSHD_CONFIG_TEMPLATE, environment_script
 from .processes import STANDARD_PATH
 from .sshd import NSS_WRAPPER_PLACES, first_place
 
 if TYPE_CHECKING:
-    from .session import JobContext
+    from .session_files import JobContext
 
 HOST_LINKS = "host"                  # in the starter's directory: links to the host's files
 SSHD_CONFIG = "sshd_config_container"

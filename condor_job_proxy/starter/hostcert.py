@@ -52,7 +52,7 @@ def checked(cert: object, host_key: str) -> str:
 def cert_file(directory: Path, client_key: str, cert: object, host_key: str) -> Path:
     """The file sshd reads ``cert`` from (``checked`` unless it holds it already): one per
     client key in the starter's directory."""
-    from .session_files import write_private
+    from ..common.files import write_private
     name = hashlib.sha256(client_key.encode()).hexdigest()[:16]
     path = directory / f"host-cert-{name}.pub"
     with _lock:

@@ -68,7 +68,7 @@ def _keep(read_end: int, private: Path, starter: int) -> None:
         pass   # nothing is ever written: this returns only at end-of-file, the starter's end
     count = leftovers.end_starter(private)
     if count:
-        from .server import log
+        from .stderr import log
         log(f"the starter (pid {starter}) was killed: its keeper ended the {count} job "
             "processes it left running")
     leftovers.remove(private)

@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..common.files import replace_file
 from . import processes
 from .session import SESSION_PREFIX, end_processes
 
@@ -35,9 +36,8 @@ _PASSES = 10   # processes may start others while they are being killed: look ag
 
 def write_processes(directory: Path, infos: list[processes.ProcInfo]) -> None:
     """Record the job's processes (atomically) for whoever sweeps up after a dead starter."""
-    temp = directory / f".{PROCESSES_FILE}.tmp"
-    temp.write_text("".join(f"{p.pid} {p.start_ticks}\n" for p in infos))
-    os.replace(temp, directory / PROCESSES_FILE)
+    text = "".join(f"{p.pid} {p.start_ticks}\n" for p in infos)
+    replace_file(directory / PROCESSES_FILE, text)
 
 
 def sweep(tmpdir: str | None = None) -> list[str]:

@@ -26,7 +26,8 @@ from ..common.jobid import JobId
 from ..common.protocol import Refusal
 from .publish import Publisher
 from ..common.queue import COMPLETED, EXITED, REMOVED, RUNNING, SUSPENDED
-from .server import SessionServer, log
+from .server import SessionServer
+from .stderr import log
 
 REMOVE_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _HELPERS = ("ssh-keygen",)   # the starter's own short-lived children (signing), not job processes

@@ -15,7 +15,7 @@ from ..common.jobid import JobId
 from ..common.keys import check_key_file, file_version, option_lines, public_key_path, read_keys
 from ..common.safepath import UnsafePath
 from ..common.queue import LocalQueue
-from .server import log
+from .stderr import log
 
 
 class Publisher(Protocol):

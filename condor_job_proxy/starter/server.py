@@ -11,7 +11,6 @@ import errno
 import os
 import secrets
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -22,30 +21,18 @@ from typing import Callable
 from . import hostcert
 from ..common import sshsig
 from .handshakes import Handshakes
+from .stderr import log
 from ..common.keys import fingerprint, normalize
 from ..common.protocol import (NONCE_BYTES, PROTOCOL_VERSION, Channel, ProtocolError, Refusal,
                                text_field)
-from .session import JobContext, Session
+from .session import Session
+from .session_files import JobContext
 from .session_files import usable_shells
 
 
 _ROOM_BYTES = 64 * 1024     # less free space than this where we write: no new session
 _PAUSE = 0.05               # after accept() fails (out of fds, buffers, threads), before again
 _COMPLAIN_EVERY = 60.0      # the same complaint at most this often: a flood must not fill a log
-
-
-def log(message: str) -> None:
-    """One line from the starter on its stderr."""
-    say(f"condor-job-starter: {message}")
-
-
-def say(line: str) -> None:
-    """A line on the starter's stderr. A stderr that cannot take it (a full disk, a closed
-    pipe) must not end the job over a message."""
-    try:
-        print(line, file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        pass
 
 
 @dataclass(frozen=True)

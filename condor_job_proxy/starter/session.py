@@ -14,32 +14,15 @@ import signal
 import socket
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from . import container
 from .container_session import helper_command
 from .processes import STANDARD_PATH, die_with_parent, has_children, marked
-from .session_files import SESSION_ENV, session_argv, write_private
-from .sshd import SshdHost
+from ..common.files import write_private
+from .session_files import SESSION_ENV, JobContext, session_argv
 
 SESSION_PREFIX = "cjp-session-"
-
-
-@dataclass
-class JobContext:
-    """What a session inherits from its job."""
-    job: str
-    cwd: str
-    environment: dict[str, str]
-    host_key_public: str
-    host: SshdHost
-    pids: Callable[[], list[int]]   # the job's main pid first, then its other live processes
-    directory: Path   # the starter's private directory: the host key, the shared files, sessions
-    open_files: tuple[int, int] | None = None   # the job's RLIMIT_NOFILE (the starter raised its)
-    # the job's processes outside the main pid's tree (a container runtime's), see container.py
-    adopted: Callable[[], list[int]] = lambda: []
 
 
 class Session:

@@ -13,13 +13,15 @@ import os
 import re
 import shlex
 import socket
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Callable
 
+from ..common.files import write_private
 from ..common.safepath import UnsafePath, check_directory
 
-if TYPE_CHECKING:
-    from .session import JobContext
+from .sshd import SshdHost
+from .stderr import log
 
 SSHD_CONFIG = "sshd_config"
 SETUP_SCRIPT = "setup.sh"
@@ -60,6 +62,21 @@ PermitUserEnvironment no
 KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256
 LogLevel ERROR
 """
+
+
+@dataclass
+class JobContext:
+    """What a session inherits from its job."""
+    job: str
+    cwd: str
+    environment: dict[str, str]
+    host_key_public: str
+    host: SshdHost
+    pids: Callable[[], list[int]]   # the job's main pid first, then its other live processes
+    directory: Path   # the starter's private directory: the host key, the shared files, sessions
+    open_files: tuple[int, int] | None = None   # the job's RLIMIT_NOFILE (the starter raised its)
+    # the job's processes outside the main pid's tree (a container runtime's), see container.py
+    adopted: Callable[[], list[int]] = lambda: []
 
 
 def write_shared_files(context: JobContext) -> None:
@@ -137,7 +154,6 @@ def _home_fallback(context: JobContext) -> Path:
     """The HOME of sessions of a job that has none: its working directory, unless another
     user could swap that directory (a group-writable project space): a shell reads its
     start-up files from HOME, so then the starter's own private directory."""
-    from .server import log   # here: server imports this module
     try:
         check_directory(context.cwd, "the job's working directory")
     except UnsafePath as err:
@@ -192,10 +208,3 @@ else
 fi
 """
 
-
-def write_private(path: Path, text: str, mode: int) -> None:
-    """A file in the starter's own 0700 directory (or a session's, inside it): nobody else
-    can have put anything there."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as file:
-        file.write(text)

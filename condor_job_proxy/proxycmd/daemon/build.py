@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import quick
 from condor_job_proxy.common import paths
+from condor_job_proxy.common.files import temp_name
 
 _FLAGS = ["-O2", "-Wall"]
 # Linked statically where the C library allows it (the client uses no NSS): ssh runs it twice
@@ -51,7 +52,7 @@ def _build(source: Path, target: Path) -> bool:
     if not compiler:
         return False
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temp = temp_name(target)   # the compiler writes it; renamed into place whole
     for linking in _LINKINGS:
         try:
             result = subprocess.run([*compiler.split(), *_FLAGS, *linking, "-o", str(temp),

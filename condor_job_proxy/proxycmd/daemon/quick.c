@@ -289,7 +289,7 @@ static int peer_is_us(int fd)
     return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &size) == 0 && peer.uid == getuid();
 }
 
-/* condor_job_proxy.sshconfig.control.private_tmp_problem: create DIR 0700 if missing; 0 only
+/* condor_job_proxy.common.files.private_dir_problem: create DIR 0700 if missing; 0 only
    if it is a real directory (lstat) of ours that no one else may enter, else the reason, on stderr unless
    quiet. ssh runs `--private-dir DIR` (a `Match exec`) before each use of a shared connection
    socket in /tmp, and connects without sharing when it fails, rather than talk to a socket

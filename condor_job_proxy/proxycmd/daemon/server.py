@@ -32,8 +32,9 @@ import time
 from pathlib import Path
 
 from condor_job_proxy.common import paths, sshsig
+from condor_job_proxy.common.files import is_private
 
-from .. import fdpass, main, options, outcome
+from .. import fdpass, options, outcome
 from ..model import JobEndpoint, ReadySession
 from . import quick
 from .spares import Spares
@@ -143,7 +144,7 @@ class Daemon:
         if (parts[2 + count:] != self.context or self._config_changed()
                 or command[1:3] != ["-m", "condor_job_proxy"]):
             return None
-        request = main.parse_connect(command[3:])
+        request = options.parse_connect(command[3:])
         if (request is None or request["debug"] or request["relay"]
                 or any(request[key] for key in options.VIA_MODES)
                 or any(request[key] != value for key, value in self.shared.items())):
@@ -229,8 +230,7 @@ def _hold_lock(socket_path: Path) -> object | None:
 def _listen(socket_path: Path) -> socket.socket:
     """Bind in place of any socket a dead daemon left; we hold the lock, so none is alive."""
     directory = socket_path.parent
-    info = directory.stat()
-    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+    if not is_private(directory.stat()):
         raise PermissionError(f"{directory} must be a 0700 directory of yours")
     try:
         socket_path.unlink()

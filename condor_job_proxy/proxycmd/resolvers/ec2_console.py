@@ -11,9 +11,11 @@ import base64
 import binascii
 import re
 
+from condor_job_proxy.common.keys import HOST_KEY_TYPES
+
 BEGIN = "-----BEGIN SSH HOST KEY KEYS-----"
 END = "-----END SSH HOST KEY KEYS-----"
-_KEY = re.compile(r"(?:^|\s)(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521))\s+"
+_KEY = re.compile(f"(?:^|\\s)({'|'.join(map(re.escape, HOST_KEY_TYPES))})" r"\s+"
                   r"([A-Za-z0-9+/]+={0,2})(?=\s|$)")
 _FIELDS = {"ssh-ed25519": 2, "ssh-rsa": 3}   # wire strings in each key blob; ecdsa has 3
 

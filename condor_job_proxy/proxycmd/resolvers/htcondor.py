@@ -110,8 +110,23 @@ class Resolver(BaseResolver):
 
     def why_idle(self, job: JobId) -> str:
         """Why the job does not run yet, as far as the pool can say (condor_q -better-analyze)."""
-        from .htcondor_analysis import why_idle
-        return why_idle(self, job)
+        from .htcondor_analysis import JOB_PROJECTION, SLOT_PROJECTION, analyse
+        constraint = f"ClusterId == {job.cluster} && ProcId == {job.proc}"
+        for name in self.schedd_names:
+            ads = self.query_schedd(name, constraint, JOB_PROJECTION)
+            if not ads:
+                continue
+            idle = ads[0].get("JobStatus") == 1
+            return analyse(ads[0], self._slots(SLOT_PROJECTION)) if idle else ""
+        return ""
+
+    def _slots(self, projection: list[str]) -> list:
+        """The pool's slot ads, as the collector has them."""
+        try:
+            return self.htcondor2.Collector(self.pool).query(self.htcondor2.AdType.Startd,
+                                                             projection=projection)
+        except self.htcondor2.HTCondorException as err:
+            raise ProxyError(f"cannot query the collector: {err}") from None
 
     def list_jobs(self) -> list[JobSummary]:
         """This user's jobs in every state on every configured schedd, by id (a tiny condor_q);
@@ -332,8 +347,8 @@ def _ec2_endpoint(job: JobId, ad) -> JobEndpoint:
 def _native_endpoint(job: JobId, ad) -> JobEndpoint:
     """Through the pool's own ssh-to-job; the login user is known once the pool has told us
     (for this job, or for the pool: where its sshd takes only the job user's real name)."""
-    from .. import client_files as state
-    user = state.login_user(job)
+    from .. import client_files
+    user = client_files.login_user(job)
     return JobEndpoint(job=job, user=user if is_login_name(user) else "",
                        transport="htcondor-native", address="", starter_key="")
 
@@ -372,8 +387,8 @@ def _login_user(ad, job: JobId | None = None) -> str:
     if is_ec2_job(ad):
         from condor_job_proxy.common import paths
         return ec2_login_user(ad, job, paths.settings())
-    from .. import client_files as state
-    remembered = state.login_user(job)
+    from .. import client_files
+    remembered = client_files.login_user(job)
     if is_login_name(remembered):
         return remembered
     return _checked_name(job, _text(ad, "Owner"), "the owner its ad names")

@@ -8,15 +8,7 @@ job's other Requirements (OpSys, custom attributes) are not evaluated here.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from condor_job_proxy.common.jobid import JobId
 from condor_job_proxy.common.names import printable
-
-from ..errors import ProxyError
-
-if TYPE_CHECKING:
-    from .htcondor import Resolver as HTCondorResolver
 
 # job attribute, slot attribute, how a shortage is named
 _REQUESTS = (("RequestCpus", "Cpus", "CPUs"), ("RequestMemory", "Memory", "MB memory"),
@@ -26,17 +18,8 @@ JOB_PROJECTION = ["ClusterId", "ProcId", "JobStatus", "LastRejMatchReason", "Num
 SLOT_PROJECTION = ["Name", "State", *(slot for _, slot, _ in _REQUESTS)]
 
 
-def why_idle(resolver: HTCondorResolver, job: JobId) -> str:
-    """"N of M slots match its requests; ..." for an idle job; "" for any other."""
-    constraint = f"ClusterId == {job.cluster} && ProcId == {job.proc}"
-    for name in resolver.schedd_names:
-        ads = resolver.query_schedd(name, constraint, JOB_PROJECTION)
-        if ads:
-            return analyse(ads[0], _slots(resolver)) if ads[0].get("JobStatus") == 1 else ""
-    return ""
-
-
 def analyse(job_ad, slots: list) -> str:
+    """"N of M slots match its requests; ..." for an idle job's ad and the pool's slot ads."""
     asks = {job: _number(job_ad, job) for job, _, _ in _REQUESTS}
     if not slots:
         return "the collector knows no slots"
@@ -61,15 +44,6 @@ def analyse(job_ad, slots: list) -> str:
     if isinstance(reason, str) and reason:
         parts.append(f"negotiator: {printable(reason, 300)}")   # the schedd's text, for a terminal
     return "; ".join(parts)
-
-
-def _slots(resolver: HTCondorResolver) -> list:
-    htcondor2 = resolver.htcondor2
-    try:
-        return htcondor2.Collector(resolver.pool).query(
-            htcondor2.AdType.Startd, projection=SLOT_PROJECTION)
-    except htcondor2.HTCondorException as err:
-        raise ProxyError(f"cannot query the collector: {err}") from None
 
 
 def _number(ad, name: str) -> float | None:

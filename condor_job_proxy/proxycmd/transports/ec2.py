@@ -16,7 +16,7 @@ from pathlib import Path
 from condor_job_proxy.common.names import printable
 
 from ..resolvers import ec2_console as cloudinit
-from .. import client_files as state
+from .. import client_files
 from ..errors import ProxyError
 from ..model import JobEndpoint, OpenSession, SessionRequest
 from . import BaseTransport
@@ -42,7 +42,7 @@ def host_keys(endpoint: JobEndpoint, known_hosts: Path | None) -> tuple[list[str
         return list(endpoint.host_keys), f"console output of EC2 instance {endpoint.instance}", ""
     first_use = f"first use of EC2 instance {endpoint.instance}"
     if known_hosts is not None:
-        note, keys = state.read_pins(known_hosts)
+        note, keys = client_files.read_pins(known_hosts)
         if note == first_use and keys:
             return keys, note, ""
     keys = _scan(endpoint)

@@ -27,7 +27,7 @@ from condor_job_proxy.common import paths
 from condor_job_proxy.common.keys import normalize
 from condor_job_proxy.common.names import is_login_name, printable
 
-from .. import fdpass, client_files as state
+from .. import client_files, fdpass
 from ..ssh_to_job import htcondor_tool
 from ..errors import ProxyError
 from ..model import JobEndpoint, OpenSession, SessionRequest
@@ -82,9 +82,9 @@ def _accept(endpoint: JobEndpoint, handed: tuple) -> OpenSession:
         raise ProxyError(f"job {endpoint.job}: condor_ssh_to_job gave a login user "
                          f"({printable(repr(user), 80)}) or host key this proxy cannot use")
     if user != ANY_NAME_USER:
-        state.remember_user(endpoint.job, user)
-        state.remember_pool_user(user)
-    key_file = state.install_session_key(endpoint.job, str(info["key"]))
+        client_files.remember_user(endpoint.job, user)
+        client_files.remember_pool_user(user)
+    key_file = client_files.install_session_key(endpoint.job, str(info["key"]))
     return OpenSession(sock, "\n".join(host_keys), user, key_file=str(key_file))
 
 

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from condor_job_proxy.common import paths
+from condor_job_proxy.common.files import write_private
 from condor_job_proxy.common.jobid import DEFAULT_HOST_PREFIX, BadJobId, JobId, parse_host
 
-from .. import handoff, client_files as state
+from .. import client_files, handoff
 from . import prelude
 from ..errors import ProxyError, one_line, report
 from .hop import DEFAULT_COMMAND, Hop, ssh_argv, ssh_reason
@@ -84,8 +85,8 @@ def _prepare(hop: Hop, host: str, user: str | None, *, identity: Path | None = N
         raise ProxyError(str(err)) from None
     identity = identity or paths.user_key_path()
     argv = ssh_argv(hop, _remote_words(host, user, identity, prefix))
-    return argv, _JobFiles(hop, host, job, identity, state.known_hosts_file(host, known_hosts),
-                           job_identity)
+    pins = client_files.known_hosts_file(host, known_hosts)
+    return argv, _JobFiles(hop, host, job, identity, pins, job_identity)
 
 
 def _remote_words(host: str, user: str | None, identity: Path, prefix: str | None) -> list[str]:
@@ -107,9 +108,9 @@ class _JobFiles:
     def install(self, fd: int) -> prelude.Prelude:
         """Read and check the prelude from ``fd``, then write the pinned key and credential."""
         received = prelude.read(fd, self.hop.target)
-        state.pin(self.host, received.host_key, self.known_hosts,
+        client_files.pin(self.host, received.host_key, self.known_hosts,
                   f"authenticated on {self.hop.target}")
-        key_file = (state.install_session_key(self.job, received.key) if received.key
+        key_file = (client_files.install_session_key(self.job, received.key) if received.key
                     else self.identity)
         _point_identity(self.host, key_file, self.job_identity)
         return received
@@ -118,11 +119,11 @@ class _JobFiles:
 def _point_identity(host: str, key_file: Path, target: Path | None) -> None:
     """The job's identity link; a private copy where this user cannot make symlinks (Windows)."""
     try:
-        state.point_identity(host, key_file, target)
+        client_files.point_identity(host, key_file, target)
     except (OSError, NotImplementedError):
-        link = target or state.identities_dir() / host
+        link = target or client_files.identities_dir() / host
         link.unlink(missing_ok=True)
-        state.write_private(link, key_file.read_text())
+        write_private(link, key_file.read_text())
 
 
 def _hop_socket(argv: list[str], files: _JobFiles) -> tuple[socket.socket, prelude.Prelude]:

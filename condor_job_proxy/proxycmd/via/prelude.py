@@ -17,6 +17,7 @@ import re
 import struct
 from typing import NamedTuple
 
+from condor_job_proxy.common.keys import KEY_TYPES
 from condor_job_proxy.common.names import LOGIN_NAME, printable
 
 from ..errors import ProxyError
@@ -25,9 +26,7 @@ MAGIC = b"CJPV"
 VERSION = 1
 MAX_BODY = 32 * 1024
 _HEADER = struct.Struct(">4sBI")
-_HOST_KEY = re.compile(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|"
-                       r"(sk-)?ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)"
-                       r" [A-Za-z0-9+/]+={0,2}")
+_HOST_KEY = re.compile(f"({'|'.join(map(re.escape, KEY_TYPES))})" r" [A-Za-z0-9+/]+={0,2}")
 _PRIVATE_KEY = re.compile(r"-----BEGIN OPENSSH PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+"
                           r"-----END OPENSSH PRIVATE KEY-----\n?")
 
