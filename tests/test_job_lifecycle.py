@@ -69,6 +69,15 @@ def tree(root: int) -> dict[int, str]:
     return found
 
 
+def _command_name(pid: int) -> str:
+    """A process's name, or "" for one that ended since it was listed (the job's own loop
+    starts short-lived processes)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_bytes()
@@ -294,8 +303,7 @@ def test_killed_sshd_ends_the_session_and_its_processes_stay_in_the_job(
         bench: Workbench, job: Job) -> None:
     session, _ = counting_session(bench, job)
     shell = _read_int(job_dir(bench, job) / "shell.pid")
-    sshd = [pid for pid in tree(job.process.pid)
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "sshd"]
+    sshd = [pid for pid in tree(job.process.pid) if _command_name(pid) == "sshd"]
     assert len(sshd) == 1
     os.kill(sshd[0], signal.SIGKILL)
     assert session.wait(20) == 255
