@@ -197,13 +197,13 @@ def _native_tool() -> str | None:
     """The tool the native transport runs: the configured one, else HTCondor's on PATH (never
     our own drop-in of the same name)."""
     from condor_job_proxy.proxycmd.ssh_to_job import htcondor_tool
-    return paths.settings().get("htcondor_native", {}).get("tool") or htcondor_tool.find()
+    return paths.settings().htcondor_native.tool or htcondor_tool.find()
 
 
 def _sharing_state() -> str:
     """Where ssh's shared connections live for this account, or why there are none."""
-    from condor_job_proxy.sshconfig import control, settings
-    if not settings.load().control_master:
+    from condor_job_proxy.sshconfig import control
+    if not paths.settings().control_master:
         return "off (control_master = false): every ssh makes its own connection"
     directory = control.control_dir(create=False)
     if directory is None:
@@ -217,8 +217,8 @@ def _sharing_state() -> str:
 
 def _daemon_state() -> str:
     from condor_job_proxy.proxycmd.daemon.server import sockets
-    from condor_job_proxy.sshconfig import install, settings
-    if not settings.load().connect_daemon:
+    from condor_job_proxy.sshconfig import install
+    if not paths.settings().connect_daemon:
         return "off (connect_daemon = false): every ssh runs the full proxy"
     base = install.daemon_socket_base(create=False)
     if base is None:
@@ -231,8 +231,7 @@ def _daemon_state() -> str:
 
 
 def _spares() -> str:
-    from condor_job_proxy.sshconfig import settings
-    seconds = settings.load().spare_session_seconds
+    seconds = paths.settings().spare_session_seconds
     if not seconds:
         return "no spare sessions (spare_session_seconds = 0)"
     return (f"a job connected to again without a shared connection gets a spare session, kept "

@@ -323,7 +323,7 @@ def _starter_endpoint(job: JobId, ad) -> JobEndpoint:
 
 def _ec2_endpoint(job: JobId, ad) -> JobEndpoint:
     from condor_job_proxy.common import paths
-    return resolve_ec2_job(ad, job, paths.settings())
+    return resolve_ec2_job(ad, job, paths.settings().ec2)
 
 
 def _native_endpoint(job: JobId, ad) -> JobEndpoint:
@@ -368,7 +368,7 @@ def _login_user(ad, job: JobId | None = None) -> str:
         return _checked_name(job, _text(ad, USER_ATTR), "the login user its ad publishes")
     if is_ec2_job(ad):
         from condor_job_proxy.common import paths
-        return ec2_login_user(ad, job, paths.settings())
+        return ec2_login_user(ad, job, paths.settings().ec2)
     from .. import client_files as state
     remembered = state.login_user(job)
     if is_login_name(remembered):
