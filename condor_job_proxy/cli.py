@@ -166,7 +166,7 @@ def _print_table(found: list[JobSummary]) -> None:
 
 def _say_ignored(obj: dict, resolver: BaseResolver | None) -> None:
     """With --debug: the files of the local queue that are not records, and why."""
-    queue = getattr(resolver, "queue", None)
+    queue = resolver.queue if resolver else None
     if obj.get("debug") and queue is not None:
         for line in queue.ignored:
             click.echo(f"debug: {line}", err=True)

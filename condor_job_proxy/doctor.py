@@ -72,7 +72,7 @@ def _job(text: str) -> JobId:
 
 
 def _describe(job: JobId, resolver) -> tuple[list[str], str, bool]:
-    if resolver.name == "local":
+    if resolver.queue is not None:
         lines = [f"job {job}: resolver local (queue {resolver.queue.directory})",
                  "transport: starter (local queue records always name our starter)"]
         state, reachable = _state(lambda: _local_access(resolver, job))
@@ -82,7 +82,7 @@ def _describe(job: JobId, resolver) -> tuple[list[str], str, bool]:
 
 def _describe_pool(job: JobId, resolver) -> tuple[list[str], str, bool]:
     from condor_job_proxy.proxycmd.resolvers import htcondor
-    where = ", ".join(resolver._label(name) for name in resolver.schedd_names)
+    where = ", ".join(resolver.schedd_label(name) for name in resolver.schedd_names)
     lines = [f"job {job}: resolver htcondor ({where})"]
     try:
         schedd, ad = resolver.find_job(job)
@@ -93,7 +93,7 @@ def _describe_pool(job: JobId, resolver) -> tuple[list[str], str, bool]:
     seen = " ".join(f"{name}={ad.get(name)!r}" for name in htcondor.PROJECTION if name in ad
                     and name not in ("Cmd", "Arguments", "Args"))
     transport, why = htcondor.transport_choice(ad)
-    lines += [f"job ad from {resolver._label(schedd)}: {seen}", f"transport: {transport} ({why})"]
+    lines += [f"job ad from {resolver.schedd_label(schedd)}: {seen}", f"transport: {transport} ({why})"]
     lines += _pool_container(ad, transport)
     state, reachable = _state(lambda: _pool_access(resolver, job, ad, transport))
     lines.append(state)

@@ -212,10 +212,9 @@ def _how_it_ended(err: ProxyError, ended: Callable[[], str | None] | None) -> Pr
     return err
 
 
-def explainer(resolver: Resolver, job: JobId) -> Callable[[], str] | None:
-    """The resolver's ``why_idle(job)``, when its backend can analyse a waiting job."""
-    why_idle = getattr(resolver, "why_idle", None)
-    return (lambda: why_idle(job)) if why_idle else None
+def explainer(resolver: Resolver, job: JobId) -> Callable[[], str]:
+    """The resolver's ``why_idle(job)``, for the waiting line ("" where it cannot say)."""
+    return lambda: resolver.why_idle(job)
 
 
 def _after_waiting(err: ProxyError, waiter: Waiter) -> ProxyError:

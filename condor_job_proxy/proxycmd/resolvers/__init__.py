@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from typing import TYPE_CHECKING
 
 from condor_job_proxy.common.jobid import JobId
 from condor_job_proxy.common.paths import QUEUE_ENV
 from condor_job_proxy.common.settings import Settings
+
+if TYPE_CHECKING:
+    from condor_job_proxy.common.queue import LocalQueue
 
 from ..errors import ProxyError
 from ..model import JobEndpoint, JobSummary
@@ -21,8 +25,12 @@ NAMES = ("local", "htcondor")
 
 
 class BaseResolver:
-    """One source of jobs."""
+    """One source of jobs. Callers use only what is declared here: no backend is told apart
+    by its name or probed for a method."""
     name = ""
+    # The local queue this backend reads, if it reads one: an on-demand job is then started
+    # straight into it (no submit), doctor shows its records, --debug lists its stray files.
+    queue: LocalQueue | None = None
 
     def resolve(self, job: JobId) -> JobEndpoint:
         """How to reach ``job`` now; JobNotFound / JobNotRunning say why not."""
@@ -40,6 +48,11 @@ class BaseResolver:
     def remove(self, job: JobId, reason: str) -> None:
         """Take the job out of its queue (condor_ssh_to_job -remove-on-interrupt)."""
         raise NotImplementedError
+
+    def why_idle(self, job: JobId) -> str:
+        """Why an idle job does not run yet, for the waiting line; "" when the backend cannot
+        tell (a local job is idle only for the moment its starter takes to publish)."""
+        return ""
 
 
 def load(name: str, **options: object) -> BaseResolver:
