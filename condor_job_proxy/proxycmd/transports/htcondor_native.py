@@ -49,6 +49,11 @@ class _NotYet(Exception):
 class Transport(BaseTransport):
     """The pool's own ssh-to-job, through HTCondor's condor_ssh_to_job and our grabber."""
     name = "htcondor-native"
+    runs_htcondor_tool = True
+
+    def insisted_user(self, session_user: str) -> str:
+        """``condor-user`` (HTCondor's default fake passwd entry) means any name will do."""
+        return "" if session_user == ANY_NAME_USER else session_user
 
     def open_session(self, endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
         settings = paths.settings().htcondor_native
