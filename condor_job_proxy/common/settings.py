@@ -9,10 +9,10 @@ by two installations (a shared home on an access point and a laptop), where a ke
 newer one knows must not break ssh on the older.
 
 Records are named tuples, not dataclasses: frozen and typed alike, and ``dataclasses`` costs
-the ProxyCommand's start ~5 ms of imports. Kept to ``re`` and our own ``names``/``jobid``.
+the ProxyCommand's start ~5 ms of imports. For the same start, no ``from __future__ import
+annotations`` (NamedTuple would compile every field's annotation from its string) and the two
+patterns are compiled on first use.
 """
-from __future__ import annotations
-
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -24,8 +24,8 @@ from .jobid import DEFAULT_HOST_PREFIX
 from .names import is_login_name, printable
 
 # Letters, digits, '-', '_' and '.': safe in file names, shell words and ssh_config patterns.
-_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,30}")
-_DURATION = re.compile(r"[0-9]+[smhdwSMHDW]?")
+_PREFIX = r"[A-Za-z][A-Za-z0-9_.-]{0,30}"   # compiled (and cached by re) on first use
+_DURATION = r"[0-9]+[smhdwSMHDW]?"
 # Long enough for a burst of scp/rsync/completion runs and VS Code's reconnects, short enough
 # that a finished job is not held open long by an idle shared connection (its sessions count).
 DEFAULT_PERSIST = "60s"
@@ -252,7 +252,7 @@ def _logins(value: object) -> Mapping[str, str]:
 
 
 def is_host_prefix(value: object) -> bool:
-    return isinstance(value, str) and _PREFIX.fullmatch(value) is not None
+    return isinstance(value, str) and re.fullmatch(_PREFIX, value) is not None
 
 
 def _host_prefix(value: object) -> str:
@@ -263,7 +263,7 @@ def _host_prefix(value: object) -> str:
 
 def is_persist(value: object) -> bool:
     """An ssh_config ControlPersist value we write: "no" or a duration."""
-    return value == "no" or isinstance(value, str) and _DURATION.fullmatch(value) is not None
+    return value == "no" or isinstance(value, str) and re.fullmatch(_DURATION, value) is not None
 
 
 def _persist(value: object) -> str:
@@ -273,7 +273,7 @@ def _persist(value: object) -> str:
         return "no"
     if isinstance(value, int) and value > 0:
         return f"{value}s"
-    if isinstance(value, str) and _DURATION.fullmatch(value):
+    if isinstance(value, str) and re.fullmatch(_DURATION, value):
         return value
     raise _Wanted('true, false, seconds or a duration like "10m"')
 
