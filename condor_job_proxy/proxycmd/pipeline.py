@@ -51,7 +51,8 @@ def open_ready(endpoint: JobEndpoint, request: SessionRequest, known_hosts: Path
                         session.key_file, notice)
 
 
-def check_claim(endpoint: JobEndpoint, session_user: str, backend: transports.BaseTransport) -> None:
+def check_claim(endpoint: JobEndpoint, session_user: str,
+                backend: transports.BaseTransport) -> None:
     """Our starter's sessions run as the account its queue record or job ad says: a starter
     that claims another (an impostor with a borrowed name) is refused, not believed."""
     if backend.claims_session_user and endpoint.user and session_user != endpoint.user:
