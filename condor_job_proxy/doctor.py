@@ -93,7 +93,8 @@ def _describe_pool(job: JobId, resolver) -> tuple[list[str], str, bool]:
     seen = " ".join(f"{name}={ad.get(name)!r}" for name in htcondor.PROJECTION if name in ad
                     and name not in ("Cmd", "Arguments", "Args"))
     transport, why = htcondor.transport_choice(ad)
-    lines += [f"job ad from {resolver.schedd_label(schedd)}: {seen}", f"transport: {transport} ({why})"]
+    lines += [f"job ad from {resolver.schedd_label(schedd)}: {seen}",
+              f"transport: {transport} ({why})"]
     lines += _pool_container(ad, transport)
     state, reachable = _state(lambda: _pool_access(resolver, job, ad, transport))
     lines.append(state)

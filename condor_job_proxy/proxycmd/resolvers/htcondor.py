@@ -91,7 +91,8 @@ class Resolver(BaseResolver):
             self._schedd(name).act(htcondor2.JobAction.Remove, f"{job.cluster}.{job.proc}",
                                    reason=reason)
         except htcondor2.HTCondorException as err:
-            raise ProxyError(f"cannot remove job {job} from {self.schedd_label(name)}: {err}") from None
+            raise ProxyError(f"cannot remove job {job} from {self.schedd_label(name)}: "
+                             f"{err}") from None
 
     def submit(self, description: dict[str, str]) -> JobId:
         """condor_submit of one job to the first configured schedd (interactive jobs)."""
@@ -154,7 +155,8 @@ class Resolver(BaseResolver):
             return self._schedd(name).history(constraint=constraint, projection=projection,
                                               match=1)
         except htcondor2.HTCondorException as err:
-            raise ProxyError(f"cannot read the history of {self.schedd_label(name)}: {err}") from None
+            raise ProxyError(f"cannot read the history of {self.schedd_label(name)}: "
+                             f"{err}") from None
 
     def _schedd(self, name: str | None):
         htcondor2 = self.htcondor2
