@@ -18,6 +18,7 @@ from condor_job_proxy.proxycmd import options
 from condor_job_proxy.proxycmd.errors import one_line
 from condor_job_proxy.proxycmd.outcome import FAILED
 from condor_job_proxy.common.about import version_option
+from condor_job_proxy.common.settings import SettingsError
 
 from . import refresh_include
 
@@ -35,6 +36,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except SettingsError as err:   # the user's own file: said as click says a bad option
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            raise click.ClickException(str(err)) from None
         except Exception as err:   # noqa: BLE001 - the contract is one line, never a traceback
             if ctx.obj and ctx.obj.get("debug"):
                 raise
@@ -95,8 +100,8 @@ def daemon(obj: dict, socket_path: Path | None, stop: bool) -> None:
     ssh's fast client asks the daemon to connect, so a connect does not start the full proxy
     command; the first connect starts the daemon, and it exits after a quiet spell.
     """
+    from condor_job_proxy.common import paths
     from condor_job_proxy.proxycmd.daemon import server
-    from condor_job_proxy.sshconfig import settings
     if stop:
         for path in [socket_path] if socket_path else _daemon_sockets(obj["queue"]):
             server.stop(path)
@@ -104,7 +109,7 @@ def daemon(obj: dict, socket_path: Path | None, stop: bool) -> None:
     if socket_path is None:
         raise click.UsageError("give --socket PATH (or --stop)")
     shared = {key: obj[key] for key in options.DAEMON_SHARED}
-    chosen = settings.load()
+    chosen = paths.settings()
     server.serve(socket_path, shared, chosen.connect_daemon_idle, refresh_include,
                  chosen.spare_session_seconds)
 
@@ -139,8 +144,8 @@ def jobs(obj: dict, as_json: bool, names: bool) -> None:
     if as_json:
         click.echo(json.dumps([_summary_json(job) for job in found], indent=2))
     elif names:
-        from condor_job_proxy.sshconfig import settings
-        prefix = settings.load().host_prefix
+        from condor_job_proxy.common import paths
+        prefix = paths.settings().host_prefix
         click.echo("".join(f"{job.job.host(prefix)}\n" for job in found if job.state in REACHABLE_STATES),
                    nl=False)
     else:
@@ -161,7 +166,7 @@ def _print_table(found: list[JobSummary]) -> None:
 
 def _say_ignored(obj: dict, resolver: BaseResolver | None) -> None:
     """With --debug: the files of the local queue that are not records, and why."""
-    queue = getattr(resolver, "queue", None)
+    queue = resolver.queue if resolver else None
     if obj.get("debug") and queue is not None:
         for line in queue.ignored:
             click.echo(f"debug: {line}", err=True)

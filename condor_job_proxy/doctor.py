@@ -72,7 +72,7 @@ def _job(text: str) -> JobId:
 
 
 def _describe(job: JobId, resolver) -> tuple[list[str], str, bool]:
-    if resolver.name == "local":
+    if resolver.queue is not None:
         lines = [f"job {job}: resolver local (queue {resolver.queue.directory})",
                  "transport: starter (local queue records always name our starter)"]
         state, reachable = _state(lambda: _local_access(resolver, job))
@@ -82,7 +82,7 @@ def _describe(job: JobId, resolver) -> tuple[list[str], str, bool]:
 
 def _describe_pool(job: JobId, resolver) -> tuple[list[str], str, bool]:
     from condor_job_proxy.proxycmd.resolvers import htcondor
-    where = ", ".join(resolver._label(name) for name in resolver.schedd_names)
+    where = ", ".join(resolver.schedd_label(name) for name in resolver.schedd_names)
     lines = [f"job {job}: resolver htcondor ({where})"]
     try:
         schedd, ad = resolver.find_job(job)
@@ -93,7 +93,8 @@ def _describe_pool(job: JobId, resolver) -> tuple[list[str], str, bool]:
     seen = " ".join(f"{name}={ad.get(name)!r}" for name in htcondor.PROJECTION if name in ad
                     and name not in ("Cmd", "Arguments", "Args"))
     transport, why = htcondor.transport_choice(ad)
-    lines += [f"job ad from {resolver._label(schedd)}: {seen}", f"transport: {transport} ({why})"]
+    lines += [f"job ad from {resolver.schedd_label(schedd)}: {seen}",
+              f"transport: {transport} ({why})"]
     lines += _pool_container(ad, transport)
     state, reachable = _state(lambda: _pool_access(resolver, job, ad, transport))
     lines.append(state)
@@ -206,14 +207,14 @@ def _native_tool() -> str | None:
     """The tool the native transport runs: the configured one, else HTCondor's on PATH (never
     our own drop-in of the same name)."""
     from condor_job_proxy.proxycmd.ssh_to_job import htcondor_tool
-    return paths.settings().get("htcondor_native", {}).get("tool") or htcondor_tool.find()
+    return paths.settings().htcondor_native.tool or htcondor_tool.find()
 
 
 def _sharing_state() -> str:
     """Where ssh's shared connections live for this account, or why there are none."""
-    from condor_job_proxy.sshconfig import control, settings
+    from condor_job_proxy.sshconfig import control
     from condor_job_proxy.common.files import private_dir_problem
-    if not settings.load().control_master:
+    if not paths.settings().control_master:
         return "off (control_master = false): every ssh makes its own connection"
     directory = control.control_dir(create=False)
     if directory is None:
@@ -227,8 +228,8 @@ def _sharing_state() -> str:
 
 def _daemon_state() -> str:
     from condor_job_proxy.proxycmd.daemon.server import sockets
-    from condor_job_proxy.sshconfig import install, settings
-    if not settings.load().connect_daemon:
+    from condor_job_proxy.sshconfig import install
+    if not paths.settings().connect_daemon:
         return "off (connect_daemon = false): every ssh runs the full proxy"
     base = install.daemon_socket_base(create=False)
     if base is None:
@@ -258,8 +259,7 @@ def _host_ca_state() -> str:
 
 
 def _spares() -> str:
-    from condor_job_proxy.sshconfig import settings
-    seconds = settings.load().spare_session_seconds
+    seconds = paths.settings().spare_session_seconds
     if not seconds:
         return "no spare sessions (spare_session_seconds = 0)"
     return (f"a job connected to again without a shared connection gets a spare session, kept "

@@ -9,6 +9,7 @@ from condor_job_proxy.proxycmd.resolvers import ec2_console as cloudinit
 from condor_job_proxy.proxycmd.errors import ProxyError
 from condor_job_proxy.proxycmd.resolvers.ec2 import is_ec2_job, key_pair_file, login_user, region_from_url
 from condor_job_proxy.common.jobid import JobId
+from condor_job_proxy.common.settings import parse
 
 SAMPLES = Path(__file__).resolve().parent / "data" / "cloud-init"
 
@@ -70,15 +71,15 @@ def test_login_user_per_job_then_per_ami_then_default() -> None:
     settings = {"ec2": {"user": "admin", "users_by_ami": {"ami-1": "ubuntu"},
                         "users_by_job": {"40.0": "debian"}}}
     ad = {"GridResource": "ec2 https://ec2.us-east-1.amazonaws.com/", "EC2AmiID": "ami-1"}
-    assert login_user(ad, JobId(40, 0), settings) == "debian"
-    assert login_user(ad, JobId(41, 0), settings) == "ubuntu"
-    assert login_user({**ad, "EC2AmiID": "ami-2"}, JobId(41, 0), settings) == "admin"
-    assert login_user({**ad, "EC2AmiID": "ami-2"}, JobId(41, 0), {}) == "ec2-user"
+    assert login_user(ad, JobId(40, 0), parse(settings).ec2) == "debian"
+    assert login_user(ad, JobId(41, 0), parse(settings).ec2) == "ubuntu"
+    assert login_user({**ad, "EC2AmiID": "ami-2"}, JobId(41, 0), parse(settings).ec2) == "admin"
+    assert login_user({**ad, "EC2AmiID": "ami-2"}, JobId(41, 0), parse({}).ec2) == "ec2-user"
 
 
 def test_a_configured_login_name_that_is_not_one_is_refused() -> None:
-    with pytest.raises(ProxyError, match="not a login name"):
-        login_user({}, JobId(1, 0), {"ec2": {"user": "-oProxyCommand=x"}})
+    with pytest.raises(ValueError, match="ec2.user must be a login name"):
+        parse({"ec2": {"user": "-oProxyCommand=x"}})
 
 
 def test_key_pair_file_relative_to_the_jobs_directory(tmp_path: Path) -> None:

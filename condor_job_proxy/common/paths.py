@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .settings import Settings, read as read_settings
+
 APP = "condor-job-proxy"
 QUEUE_ENV = "CONDOR_JOB_PROXY_QUEUE"
 _given: dict[str, Path] = {}
-_read: dict[Path, dict] = {}   # config.toml's content, by path
 
 
 def use_dirs(config: str | None = None, state: str | None = None) -> None:
@@ -48,28 +49,12 @@ def config_file() -> Path:
     return config_dir() / "config.toml"
 
 
-def settings() -> dict:
-    """The optional config.toml; missing means all defaults. Read once per process (the
-    resolver, the queue and the transports all ask on one connect)."""
-    path = config_file()
-    if path not in _read:
-        _read[path] = _load(path)
-    return _read[path]
-
-
-def _load(path: Path) -> dict:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return {}
-    import tomllib
-    try:
-        return tomllib.loads(data.decode())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: {err}") from None
+def settings() -> Settings:
+    """config.toml's settings, typed and checked (common/settings.py); missing: all defaults."""
+    return read_settings(config_file())
 
 
 def queue_dir(explicit: str | os.PathLike | None = None) -> Path:
     """The local queue: --queue, else $CONDOR_JOB_PROXY_QUEUE, else config.toml, else state dir."""
-    chosen = explicit or os.environ.get(QUEUE_ENV) or settings().get("queue")
+    chosen = explicit or os.environ.get(QUEUE_ENV) or settings().queue
     return Path(chosen).expanduser() if chosen else state_dir() / "queue"

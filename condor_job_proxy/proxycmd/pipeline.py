@@ -36,8 +36,9 @@ def open_ready(endpoint: JobEndpoint, request: SessionRequest, known_hosts: Path
         check_login(endpoint.job, endpoint.user, request.ssh_user, host)
     session = opener(endpoint, request)
     try:
-        check_claim(endpoint, session.user)
-        check_login(endpoint.job, _insisted(endpoint, session.user), request.ssh_user, host)
+        backend = transports.load(endpoint.transport)   # loaded already: it made the session
+        check_claim(endpoint, session.user, backend)
+        check_login(endpoint.job, backend.insisted_user(session.user), request.ssh_user, host)
         client_files.pin(host, session.host_key, known_hosts, session.note)
     except BaseException:
         session.sock.close()
@@ -50,22 +51,14 @@ def open_ready(endpoint: JobEndpoint, request: SessionRequest, known_hosts: Path
                         session.key_file, notice)
 
 
-def check_claim(endpoint: JobEndpoint, session_user: str) -> None:
+def check_claim(endpoint: JobEndpoint, session_user: str,
+                backend: transports.BaseTransport) -> None:
     """Our starter's sessions run as the account its queue record or job ad says: a starter
     that claims another (an impostor with a borrowed name) is refused, not believed."""
-    if endpoint.transport == "starter" and endpoint.user and session_user != endpoint.user:
+    if backend.claims_session_user and endpoint.user and session_user != endpoint.user:
         raise ProxyError(f"job {endpoint.job}: its starter says its sessions run as "
                          f"{printable(repr(session_user), 80)}, but the job is "
                          f"{endpoint.user}'s; refusing to connect")
-
-
-def _insisted(endpoint: JobEndpoint, session_user: str) -> str:
-    """The name the session's sshd insists on; "" when it takes any (a pool's ssh-to-job with
-    HTCondor's default fake passwd entry reports ``condor-user``): refusing protects nothing."""
-    if endpoint.transport != "htcondor-native":
-        return session_user
-    from .transports.htcondor_native import ANY_NAME_USER   # loaded already: it made the session
-    return "" if session_user == ANY_NAME_USER else session_user
 
 
 def check_login(job: JobId, runs_as: str, asked: str | None, host: str) -> None:

@@ -14,8 +14,9 @@ from condor_job_proxy.proxycmd.via.hop import Hop, list_jobs
 from condor_job_proxy.proxycmd.model import JobSummary
 from condor_job_proxy.proxycmd.resolvers import BaseResolver
 from condor_job_proxy.common import paths
+from condor_job_proxy.common.settings import Settings
 
-from . import control, include, managed, readers, settings
+from . import control, include, managed, readers
 from .via import via_file
 
 
@@ -66,12 +67,12 @@ def daemon_socket_base(queue: str | None = None, create: bool = True,
     """Where this config's connect daemons listen (see control.daemon_socket_base), or None
     when ssh runs none: connect_daemon = false, no SO_PEERCRED (Linux's) to check who
     connects, or no private directory short enough for the socket."""
-    if not settings.load().connect_daemon or not hasattr(socket, "SO_PEERCRED"):
+    if not paths.settings().connect_daemon or not hasattr(socket, "SO_PEERCRED"):
         return None
     return control.daemon_socket_base(command or proxy_command(queue), create)
 
 
-def _daemon_client(command: list[str], chosen: settings.ConfigSettings,
+def _daemon_client(command: list[str], chosen: Settings,
                    create: bool) -> list[str]:
     """The fast client and its socket base, to put before the full command; [] when off."""
     base = daemon_socket_base(create=create, command=command)
@@ -80,7 +81,7 @@ def _daemon_client(command: list[str], chosen: settings.ConfigSettings,
     return [*build.client_argv(command[0], chosen.compiled_client, create), str(base)]
 
 
-def _control_check(sockets: Path | None, command: list[str], chosen: settings.ConfigSettings,
+def _control_check(sockets: Path | None, command: list[str], chosen: Settings,
                    create: bool) -> list[str]:
     """The fast client's check that ssh runs before it uses a socket directory in /tmp."""
     if sockets is None or not control.needs_check(sockets):
@@ -107,7 +108,7 @@ def include_change(resolver: BaseResolver | None, queue: str | None = None, dry_
     jobs are the access point's, and ssh reaches them through it (no connect daemon).
     ``windows``: for Windows' OpenSSH (no fd passing, no shared connections).
     """
-    chosen = settings.load()
+    chosen = paths.settings()
     command = proxy_command(queue)
     sockets = (control.control_dir(create=not dry_run)
                if chosen.control_master and not windows else None)
@@ -132,7 +133,7 @@ def include_change(resolver: BaseResolver | None, queue: str | None = None, dry_
 def apply_include(change: Change, jobs: list[JobSummary]) -> None:
     """Write the include, and the files other clients read before its ProxyCommand runs."""
     change.apply()
-    readers.write(jobs, settings.load().host_prefix)
+    readers.write(jobs, paths.settings().host_prefix)
 
 
 def refresh_include(queue: str | None = None) -> None:
@@ -153,7 +154,7 @@ def includes_host(host: str) -> bool:
 
 def block_change(ssh_config: Path, queue: str | None = None) -> Change:
     old = managed.read(ssh_config)
-    chosen = settings.load()
+    chosen = paths.settings()
     created = managed.created_marker(old)
     if old is None:
         created = "file" if ssh_config.resolve().parent.is_dir() else "directory"

@@ -34,7 +34,7 @@ from pathlib import Path
 from condor_job_proxy.common import paths, sshsig
 from condor_job_proxy.common.files import is_private
 
-from .. import fdpass, options, outcome
+from .. import fdpass, options, outcome, transports
 from ..model import JobEndpoint, ReadySession
 from . import quick
 from .spares import Spares
@@ -155,13 +155,14 @@ class Daemon:
 
 
 def _serves(endpoint: JobEndpoint, identity: str) -> bool:
-    """EC2 jobs, and our starter's when the daemon can sign with the key itself: a key that
-    ssh-keygen must load (a passphrase, a key only in ssh-agent) is the full command's, which
-    runs where ssh can ask for the passphrase on the terminal. HTCondor-native jobs run
-    HTCondor's own tool, which gains nothing from the daemon."""
-    if endpoint.transport == "ec2":
-        return True
-    return endpoint.transport == "starter" and sshsig.signs_in_process(identity)
+    """What the endpoint's transport lets the daemon do: EC2 jobs, and our starter's when the
+    daemon can sign with the key itself: a key that ssh-keygen must load (a passphrase, a key
+    only in ssh-agent) is the full command's, which runs where ssh can ask for the passphrase
+    on the terminal. HTCondor-native jobs run HTCondor's own tool, which gains nothing from
+    the daemon."""
+    backend = transports.load(endpoint.transport)
+    return not backend.runs_htcondor_tool and (not backend.signs_with_user_key
+                                               or sshsig.signs_in_process(identity))
 
 
 def serve(socket_path: Path, shared: dict, idle_seconds: float = DEFAULT_IDLE_SECONDS,

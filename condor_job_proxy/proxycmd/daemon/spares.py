@@ -23,7 +23,7 @@ import time
 
 from condor_job_proxy.common.keys import path_version
 
-from .. import pipeline
+from .. import pipeline, transports
 from ..errors import ProxyError
 from ..model import JobEndpoint, OpenSession, SessionRequest
 
@@ -44,7 +44,8 @@ class Spares:
     def open_session(self, endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
         """The live spare for this endpoint and request, else a new session (``pipeline``'s
         opener); one more is wanted when the last connect like it was recent."""
-        if endpoint.transport != "starter" or self.lifetime <= 0 or endpoint in self._unknown_to:
+        if (not transports.load(endpoint.transport).keeps_spares or self.lifetime <= 0
+                or endpoint in self._unknown_to):
             return pipeline.open_session(endpoint, request)
         # A spare's sshd lets in only the key it was opened with: the key file as it is now.
         key = (endpoint, request, path_version(request.identity))

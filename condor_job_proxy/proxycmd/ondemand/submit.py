@@ -39,7 +39,8 @@ class Backend(Protocol):
 
 
 def backend_for(resolver: Resolver) -> Backend:
-    if resolver.name == "local":
+    """A resolver with a local queue starts the job straight into it; others submit it."""
+    if resolver.queue is not None:
         return LocalBackend(resolver)
     return HTCondorBackend(resolver)
 

@@ -29,12 +29,14 @@ from pathlib import Path
 from typing import NamedTuple
 
 from condor_job_proxy.common import paths
+from condor_job_proxy.common.settings import TemplateSettings
 
 from ..errors import ProxyError
 
 HOST = "condor-interactive"
 DEFAULT_NAME = "default"
 DEFAULT_LINGER = 600   # ten minutes: VS Code's reconnects and a coffee break find the job
+DEFAULT_COMMAND = ("sleep", "infinity")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,40}")
 _RESOURCES = {"request_cpus": "CPUS", "request_memory": "MEMORY", "request_gpus": "GPUS"}
 
@@ -67,8 +69,7 @@ def template_name(host: str) -> str | None:
 def template_names() -> list[str]:
     """Every configured template, the default first (for the include's Host line and VS
     Code's host list)."""
-    names = set()
-    names |= {key for key, value in _section().items() if isinstance(value, dict)}
+    names = set(paths.settings().interactive.templates)
     names |= {path.stem for path in _files_dir().glob("*.sub") if _NAME.fullmatch(path.stem)}
     return [DEFAULT_NAME, *sorted(name for name in names - {DEFAULT_NAME} if _NAME.fullmatch(name))]
 
@@ -79,65 +80,43 @@ def host_for(name: str) -> str:
 
 def load(name: str) -> Template:
     """The template ``name``: [interactive] defaults, its own table, its file, the environment."""
-    section = _section()
-    own = section.get(name, {}) if name != DEFAULT_NAME else {}
-    if not isinstance(own, dict):
-        raise ValueError(f"config.toml: interactive.{name} must be a table")
+    section = paths.settings().interactive
+    own = section.templates.get(name) if name != DEFAULT_NAME else None
     file = _files_dir() / f"{name}.sub"
-    if name != DEFAULT_NAME and not own and not file.exists():
+    if name != DEFAULT_NAME and own is None and not file.exists():
         raise ProxyError(f"no interactive template {name!r}: add [interactive.{name}] to "
                          f"{paths.config_file()} or write {file}")
-    merged = {**{k: v for k, v in section.items() if not isinstance(v, dict)}, **own}
-    return Template(name=name, linger=_number(merged, "linger", DEFAULT_LINGER),
-                    command=_command(merged), resources=_resources(merged),
-                    submit=(*_strings(merged, "submit"), *_file_lines(file)),
-                    starter=str(merged.get("starter") or _default_starter()))
+    merged = _merged(section.defaults, own or TemplateSettings())
+    return Template(name=name, linger=DEFAULT_LINGER if merged.linger is None else merged.linger,
+                    command=merged.command or DEFAULT_COMMAND, resources=_resources(merged),
+                    submit=(*(merged.submit or ()), *_file_lines(file)),
+                    starter=merged.starter or _default_starter())
 
 
-def _section() -> dict:
-    section = paths.settings().get("interactive", {})
-    if not isinstance(section, dict):
-        raise ValueError("config.toml: interactive must be a table")
-    return section
+def _merged(defaults: TemplateSettings, own: TemplateSettings) -> TemplateSettings:
+    """The template's own values, else [interactive]'s."""
+    return TemplateSettings(*(mine if mine is not None else default
+                              for mine, default in zip(own, defaults)))
 
 
 def _files_dir() -> Path:
     return paths.config_dir() / "interactive"
 
 
-def _number(data: dict, key: str, default: int) -> int:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"config.toml: interactive {key} must be a whole number, not {value!r}")
-    return value
-
-
-def _command(data: dict) -> tuple[str, ...]:
-    command = data.get("command", ["sleep", "infinity"])
-    if not isinstance(command, list) or not command or \
-            not all(isinstance(word, str) for word in command):
-        raise ValueError("config.toml: interactive command must be a list of strings")
-    return tuple(command)
-
-
-def _resources(data: dict) -> dict:
-    chosen = {}
+def _resources(chosen: TemplateSettings) -> dict:
+    """request_cpus / request_memory / request_gpus: $CONDOR_INTERACTIVE_* for this run, else
+    the template's."""
+    resources, given = {}, chosen._asdict()
     for key, suffix in _RESOURCES.items():
-        value = os.environ.get(f"CONDOR_INTERACTIVE_{suffix}") or data.get(key)
+        value = os.environ.get(f"CONDOR_INTERACTIVE_{suffix}") or given[key]
         if value is None:
             continue
         try:
-            chosen[key] = int(value)
+            resources[key] = int(value)
         except (TypeError, ValueError):
-            raise ValueError(f"interactive {key} must be a whole number, not {value!r}") from None
-    return chosen
-
-
-def _strings(data: dict, key: str) -> list[str]:
-    value = data.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(line, str) for line in value):
-        raise ValueError(f"config.toml: interactive {key} must be a list of strings")
-    return value
+            raise ValueError(f"$CONDOR_INTERACTIVE_{suffix} must be a whole number, not "
+                             f"{value!r}") from None
+    return resources
 
 
 def _file_lines(path: Path) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Callable, TextIO
 from condor_job_proxy.common import paths
 from condor_job_proxy.common.jobid import JobId
 from condor_job_proxy.common.names import printable
+from condor_job_proxy.common.settings import WAIT_FOREVER, parse_wait
 
 from ..errors import JobNotFound, JobNotRunning, ProxyError, hidden_terminal
 from ..model import JobEndpoint
@@ -26,7 +27,7 @@ from ..resolvers import BaseResolver as Resolver
 # environment to the ProxyCommand (``ssh -o SetEnv`` does not: that goes to the server only).
 WAIT_ENV = "CONDOR_JOB_PROXY_WAIT"
 POLL_ENV = "CONDOR_JOB_PROXY_WAIT_POLL"   # seconds between polls (tests)
-DEFAULT_TIMEOUT = 24 * 3600
+DEFAULT_TIMEOUT = WAIT_FOREVER
 _LOG_EVERY = 60.0   # seconds between repeated lines when the status is not live
 _EXPLAIN_EVERY = 30.0   # seconds between analyses (a collector query of every slot)
 
@@ -40,30 +41,20 @@ def wait_seconds(interactive_host: bool = False) -> float:
     in batch use, where failing at once is what scripts expect. An interactive host always
     waits, since submitting and waiting is what it is for.
     """
-    value = os.environ.get(WAIT_ENV) or paths.settings().get("wait", "auto")
-    seconds = _parse_wait(value)
+    seconds = _env_wait() if os.environ.get(WAIT_ENV) else paths.settings().wait
     if seconds is None:
         return DEFAULT_TIMEOUT if interactive_host or _at_a_terminal() else 0.0
     return seconds or (DEFAULT_TIMEOUT if interactive_host else 0.0)
 
 
-def _parse_wait(value: object) -> float | None:
-    """Seconds to wait, or None for "auto"."""
-    text = str(value).strip().lower()
-    if text == "auto":
-        return None
-    if text in ("true", "yes", "1", "on"):
-        return DEFAULT_TIMEOUT
-    if text in ("false", "no", "0", "off"):
-        return 0.0
+def _env_wait() -> float | None:
+    """$CONDOR_JOB_PROXY_WAIT: seconds, or None for "auto" (config.toml's rule)."""
+    value = os.environ[WAIT_ENV]
     try:
-        seconds = float(text)
+        return parse_wait(value)
     except ValueError:
-        raise ValueError(f"wait must be true, false, \"auto\" or seconds, not {value!r} "
-                         f"(config.toml or ${WAIT_ENV})") from None
-    if seconds < 0:
-        raise ValueError(f"wait must not be negative: {value!r}")
-    return seconds
+        raise ValueError(f"${WAIT_ENV} must be true, false, \"auto\" or seconds, not "
+                         f"{printable(repr(value), 80)}") from None
 
 
 def _at_a_terminal() -> bool:
@@ -221,10 +212,9 @@ def _how_it_ended(err: ProxyError, ended: Callable[[], str | None] | None) -> Pr
     return err
 
 
-def explainer(resolver: Resolver, job: JobId) -> Callable[[], str] | None:
-    """The resolver's ``why_idle(job)``, when its backend can analyse a waiting job."""
-    why_idle = getattr(resolver, "why_idle", None)
-    return (lambda: why_idle(job)) if why_idle else None
+def explainer(resolver: Resolver, job: JobId) -> Callable[[], str]:
+    """The resolver's ``why_idle(job)``, for the waiting line ("" where it cannot say)."""
+    return lambda: resolver.why_idle(job)
 
 
 def _after_waiting(err: ProxyError, waiter: Waiter) -> ProxyError:

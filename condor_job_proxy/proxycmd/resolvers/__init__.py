@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from typing import TYPE_CHECKING
 
 from condor_job_proxy.common.jobid import JobId
 from condor_job_proxy.common.paths import QUEUE_ENV
+from condor_job_proxy.common.settings import Settings
+
+if TYPE_CHECKING:
+    from condor_job_proxy.common.queue import LocalQueue
 
 from ..errors import ProxyError
 from ..model import JobEndpoint, JobSummary
@@ -20,8 +25,12 @@ NAMES = ("local", "htcondor")
 
 
 class BaseResolver:
-    """One source of jobs."""
+    """One source of jobs. Callers use only what is declared here: no backend is told apart
+    by its name or probed for a method."""
     name = ""
+    # The local queue this backend reads, if it reads one: an on-demand job is then started
+    # straight into it (no submit), doctor shows its records, --debug lists its stray files.
+    queue: LocalQueue | None = None
 
     def resolve(self, job: JobId) -> JobEndpoint:
         """How to reach ``job`` now; JobNotFound / JobNotRunning say why not."""
@@ -39,6 +48,11 @@ class BaseResolver:
     def remove(self, job: JobId, reason: str) -> None:
         """Take the job out of its queue (condor_ssh_to_job -remove-on-interrupt)."""
         raise NotImplementedError
+
+    def why_idle(self, job: JobId) -> str:
+        """Why an idle job does not run yet, for the waiting line; "" when the backend cannot
+        tell (a local job is idle only for the moment its starter takes to publish)."""
+        return ""
 
 
 def load(name: str, **options: object) -> BaseResolver:
@@ -58,37 +72,24 @@ def default_resolver(queue: str | None = None, schedd: str | None = None,
     ($CONDOR_CONFIG or /etc/condor/condor_config) with the bindings installed; the local queue.
     """
     from condor_job_proxy.common import paths
-    settings = paths.settings()
-    if _wants_htcondor(settings, queue, schedd, pool):
-        schedds = [schedd] if schedd else _schedd_names(settings)
-        return load("htcondor", schedds=schedds, pool=pool or settings.get("pool"))
+    chosen = paths.settings()
+    if _wants_htcondor(chosen, queue, schedd, pool):
+        schedds = [schedd] if schedd else list(chosen.schedds)
+        return load("htcondor", schedds=schedds, pool=pool or chosen.pool)
     return load("local", queue=queue)
 
 
-def _wants_htcondor(settings: dict, queue: str | None, schedd: str | None,
+def _wants_htcondor(chosen: Settings, queue: str | None, schedd: str | None,
                     pool: str | None) -> bool:
     if schedd or pool:
         return True
-    chosen = settings.get("resolver")
-    if chosen is not None:
-        if chosen not in ("local", "htcondor"):
-            raise ValueError(f"config.toml: resolver must be \"local\" or \"htcondor\", "
-                             f"not {chosen!r}")
-        return chosen == "htcondor"
-    if settings.get("schedds") or settings.get("pool"):
+    if chosen.resolver is not None:
+        return chosen.resolver == "htcondor"
+    if chosen.schedds or chosen.pool:
         return True
     if queue or os.environ.get(QUEUE_ENV):
         return False
     return _htcondor_installed()
-
-
-def _schedd_names(settings: dict) -> list[str]:
-    names = settings.get("schedds", [])
-    if isinstance(names, str):
-        names = [names]
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ValueError("config.toml: schedds must be a list of schedd names")
-    return names
 
 
 def _htcondor_installed() -> bool:

@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from condor_job_proxy.common.jobid import JobId
-from condor_job_proxy.common.names import is_login_name, printable
+from condor_job_proxy.common.names import printable
+from condor_job_proxy.common.settings import Ec2Settings
 
 from . import ec2_console as cloudinit
 from ..errors import ProxyError
@@ -48,12 +49,12 @@ def is_ec2_job(ad: Mapping[str, Any]) -> bool:
 
 
 def resolve_ec2_job(ad: Mapping[str, Any], job: JobId,
-                    settings: Mapping[str, Any] | None = None) -> JobEndpoint:
+                    users: Ec2Settings = Ec2Settings()) -> JobEndpoint:
     """Where the job's instance listens for ssh, with the key to log in and its host keys.
 
-    ``settings`` is config.toml's content (its ``[ec2]`` table picks the login user).
+    ``users`` is config.toml's ``[ec2]`` table, which picks the login user.
     """
-    user = login_user(ad, job, settings or {})
+    user = login_user(ad, job, users)
     service_url = _service_url(ad, job)
     instance_id = _instance_id(ad, job)
     key_file = key_pair_file(ad, job)
@@ -76,22 +77,19 @@ def resolve_ec2_job(ad: Mapping[str, Any], job: JobId,
                        host_keys=tuple(_console_host_keys(client, instance_id, job)))
 
 
-def login_user(ad: Mapping[str, Any], job: JobId, settings: Mapping[str, Any]) -> str:
-    """The account the job's image lets in: per job, else per AMI, else the default, from [ec2].
+def login_user(ad: Mapping[str, Any], job: JobId, users: Ec2Settings) -> str:
+    """The account the job's image lets in: per job, else per AMI, else the default, from [ec2]
+    (its names checked as login names when config.toml was read).
 
     The job ad names no login user (HTCondor leaves it to the user), so this is our choice,
     made from the ad (its ``EC2AmiID``, as submitted) and config.toml only: the generated Host
     block, connect and condor_ssh_to_job all call it, so they name the same user without
     asking EC2.
     """
-    ec2 = settings.get("ec2") or {}
     image_id = ad.get("EC2AmiID")
-    user = ((ec2.get("users_by_job") or {}).get(str(job))
-            or (ec2.get("users_by_ami") or {}).get(image_id if isinstance(image_id, str) else "")
-            or ec2.get("user") or DEFAULT_USER)
-    if not isinstance(user, str) or not is_login_name(user):
-        raise ProxyError(f"config.toml [ec2]: {user!r} is not a login name")
-    return user
+    return (users.users_by_job.get(str(job))
+            or users.users_by_ami.get(image_id if isinstance(image_id, str) else "")
+            or users.user or DEFAULT_USER)
 
 
 def key_pair_file(ad: Mapping[str, Any], job: JobId) -> Path:

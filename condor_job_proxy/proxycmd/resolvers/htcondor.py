@@ -81,7 +81,7 @@ class Resolver(BaseResolver):
             ads = self.query_schedd(name, constraint, sorted({*PROJECTION, *extra}))
             if ads:
                 return name, ads[0]
-        where = ", ".join(self._label(name) for name in self.schedd_names)
+        where = ", ".join(self.schedd_label(name) for name in self.schedd_names)
         raise JobNotFound(f"job {job} is not in the queue of {where}")
 
     def remove(self, job: JobId, reason: str) -> None:
@@ -92,7 +92,8 @@ class Resolver(BaseResolver):
             self._schedd(name).act(htcondor2.JobAction.Remove, f"{job.cluster}.{job.proc}",
                                    reason=reason)
         except htcondor2.HTCondorException as err:
-            raise ProxyError(f"cannot remove job {job} from {self._label(name)}: {err}") from None
+            raise ProxyError(f"cannot remove job {job} from {self.schedd_label(name)}: "
+                             f"{err}") from None
 
     def submit(self, description: dict[str, str]) -> JobId:
         """condor_submit of one job to the first configured schedd (interactive jobs)."""
@@ -101,7 +102,7 @@ class Resolver(BaseResolver):
         try:
             result = self._schedd(name).submit(htcondor2.Submit(description))
         except htcondor2.HTCondorException as err:
-            raise ProxyError(f"cannot submit to {self._label(name)}: {err}") from None
+            raise ProxyError(f"cannot submit to {self.schedd_label(name)}: {err}") from None
         return JobId(result.cluster(), result.first_proc())
 
     def query_first_schedd(self, constraint: str) -> list:
@@ -156,7 +157,7 @@ class Resolver(BaseResolver):
         try:
             return self._schedd(name).query(constraint=constraint, projection=projection)
         except htcondor2.HTCondorException as err:
-            raise ProxyError(f"cannot query {self._label(name)}: {err}") from None
+            raise ProxyError(f"cannot query {self.schedd_label(name)}: {err}") from None
 
     def history(self, constraint: str, projection: list[str]) -> list:
         """Ads of jobs that have left the queue of the schedd ``submit`` uses, newest first
@@ -170,7 +171,8 @@ class Resolver(BaseResolver):
             return self._schedd(name).history(constraint=constraint, projection=projection,
                                               match=1)
         except htcondor2.HTCondorException as err:
-            raise ProxyError(f"cannot read the history of {self._label(name)}: {err}") from None
+            raise ProxyError(f"cannot read the history of {self.schedd_label(name)}: "
+                             f"{err}") from None
 
     def _schedd(self, name: str | None):
         htcondor2 = self.htcondor2
@@ -179,12 +181,13 @@ class Resolver(BaseResolver):
         try:
             location = htcondor2.Collector(self.pool).locate(htcondor2.DaemonType.Schedd, name)
         except htcondor2.HTCondorException as err:
-            raise ProxyError(f"cannot locate {self._label(name)}: {err}") from None
+            raise ProxyError(f"cannot locate {self.schedd_label(name)}: {err}") from None
         if location is None:
-            raise ProxyError(f"{self._label(name)} is not known to the collector")
+            raise ProxyError(f"{self.schedd_label(name)} is not known to the collector")
         return htcondor2.Schedd(location)
 
-    def _label(self, name: str | None) -> str:
+    def schedd_label(self, name: str | None) -> str:
+        """A schedd as messages name it: "schedd NAME of pool POOL", "the local schedd"."""
         schedd = f"schedd {name}" if name else "the local schedd"
         return f"{schedd} of pool {self.pool}" if self.pool else schedd
 
@@ -341,7 +344,7 @@ def _starter_endpoint(job: JobId, ad) -> JobEndpoint:
 
 def _ec2_endpoint(job: JobId, ad) -> JobEndpoint:
     from condor_job_proxy.common import paths
-    return resolve_ec2_job(ad, job, paths.settings())
+    return resolve_ec2_job(ad, job, paths.settings().ec2)
 
 
 def _native_endpoint(job: JobId, ad) -> JobEndpoint:
@@ -386,7 +389,7 @@ def _login_user(ad, job: JobId | None = None) -> str:
         return _checked_name(job, _text(ad, USER_ATTR), "the login user its ad publishes")
     if is_ec2_job(ad):
         from condor_job_proxy.common import paths
-        return ec2_login_user(ad, job, paths.settings())
+        return ec2_login_user(ad, job, paths.settings().ec2)
     from .. import client_files
     remembered = client_files.login_user(job)
     if is_login_name(remembered):

@@ -27,7 +27,7 @@ from pathlib import Path
 from condor_job_proxy.common.jobid import JobId
 from condor_job_proxy.common.names import is_login_name, printable, user_of_uid
 
-from .. import fdpass, pipeline
+from .. import fdpass, pipeline, transports
 from . import htcondor_tool as htcondor_tool_module
 from ..errors import JobNotFound, JobNotRunning, NotAuthorized, ProxyError, report
 from ..model import JobEndpoint, ReadySession, SessionRequest
@@ -42,7 +42,6 @@ RETRY_SECONDS_ENV = "CONDOR_SSH_TO_JOB_RETRY_SECONDS"
 HANDED_OVER_ENV = "CONDOR_JOB_PROXY_HANDED_OVER"
 TOOL = "condor_ssh_to_job"
 NATIVE = "htcondor-native"   # the transport of pool jobs that HTCondor's own tool serves
-EC2 = "ec2"
 _INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
@@ -158,7 +157,7 @@ def _wait_for_endpoint(request: Request, resolver: BaseResolver, waiter: Waiter)
             endpoint = resolver.resolve(request.job)
             _debug(request, f"job {request.job}: {endpoint.transport} at {endpoint.address}, "
                             f"user {endpoint.user}")
-            if endpoint.transport == NATIVE:
+            if transports.load(endpoint.transport).runs_htcondor_tool:
                 _leave_to_htcondor(request)
             return endpoint
         except JobNotFound as err:
@@ -238,7 +237,7 @@ def _session(request: Request, endpoint: JobEndpoint, directory: Path,
     login name is the user's to give (``-l USER`` in the remote command); unlike HTCondor we
     pin the instance's host keys (console, else first use) as for every job.
     """
-    ec2 = endpoint.transport == EC2
+    ec2 = transports.load(endpoint.transport).plain_sshd
     login_key, session_key = (None, "") if ec2 else _session_key(request, directory)
     known_hosts = directory / "known_hosts"
     ready = pipeline.open_ready(endpoint, SessionRequest(

@@ -28,6 +28,8 @@ SCAN_SECONDS = 10
 class Transport(BaseTransport):
     """An EC2 instance's own sshd, host keys from its console or first use."""
     name = "ec2"
+    login_key_stays_here = True   # the job's key pair file
+    plain_sshd = True
 
     def open_session(self, endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
         keys, note, notice = host_keys(endpoint, request.known_hosts)

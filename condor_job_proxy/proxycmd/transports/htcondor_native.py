@@ -26,6 +26,7 @@ from pathlib import Path
 from condor_job_proxy.common import paths
 from condor_job_proxy.common.keys import normalize
 from condor_job_proxy.common.names import is_login_name, printable
+from condor_job_proxy.common.settings import NativeSettings
 
 from .. import client_files, fdpass
 from ..ssh_to_job import htcondor_tool
@@ -34,8 +35,6 @@ from ..model import JobEndpoint, OpenSession, SessionRequest
 from . import BaseTransport
 
 NOT_YET = "(Use -auto-retry to keep trying periodically.)"
-DEFAULT_WAIT_SECONDS = 30.0       # like the generated config's ConnectTimeout
-DEFAULT_KEYGEN_OPTIONS = "-t ed25519"   # the starter's RSA keygen is most of a session's setup
 ATTEMPT_SECONDS = 120.0
 TOOL_EXIT_SECONDS = 10.0
 # The name the tool reports when the execute node's CONDOR_SSH_TO_JOB_FAKE_PASSWD_ENTRY is on
@@ -50,10 +49,15 @@ class _NotYet(Exception):
 class Transport(BaseTransport):
     """The pool's own ssh-to-job, through HTCondor's condor_ssh_to_job and our grabber."""
     name = "htcondor-native"
+    runs_htcondor_tool = True
+
+    def insisted_user(self, session_user: str) -> str:
+        """``condor-user`` (HTCondor's default fake passwd entry) means any name will do."""
+        return "" if session_user == ANY_NAME_USER else session_user
 
     def open_session(self, endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
-        settings = paths.settings().get("htcondor_native", {})
-        wait = float(settings.get("wait_seconds", DEFAULT_WAIT_SECONDS))
+        settings = paths.settings().htcondor_native
+        wait = settings.wait_seconds
         deadline = time.monotonic() + wait
         delay = 0.5
         while True:
@@ -88,9 +92,9 @@ def _accept(endpoint: JobEndpoint, handed: tuple) -> OpenSession:
     return OpenSession(sock, "\n".join(host_keys), user, key_file=str(key_file))
 
 
-def tool_argv(endpoint: JobEndpoint, request: SessionRequest, settings: dict,
+def tool_argv(endpoint: JobEndpoint, request: SessionRequest, settings: NativeSettings,
               handoff: Path) -> list[str]:
-    tool = settings.get("tool") or htcondor_tool.find()
+    tool = settings.tool or htcondor_tool.find()
     if not tool:
         raise ProxyError("HTCondor's condor_ssh_to_job is not on PATH (needed for job "
                          f"{endpoint.job}, which does not run condor-job-proxy's starter)")
@@ -103,9 +107,8 @@ def tool_argv(endpoint: JobEndpoint, request: SessionRequest, settings: dict,
         argv += ["-pool", endpoint.pool]
     if request.shells:
         argv += ["-shells", ",".join(request.shells)]
-    keygen = settings.get("keygen_options", DEFAULT_KEYGEN_OPTIONS)
-    if keygen:
-        argv += ["-keygen-options", keygen]
+    if settings.keygen_options:
+        argv += ["-keygen-options", settings.keygen_options]
     return argv + ["-ssh", " ".join(_v2_quote(word) for word in grabber), str(endpoint.job)]
 
 
@@ -116,7 +119,7 @@ def _v2_quote(word: str) -> str:
     return "'" + word.replace("'", "''") + "'"
 
 
-def _attempt(endpoint: JobEndpoint, request: SessionRequest, settings: dict):
+def _attempt(endpoint: JobEndpoint, request: SessionRequest, settings: NativeSettings):
     private = Path(tempfile.mkdtemp(prefix="cjp-native-"))
     try:
         handoff = private / "handoff"

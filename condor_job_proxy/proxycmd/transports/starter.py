@@ -28,6 +28,9 @@ _REFUSAL_PREFIX = {
 class Transport(BaseTransport):
     """Our own starter: TCP to its session server and the mutual-authentication handshake."""
     name = "starter"
+    signs_with_user_key = True
+    keeps_spares = True
+    claims_session_user = True
 
     def open_session(self, endpoint: JobEndpoint, request: SessionRequest) -> OpenSession:
         """Connect and authenticate both ways. Both ssh-keygen runs start first, so their start-up

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import pipeline
+from .. import pipeline, transports
 from . import prelude
 from ..handoff import write_all
 from ..outcome import FAILED, NOT_SERVED, connect_outcome
@@ -37,7 +37,7 @@ def serve(request: dict) -> int:
 
 def _relayable(endpoint: JobEndpoint) -> bool:
     """EC2 jobs log in with the job's key pair file, which must not leave the access point."""
-    return endpoint.transport != "ec2"
+    return not transports.load(endpoint.transport).login_key_stays_here
 
 
 def _credential(ready: ReadySession) -> str:
