@@ -14,9 +14,9 @@ import sys
 
 import pytest
 
-from conftest import ROOT, Job, Workbench, wait_for_job_line
-from htcondor_standin.execute import job_environment
+from conftest import Job, Workbench
 from test_htcondor_pool import Pool, pool  # noqa: F401 - fixture
+from test_pool_job_runs import start_pool_starter
 
 # What a paramiko user does with the include: look the host up, run its ProxyCommand, log in
 # with its IdentityFile list, and trust the host key the proxy pinned in the job's own file.
@@ -127,17 +127,9 @@ def test_asyncssh_refuses_a_job_sshd_whose_host_key_your_ca_did_not_certify(
 def test_asyncssh_reaches_a_pool_job_of_our_starter_it_never_reached(pool: Pool,
                                                                     tmp_path) -> None:
     """The starter publishes its sessions' host key in the job ad (chirp), beside its key."""
-    pool.add_job(6, WantIOProxy=True, CondorJobProxyOwnerKey=pool.public_key())
-    scratch = pool.root / "execute" / "dir_6"
-    env = job_environment(scratch, pool.job_ad(6), pool.file, "ap.test", "<127.0.0.1:9618>",
-                          own={"PYTHONPATH": str(ROOT), "MARKER": "only-in-the-job"})
-    err_file = pool.root / "starter6.err"
-    with open(err_file, "wb") as err:
-        process = subprocess.Popen([sys.executable, "-m", "condor_job_proxy.starter", "run", "--super-users-keys",
-                                    str(tmp_path / "none"), "--", "sleep", "600"],
-                                   cwd=scratch, env=env, stdin=subprocess.DEVNULL, stderr=err)
+    process, scratch, _ = start_pool_starter(pool, 6, tmp_path / "none",
+                                             own={"MARKER": "only-in-the-job"})
     try:
-        wait_for_job_line(process, err_file)
         assert pool.proxy("config", "refresh").returncode == 0
         result = _asyncssh(pool, "job-6.0")
         assert result.returncode == 0, result.stderr.decode()[-2000:]

@@ -101,20 +101,28 @@ def test_job_on_a_node_without_chirp_runs_and_says_why_ssh_is_refused(pool: Pool
     assert "CondorJobProxyAddress" not in _history_ad(pool, cluster)
 
 
+def start_pool_starter(pool: Pool, cluster: int, none_keys: Path,
+                       own: dict[str, str] | None = None) -> tuple[subprocess.Popen, Path, dict]:
+    """Our starter as pool job ``cluster``'s wrapper, in the scratch directory and with the
+    environment condor_starter gives it (no PATH); returns it once it said its job's line."""
+    pool.add_job(cluster, WantIOProxy=True, CondorJobProxyOwnerKey=pool.public_key())
+    scratch = pool.root / "execute" / f"dir_{cluster}"
+    env = job_environment(scratch, pool.job_ad(cluster), pool.file, "ap.test", "<127.0.0.1:9618>",
+                          own={"PYTHONPATH": str(ROOT), **(own or {})})
+    err_file = pool.root / f"starter{cluster}.err"
+    with open(err_file, "wb") as err:
+        process = subprocess.Popen([sys.executable, "-m", "condor_job_proxy.starter", "run",
+                                    "--super-users-keys", str(none_keys), "--", "sleep", "600"],
+                                   cwd=scratch, env=env, stdin=subprocess.DEVNULL, stderr=err)
+    wait_for_job_line(process, err_file)
+    return process, scratch, env
+
+
 def test_starter_without_path_serves_ssh_sessions(pool: Pool, tmp_path: Path) -> None:
     """sshd, ssh-keygen and setpriv are found although the job's environment has no PATH."""
-    pool.add_job(6, WantIOProxy=True, CondorJobProxyOwnerKey=pool.public_key())
-    scratch = pool.root / "execute" / "dir_6"
-    env = job_environment(scratch, pool.job_ad(6), pool.file, "ap.test", "<127.0.0.1:9618>",
-                          own={"PYTHONPATH": str(ROOT)})
-    assert "PATH" not in env
-    err_file = pool.root / "starter6.err"
-    with open(err_file, "wb") as err:
-        process = subprocess.Popen([sys.executable, "-m", "condor_job_proxy.starter", "run", "--super-users-keys",
-                                    str(tmp_path / "none"), "--", "sleep", "600"],
-                                   cwd=scratch, env=env, stdin=subprocess.DEVNULL, stderr=err)
+    process, scratch, env = start_pool_starter(pool, 6, tmp_path / "none")
     try:
-        wait_for_job_line(process, err_file)
+        assert "PATH" not in env
         result = subprocess.run(["ssh", "-F", str(pool.ssh_config), "-o", "BatchMode=yes",
                                  "job-6.0", "pwd"], env=pool.env, capture_output=True, timeout=60)
         assert result.returncode == 0, result.stderr
