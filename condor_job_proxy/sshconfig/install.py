@@ -91,8 +91,9 @@ def _control_check(sockets: Path | None, command: list[str], chosen: settings.Co
 
 def listed_jobs(resolver: BaseResolver | None, via: Hop | None = None
                 ) -> tuple[list[JobSummary], int]:
-    """The jobs to give Host blocks, and how many others the queue holds: only jobs this user
-    may enter (a shared local queue holds everyone's; VS Code's picker must not offer those).
+    """The jobs to give Host blocks, and how many others the queue holds: only this user's own
+    (a shared local queue holds everyone's; VS Code's picker must not offer those, and another
+    account's job is entered only by typing its name).
     A pool's and an access point's listings hold the user's own jobs already."""
     return (list_jobs(via), 0) if via else resolver.enterable_jobs()
 
