@@ -95,7 +95,7 @@ def listed_jobs(resolver: BaseResolver | None, via: Hop | None = None
     (a shared local queue holds everyone's; VS Code's picker must not offer those, and another
     account's job is entered only by typing its name).
     A pool's and an access point's listings hold the user's own jobs already."""
-    return (list_jobs(via), 0) if via else resolver.enterable_jobs()
+    return (list_jobs(via, own=True), 0) if via else resolver.enterable_jobs()
 
 
 def include_change(resolver: BaseResolver | None, queue: str | None = None, dry_run: bool = False,
