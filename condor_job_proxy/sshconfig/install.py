@@ -126,7 +126,7 @@ def include_change(resolver: BaseResolver | None, queue: str | None = None, dry_
     text = include.render(jobs, include_settings)
     if left_out:
         text += (f"\n# {left_out} other job{'s' if left_out != 1 else ''} in the queue "
-                 "left out: other users' jobs, which your key does not enter.\n")
+                 "left out: other users' jobs (enter one on purpose: ssh ACCOUNT@job-N).\n")
     return Change(path, managed.read(path), text)
 
 
