@@ -138,7 +138,7 @@ def jobs(obj: dict, as_json: bool, names: bool) -> None:
     resolver = None if hop else _resolver(obj)
     if hop:
         found = hops.list_jobs(hop)
-    else:   # names, as the include's Host blocks: only jobs you may enter
+    else:   # names, as the include's Host blocks: only your own local jobs
         found = resolver.enterable_jobs()[0] if names else resolver.list_jobs()
     _say_ignored(obj, resolver)
     if as_json:

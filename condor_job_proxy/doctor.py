@@ -76,7 +76,8 @@ def _describe(job: JobId, resolver) -> tuple[list[str], str, bool]:
         lines = [f"job {job}: resolver local (queue {resolver.queue.directory})",
                  "transport: starter (local queue records always name our starter)"]
         state, reachable = _state(lambda: _local_access(resolver, job))
-        return lines + [state] + _local_terminals(job, resolver), "starter", reachable
+        return (lines + [state] + _local_owner(job, resolver) + _local_terminals(job, resolver),
+                "starter", reachable)
     return _describe_pool(job, resolver)
 
 
@@ -125,11 +126,26 @@ def _left_queue(resolver, job: JobId, err: ProxyError) -> str:
 
 
 def _local_access(resolver, job: JobId) -> str:
-    """What a connect to a local job would meet, up to the starter's authorization."""
+    """What a connect to a local job would meet, up to the starter's authorization (asked
+    within the resolver's PROBE_SECONDS: a neighbour's starter may stay silent on purpose)."""
     endpoint = resolver.check_entry(job)
     record = resolver.queue.read(job) or {}
     mine = record.get("owner_uid") == os.getuid()
     return "" if mine else f"{endpoint.user}'s job, whose starter was given your key"
+
+
+def _local_owner(job: JobId, resolver) -> list[str]:
+    """Whose job another account's is, and how to enter it on purpose (``ssh job-N`` as
+    yourself is refused, and the include has no Host block for it)."""
+    from condor_job_proxy.proxycmd.pipeline import enter_on_purpose
+    try:
+        record = resolver.queue.read(job) or {}
+    except (UntrustedRecord, ValueError, OSError):
+        return []
+    if not record.get("owner") or record["owner_uid"] == os.getuid():
+        return []
+    return [f"owner: {record['owner']} (uid {record['owner_uid']}), not you: "
+            f"{enter_on_purpose(record['owner'], job.host())}"]
 
 
 def _pool_access(resolver, job: JobId, ad, transport: str) -> str:

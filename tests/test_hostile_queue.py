@@ -230,7 +230,11 @@ def test_an_impostor_starter_is_listed_and_reached_as_who_it_is(town: Neighbours
     assert f"Host {host}" not in include   # its starter refuses the victim's login name
     result = town.victim.run("ssh", "-o", "BatchMode=yes", host, "id -u", env=town.env)
     assert result.returncode == 255 and result.stdout == b"", result.stdout + result.stderr
-    assert b"runs as user" in result.stderr
+    assert f"is {town.attacker.name}'s, not yours".encode() in result.stderr, result.stderr
+    result = town.victim.run("ssh", "-o", "BatchMode=yes", f"{town.attacker.name}@{host}",
+                             "id -u", env=town.env)
+    assert result.returncode == 255 and result.stdout == b"", result.stdout + result.stderr
+    assert b"runs as user" in result.stderr, result.stderr   # the impostor's own refusal
 
 
 def test_a_record_whose_starter_runs_as_another_uid_is_flagged(town: Neighbours) -> None:
@@ -345,15 +349,64 @@ def test_a_queue_directory_another_user_owns_is_not_trusted(town: Neighbours) ->
         result.stderr.decode(), result.stderr
 
 
-def test_entering_another_users_job_says_whose_it_is(town: Neighbours) -> None:
-    """The attacker lets the victim's (public) key into a job of theirs; the victim, mistyping
-    an id after a refresh, is told at once whose account the shell is in."""
+def test_a_queue_directory_another_user_owns_stops_the_starter_before_the_job_runs(
+        town: Neighbours) -> None:
+    """As the TMPDIR and the keys file are: one line, and nothing of the job has run (nor a
+    keeper's line about processes it had to end)."""
+    theirs = town.open / "theirs-mq"
+    assert town.attacker.run("mkdir", "-m", "1777", str(theirs)).returncode == 0
+    ran = town.open / "victim-ran"
+    refused = town.victim.run("condor-job-starter", "run", "--", "sh", "-c",
+                              f"touch {ran}; sleep 100", timeout=60,
+                              env={"CONDOR_JOB_PROXY_QUEUE": str(theirs)})
+    assert refused.returncode == 1
+    line = refused.stderr.decode()
+    assert line.startswith(f"condor-job-starter: queue directory {theirs} ") and \
+        line.count("\n") == 1, line
+    assert not ran.exists()
+
+
+def _include(town: Neighbours) -> str:
+    return (town.victim.home / ".config/condor-job-proxy/ssh_config").read_text()
+
+
+def _lets_the_victim_in(town: Neighbours) -> Path:
+    """A keys file of the attacker's holding the victim's public key (public to everyone)."""
     keys = town.scratch / "victim-key.pub"
     keys.write_text(town.victim_key)
     shutil.chown(keys, town.attacker.name)
-    host = town.start_job(town.attacker, "--authorized-keys-file", str(keys))
-    assert town.victim.run("condor-job-proxy", "config", "refresh", env=town.env).returncode == 0
-    result = town.victim.run("ssh", "-o", "BatchMode=yes", host, "id -un", env=town.env)
+    return keys
+
+
+def test_another_users_job_that_lets_the_victim_in_is_not_entered_as_the_victim(
+        town: Neighbours) -> None:
+    """The attacker lets the victim's (public) key into a job of theirs. Neither the refusal of
+    the victim's own login name nor a refresh may write ``User attacker`` into the victim's
+    include, so no later ``ssh job-N`` (batch mode, scp, VS Code) lands there silently."""
+    host = town.start_job(town.attacker, "--authorized-keys-file", str(_lets_the_victim_in(town)))
+    job = host.removeprefix("job-")
+    for refresh in (False, False, True):
+        if refresh:
+            assert town.victim.run("condor-job-proxy", "config", "refresh",
+                                   env=town.env).returncode == 0
+        result = town.victim.run("ssh", "-o", "BatchMode=yes", host, "id -un", env=town.env)
+        assert result.returncode == 255 and result.stdout == b"", result
+        ours = [line for line in result.stderr.decode().splitlines()
+                if line.startswith("condor-job-proxy:")]
+        assert len(ours) == 1, result.stderr
+        assert f"job {job} is {town.attacker.name}'s" in ours[0], ours
+        assert f"ssh {town.attacker.name}@{host}" in ours[0] and "refresh" not in ours[0], ours
+        assert f"Host {host}" not in _include(town)
+    names = town.victim.run("condor-job-proxy", "jobs", "--names", env=town.env)
+    assert host not in names.stdout.decode().split(), names
+
+
+def test_typing_the_other_accounts_name_enters_its_job_and_says_whose_it_is(
+        town: Neighbours) -> None:
+    """The explicit name is the consent; the session still says whose account it is in."""
+    host = town.start_job(town.attacker, "--authorized-keys-file", str(_lets_the_victim_in(town)))
+    result = town.victim.run("ssh", "-o", "BatchMode=yes", f"{town.attacker.name}@{host}",
+                             "id -un", env=town.env)
     assert result.stdout.decode().strip() == town.attacker.name, result.stderr
     assert (f"condor-job-proxy: note: job {host.removeprefix('job-')} belongs to "
             f"{town.attacker.name} (uid {town.uid(town.attacker)}), not to you") in \
@@ -374,14 +427,18 @@ while time.time() < deadline:
 """
 
 
-def test_silent_starters_of_another_user_do_not_stall_the_victims_refresh(town: Neighbours) -> None:
-    """Refresh asks others' starters whether they let the victim in; twenty that accept and
-    never answer cost it a bounded wait, not ten seconds each."""
+def _silent_starter(town: Neighbours) -> int:
+    """The port of a listener of the attacker's that accepts and never answers."""
     silent = town.attacker.popen("python3", "-c", _SILENT, stdout=subprocess.PIPE,
                                  stdin=subprocess.DEVNULL)
     town.processes.append(silent)
-    port = int(silent.stdout.readline())
-    pid = town.attacker_process()
+    return int(silent.stdout.readline())
+
+
+def test_silent_starters_of_another_user_do_not_stall_the_victims_refresh(town: Neighbours) -> None:
+    """Refresh gives Host blocks to the victim's own jobs only, so it asks no other starter;
+    twenty that accept and never answer cost it nothing."""
+    port, pid = _silent_starter(town), town.attacker_process()
     for cluster in range(300, 320):
         town.plant(f"{cluster}.0.json", town.forged(cluster, pid, starter_address=f"127.0.0.1:{port}"))
     began = time.monotonic()
@@ -393,6 +450,37 @@ def test_silent_starters_of_another_user_do_not_stall_the_victims_refresh(town: 
     assert "job-300" not in include and "20 other jobs" in include
 
 
+@pytest.mark.parametrize("how_many", [1, 6])
+def test_a_silent_starter_of_another_user_costs_the_victims_refresh_nothing(
+        town: Neighbours, how_many: int) -> None:
+    """One silent starter was enough to hold refresh 10 s (its probe thread joined at exit)."""
+    port, pid = _silent_starter(town), town.attacker_process()
+    for cluster in range(330, 330 + how_many):
+        town.plant(f"{cluster}.0.json", town.forged(cluster, pid, starter_address=f"127.0.0.1:{port}"))
+    began = time.monotonic()
+    done = town.victim.run("condor-job-proxy", "config", "refresh", env=town.env, timeout=120)
+    took = time.monotonic() - began
+    assert done.returncode == 0, done.stderr
+    assert took < 5, f"refresh took {took:.1f} s"
+
+
+def test_doctor_on_a_silent_starter_of_another_user_gives_up_within_two_seconds(
+        town: Neighbours) -> None:
+    """Doctor still asks another's starter (within 2 s) and says whose job it is and how to
+    enter it on purpose."""
+    port, pid = _silent_starter(town), town.attacker_process()
+    town.plant("340.0.json", town.forged(340, pid, starter_address=f"127.0.0.1:{port}"))
+    began = time.monotonic()
+    done = town.victim.run("condor-job-proxy", "doctor", "job-340.0", env=town.env, timeout=120)
+    took = time.monotonic() - began
+    out = done.stdout.decode()
+    assert "state: not reachable now" in out, out
+    assert (f"owner: {town.attacker.name} (uid {town.uid(town.attacker)}), not you: "
+            f"to enter it as {town.attacker.name} on purpose, type that name: "
+            f"ssh {town.attacker.name}@job-340.0") in out, out
+    assert took < 5, f"doctor took {took:.1f} s"
+
+
 def test_a_lone_surrogate_in_a_planted_record_does_not_stop_the_listing(town: Neighbours) -> None:
     town.plant("90.0.json", town.forged(90, town.attacker_process(), command=["\ud800bad"]))
     listing = town.jobs(town.victim)
@@ -401,14 +489,19 @@ def test_a_lone_surrogate_in_a_planted_record_does_not_stop_the_listing(town: Ne
 
 
 def test_another_users_job_is_refused_as_not_yours_and_not_offered(town: Neighbours) -> None:
-    """Not "use ssh them@job-N" (which the starter then refuses too): the job is not yours.
-    Completion offers only what the include offers: jobs you may enter."""
+    """``ssh job-N`` as yourself is refused before any connection, saying whose job it is;
+    typing that name reaches its starter, which refuses a key it was not given. Completion
+    offers only what the include offers: your own jobs."""
     theirs = town.start_job(town.attacker)
     mine = town.start_job(town.victim)
     result = town.victim.run("ssh", "-o", "BatchMode=yes", theirs, "true", env=town.env)
     assert result.returncode == 255
+    assert f"is {town.attacker.name}'s, not yours" in result.stderr.decode(), result.stderr
+    assert "refresh" not in result.stderr.decode()
+    result = town.victim.run("ssh", "-o", "BatchMode=yes", f"{town.attacker.name}@{theirs}",
+                             "true", env=town.env)
+    assert result.returncode == 255
     assert "you are not the job's owner" in result.stderr.decode(), result.stderr
-    assert "use ssh" not in result.stderr.decode()
     names = town.victim.run("condor-job-proxy", "jobs", "--names", env=town.env)
     assert names.stdout.decode().split() == [mine], names
 

@@ -29,15 +29,17 @@ def test_stranger_refreshing_on_a_shared_queue_gets_no_host_for_others_jobs(shar
     assert result.returncode == 0, result.stderr
     include = _include(stranger)
     assert f"Host {shared['host']}" not in include
-    assert "# 1 other job in the queue left out: other users' jobs, which your key does not " \
-           "enter." in include
+    assert "# 1 other job in the queue left out: other users' jobs (enter one on purpose: " \
+           "ssh ACCOUNT@job-N)." in include
 
 
-def test_owner_given_the_key_refreshing_gets_the_job(shared) -> None:
+def test_owner_given_the_key_refreshing_gets_no_block_for_another_accounts_job(shared) -> None:
+    """Another uid's job is entered only by typing its account's name, never on the
+    include's say-so, even when its starter lets your key in."""
     owner: Account = shared["owner"]
     assert owner.run("condor-job-proxy", "config", "refresh", env=shared["env"]).returncode == 0
     include = _include(owner)
-    assert f"Host {shared['host']}" in include and "left out" not in include
+    assert f"Host {shared['host']}" not in include and "1 other job" in include
 
 
 def test_jobs_json_carries_the_jobs_accounting(shared) -> None:

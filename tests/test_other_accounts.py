@@ -52,10 +52,12 @@ def pool():
 
 
 def test_owner_reaches_job_under_another_account(pool) -> None:
+    """By typing the job's account name: another uid's job is never entered on the include's
+    say-so (the include has no Host block for it)."""
     owner: Account = pool["owner"]
     assert owner.run("condor-job-proxy", "config", "refresh", env=pool["env"]).returncode == 0
-    result = owner.run("ssh", "-o", "BatchMode=yes", pool["host"], "whoami; pwd; echo $MARKER",
-                       env=pool["env"])
+    result = owner.run("ssh", "-o", "BatchMode=yes", "-l", pool["job"].name, pool["host"],
+                       "whoami; pwd; echo $MARKER", env=pool["env"])
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().split() == [pool["job"].name, str(pool["cwd"]), "in-the-job"]
 
@@ -63,8 +65,8 @@ def test_owner_reaches_job_under_another_account(pool) -> None:
 def test_owner_gets_a_terminal_in_the_job(pool) -> None:
     owner: Account = pool["owner"]
     owner.run("condor-job-proxy", "config", "refresh", env=pool["env"])
-    result = owner.run("ssh", "-tt", "-o", "BatchMode=yes", pool["host"], "tty; stty size",
-                       env=pool["env"], input=b"")
+    result = owner.run("ssh", "-tt", "-o", "BatchMode=yes", "-l", pool["job"].name, pool["host"],
+                       "tty; stty size", env=pool["env"], input=b"")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.decode().replace("\r", "").split("\n")
     assert lines[0].startswith("/dev/pts/"), lines

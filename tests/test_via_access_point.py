@@ -109,7 +109,7 @@ def via():
             result = laptop.run("condor-job-proxy", "setup", "--yes", "--via", "ap")
             assert result.returncode == 0, result.stderr
             yield {"ap": ap, "laptop": laptop, "host": host, "cwd": cwd, "root": root,
-                   "sshd": sshd}
+                   "sshd": sshd, "stranger": stranger, "env": env}
     finally:
         end_job(starter)
         shutil.rmtree(root, ignore_errors=True)
@@ -198,6 +198,30 @@ def test_vscode_style_session_reaches_its_server_through_the_socks_port(via) -> 
         pid_file = via["cwd"] / "vscode_server.pid"
         if pid_file.exists():
             os.kill(int(pid_file.read_text()), 15)
+
+
+def test_a_neighbours_job_that_lets_the_access_point_user_in_gets_no_block_on_the_laptop(
+        via) -> None:
+    """A neighbour on the access point lets the user's (public) job-access key into a job of
+    theirs: the laptop's include must not name it with ``User neighbour``, or a plain
+    ``ssh job-N`` from the laptop would land in the neighbour's account silently."""
+    ap, stranger, root = via["ap"], via["stranger"], via["root"]
+    keys = root / "ap-key.pub"
+    keys.write_bytes(ap.run("condor-job-proxy", "pubkey", env=via["env"]).stdout)
+    shutil.chown(keys, stranger.name)
+    err_file = root / "neighbour.err"
+    with open(err_file, "wb") as err:
+        theirs = stranger.popen("condor-job-starter", "run", "--authorized-keys-file", str(keys),
+                                "--", "sleep", "900", env={**via["env"], "TMPDIR": "/tmp"},
+                                cwd=Path("/tmp"), stderr=err, stdin=subprocess.DEVNULL)
+    try:
+        host = f"job-{wait_for_job_line(theirs, err_file, timeout=30)}"
+        result = via["laptop"].run("condor-job-proxy", "config", "refresh")
+        assert result.returncode == 0, result.stderr
+        include = (via["laptop"].home / ".config" / "condor-job-proxy" / "ssh_config").read_text()
+        assert f"Host {host}" not in include and f"Host {via['host']}" in include, include
+    finally:
+        end_job(theirs)
 
 
 def test_stranger_on_the_access_point_gets_one_line_and_255(via) -> None:

@@ -55,14 +55,19 @@ class LocalQueue:
         self.directory = Path(directory)
         self.ignored: list[str] = []   # why the last records() skipped files (for --debug)
 
-    def submit(self, record: dict) -> JobId:
-        """Claim a free cluster id (proc 0) and publish the record under it."""
+    def prepare(self) -> None:
+        """Make the directory if missing and refuse it (ValueError) unless safe: the starter
+        calls this before the job runs, and ``submit`` again before it publishes."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o755)
         try:   # whoever could rename its entries could swap this job's record for another
             check_directory(self.directory, "queue directory")
         except UnsafePath as err:
             raise ValueError(f"{err}: another user could swap your job's record; use a "
                              "directory of yours, or root's (mkdir -m 1777)") from None
+
+    def submit(self, record: dict) -> JobId:
+        """Claim a free cluster id (proc 0) and publish the record under it."""
+        self.prepare()
         temp = self._write_temp(record)
         try:
             for cluster in self._free_clusters():

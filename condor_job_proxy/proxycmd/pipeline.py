@@ -32,7 +32,9 @@ def open_ready(endpoint: JobEndpoint, request: SessionRequest, known_hosts: Path
     name (and, given ``identity_link``, ssh's identity link pointed at the key it needs).
     ``opener`` gets the session: a new one, or the connect daemon's spare."""
     host = request.host or endpoint.job.host()
-    if not endpoint.notice:   # another account's job: its starter says first whether you may
+    if endpoint.notice:   # another account's job: entered only by typing that account's name
+        check_other_account(endpoint, request.ssh_user, host)
+    else:
         check_login(endpoint.job, endpoint.user, request.ssh_user, host)
     session = opener(endpoint, request)
     try:
@@ -66,6 +68,20 @@ def check_login(job: JobId, runs_as: str, asked: str | None, host: str) -> None:
     if asked and runs_as and asked != runs_as:
         raise UserMismatch(f"job {job} runs as user {runs_as!r}, not {asked!r}: use ssh "
                            f"{runs_as}@{host} (or run: condor-job-proxy config refresh)", runs_as)
+
+
+def check_other_account(endpoint: JobEndpoint, asked: str | None, host: str) -> None:
+    """A local job of another uid's is never entered on the include's (or a remembered
+    connection's) say-so: ssh must ask for that account's name, typed by the user. Neither a
+    UserMismatch (which would rewrite the include) nor a hint to refresh it."""
+    if asked and asked != endpoint.user:
+        raise ProxyError(f"job {endpoint.job} is {endpoint.user}'s, not yours: "
+                         f"{enter_on_purpose(endpoint.user, host)}")
+
+
+def enter_on_purpose(user: str, host: str) -> str:
+    """How to enter another account's job on purpose: its name, typed, is the consent."""
+    return f"to enter it as {user} on purpose, type that name: ssh {user}@{host}"
 
 
 def to_ssh(relay: bool = False) -> Callable[[ReadySession], None]:

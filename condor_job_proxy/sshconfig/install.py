@@ -92,10 +92,11 @@ def _control_check(sockets: Path | None, command: list[str], chosen: Settings,
 
 def listed_jobs(resolver: BaseResolver | None, via: Hop | None = None
                 ) -> tuple[list[JobSummary], int]:
-    """The jobs to give Host blocks, and how many others the queue holds: only jobs this user
-    may enter (a shared local queue holds everyone's; VS Code's picker must not offer those).
+    """The jobs to give Host blocks, and how many others the queue holds: only this user's own
+    (a shared local queue holds everyone's; VS Code's picker must not offer those, and another
+    account's job is entered only by typing its name).
     A pool's and an access point's listings hold the user's own jobs already."""
-    return (list_jobs(via), 0) if via else resolver.enterable_jobs()
+    return (list_jobs(via, own=True), 0) if via else resolver.enterable_jobs()
 
 
 def include_change(resolver: BaseResolver | None, queue: str | None = None, dry_run: bool = False,
@@ -126,7 +127,7 @@ def include_change(resolver: BaseResolver | None, queue: str | None = None, dry_
     text = include.render(jobs, include_settings)
     if left_out:
         text += (f"\n# {left_out} other job{'s' if left_out != 1 else ''} in the queue "
-                 "left out: other users' jobs, which your key does not enter.\n")
+                 "left out: other users' jobs (enter one on purpose: ssh ACCOUNT@job-N).\n")
     return Change(path, managed.read(path), text)
 
 

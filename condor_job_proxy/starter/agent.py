@@ -20,7 +20,7 @@ from ..common.keys import check_key_file
 from ..common.safepath import UnsafePath, check_directory
 from .lifecycle import REMOVE_SIGNALS, JobLifecycle, Limits
 from .publish import Publisher, read_key_files
-from ..common.queue import RUNNING
+from ..common.queue import RUNNING, LocalQueue
 from .server import Room, SessionServer, StarterIdentity, tmpdir_room
 from .session_files import JobContext
 from .stderr import log, say
@@ -55,6 +55,8 @@ def run_job(options: JobOptions) -> int:
     except UnsafePath as err:
         raise StarterError(f"{err}: another user could replace the sessions' files there; "
                            "set TMPDIR to a directory of yours") from None
+    if options.publisher.directory:   # the job's record goes there: refused before the job runs
+        LocalQueue(options.publisher.directory).prepare()
     job_env = dict(os.environ)   # as given: HTCondor gives a job no PATH, and so do we
     os.environ.setdefault("PATH", processes.STANDARD_PATH)   # for the starter's own helpers
     host = sshd.probe()

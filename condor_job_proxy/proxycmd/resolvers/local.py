@@ -18,6 +18,8 @@ from ..errors import JobNotFound, JobNotRunning, ProxyError
 from ..model import JobEndpoint, JobSummary
 from . import BaseResolver
 
+PROBE_SECONDS = 2.0   # a starter (a neighbour's, maybe silent on purpose), asked by doctor
+
 
 class Resolver(BaseResolver):
     """The embedded local queue: records our starters publish in a directory."""
@@ -94,42 +96,24 @@ class Resolver(BaseResolver):
         return [_summary(r) for r in self.queue.records()]
 
     def enterable_jobs(self) -> tuple[list[JobSummary], int]:
-        """(the jobs this user may enter, how many others the queue holds), for the generated
-        config: this uid's own jobs, and others' running jobs whose starters say they let this
-        user's key in (keys given with --authorized-keys-file, which no record names)."""
-        from concurrent.futures import ThreadPoolExecutor, wait   # not on the connect path
+        """(this uid's own jobs, how many others the queue holds), for the generated config:
+        another account's job is never entered on the include's say-so (a neighbour may let
+        your public key in), so it gets no Host block; ``ssh ACCOUNT@job-N`` enters it."""
         records = self.queue.records()
-        others = [JobId(r["cluster"], r["proc"]) for r in records if r["owner_uid"] != os.getuid()]
-        # Others' starters may be slow on purpose (the connect path refreshes after a wrong
-        # login name): each gets PROBE_SECONDS, all of them ASK_SECONDS; the rest is left out.
-        pool = ThreadPoolExecutor(max_workers=8)
-        asked = {pool.submit(self._lets_in, job): job for job in others}
-        done, _ = wait(asked, timeout=ASK_SECONDS)
-        pool.shutdown(wait=False, cancel_futures=True)
-        let_in = {asked[future] for future in done if future.result()}
-        mine = [_summary(r) for r in records if r["owner_uid"] == os.getuid()
-                or JobId(r["cluster"], r["proc"]) in let_in]
+        mine = [_summary(r) for r in records if r["owner_uid"] == os.getuid()]
         return mine, len(records) - len(mine)
 
-    def check_entry(self, job: JobId, seconds: float = 10.0) -> JobEndpoint:
+    def check_entry(self, job: JobId, seconds: float = PROBE_SECONDS) -> JobEndpoint:
         """The job's endpoint once its starter has said it lets this user's key in (no session
-        is opened: see transports.starter.check_access); else why not, in a connect's words."""
+        is opened: see transports.starter.check_access); else why not, in a connect's words.
+        A starter that stays silent (a neighbour's, on purpose) gets ``seconds``."""
         from ..transports.starter import check_access
         endpoint = self.resolve(job)
         check_access(endpoint, paths.user_key_path(), seconds)
         return endpoint
 
-    def _lets_in(self, job: JobId) -> bool:
-        try:
-            self.check_entry(job, PROBE_SECONDS)
-        except (ProxyError, OSError):
-            return False
-        return True
-
 
 _ENDED = {COMPLETED: "has completed", REMOVED: "was removed"}
-PROBE_SECONDS = 2.0   # one other user's starter, asked whether it lets this user in
-ASK_SECONDS = 5.0     # all of them, for one refresh
 
 
 def _not_yours(job: JobId, record: dict) -> str:

@@ -111,7 +111,7 @@ def check_access(endpoint: JobEndpoint, identity: Path,
     Nothing is signed either way, so this diagnoses, it proves nothing about the starter."""
     job = endpoint.job
     with _connect(endpoint, seconds) as sock:
-        channel = Channel(sock)
+        channel = Channel(sock, seconds)   # the whole exchange: a starter may stay silent
         try:
             channel.send("hello", proto=PROTOCOL_VERSION, job=str(job), user=endpoint.user,
                          key=public_key_blob(identity), nonce=os.urandom(NONCE_BYTES).hex())

@@ -62,9 +62,11 @@ def ssh_reason(stderr: bytes) -> str:
     return printable(said[-1], 500) if said else ""
 
 
-def list_jobs(hop: Hop) -> list[JobSummary]:
-    """The access point's job list (``condor-job-proxy jobs --json`` there)."""
-    proc = run(hop, ["jobs", "--json"])
+def list_jobs(hop: Hop, own: bool = False) -> list[JobSummary]:
+    """The access point's job list (``condor-job-proxy jobs --json`` there); ``own``: only the
+    jobs it gives Host blocks (``--names``: not another account's local job, which is entered
+    only by typing its name), for the laptop's include."""
+    proc = run(hop, ["jobs", "--json", *(["--names"] if own else [])])
     if proc.returncode != 0:
         reason = ssh_reason(proc.stderr) or f"ssh exit status {proc.returncode}"
         raise ProxyError(f"cannot list the jobs on {hop.target}: {reason}")
