@@ -295,3 +295,52 @@ def test_login_without_a_shell_says_so(shell_less_job) -> None:
     result = _ssh(shell_less_job, shell_less_job["host"], input=b"")
     assert result.returncode == 1
     assert b"container has no shell: give a command" in result.stderr
+
+
+@pytest.fixture(params=["unshare", "podman"])
+def own_job(request, user: Account):
+    """A container job of this test's own, which the test ends."""
+    started = _container_job(user, shell=True) if request.param == "unshare" else _podman_job(user)
+    yield started
+    _end(started)
+
+
+def _open_session(job, command: str) -> subprocess.Popen:
+    """An ssh session that stays open, running ``command`` in the container (no master)."""
+    session = job["user"].popen("ssh", "-o", "BatchMode=yes", "-o", "ControlPath=none",
+                                job["host"], command, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_until(lambda: _running(job, command), timeout=20), "the session did not start"
+    return session
+
+
+def _running(job, command: str) -> bool:
+    """Whether a job process runs ``command`` (its command line, words joined by spaces)."""
+    return any(_command_line(pid) == command for pid in processes.descendants(job["starter"].pid, processes.snapshot()))
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_removing_a_job_ends_its_container_with_a_session_open(own_job) -> None:
+    """Issue 27 item 1: the container's first process waits for its pid namespace to empty,
+    which holds the session's processes, zombies for the starter to reap."""
+    session = _open_session(own_job, "sleep 1000")
+    starter = _starter_pid(own_job)
+    os.kill(starter, signal.SIGTERM)
+    try:
+        assert wait_until(lambda: processes.read(starter) is None, timeout=25), \
+            "the starter is still there 25 s after SIGTERM"
+    finally:
+        session.kill()
+        session.wait()
+
+
+def _starter_pid(job) -> int:
+    """The starter itself (runuser, which the test started, waits for it and would SIGKILL
+    it 2 s after passing on a SIGTERM)."""
+    return next(pid for pid in processes.children(job["starter"].pid))
