@@ -344,3 +344,20 @@ def _starter_pid(job) -> int:
     """The starter itself (runuser, which the test started, waits for it and would SIGKILL
     it 2 s after passing on a SIGTERM)."""
     return next(pid for pid in processes.children(job["starter"].pid))
+
+
+def test_ssh_to_a_suspended_container_job_is_told_so(own_job) -> None:
+    """Issue 27 item 2: the spare session the connect daemon keeps is ended on suspension,
+    not stopped and handed to the next ssh, which would hang."""
+    for _ in range(2):   # the second leaves a spare open
+        assert _ssh(own_job, "-o", "ControlPath=none", own_job["host"], "true").returncode == 0
+    starter = _starter_pid(own_job)
+    assert wait_until(lambda: any(".enter" in _command_line(pid)
+                                  for pid in processes.children(starter)), timeout=10), "no spare"
+    os.kill(starter, signal.SIGTSTP)
+    assert wait_until(lambda: b"suspended" in own_job["user"].run(
+        "condor-job-proxy", "doctor", own_job["host"]).stdout, timeout=10)
+    result = own_job["user"].run("timeout", "12", "ssh", "-o", "BatchMode=yes", "-o",
+                                 "ControlPath=none", own_job["host"], "true", timeout=30)
+    assert result.returncode == 255, result
+    assert b"suspended" in result.stderr
