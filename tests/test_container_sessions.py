@@ -49,13 +49,14 @@ def _rootfs(where: Path, shell: bool) -> Path:
     return root
 
 
-def _container_job(user: Account, shell: bool):
+def _container_job(user: Account, shell: bool, dev: bool = True):
     if not Path(BUSYBOX).exists():
         pytest.fail("missing /bin/busybox: apt-get install busybox-static")
     where = Path(tempfile.mkdtemp(prefix="cjp-container-"))
     os.chmod(where, 0o755)
     root = _rootfs(where, shell)
-    (where / "job.sh").write_text(JOB_SCRIPT)
+    (where / "job.sh").write_text(JOB_SCRIPT if dev else JOB_SCRIPT.replace(
+        'mount --rbind /dev "$root/dev"', ":"))
     (where / "tmp").mkdir()
     subprocess.run(["chown", "-R", user.name, str(where)], check=True)
     port = free_port()
@@ -375,3 +376,20 @@ def test_sftp_lists_each_name_once_with_its_owner(any_job) -> None:
         assert listings[0].splitlines().count("marker-inside") == 1, result.stdout
     listing = any_job["user"].run("sftp", "-b", "-", any_job["host"], input=b"ls -l /\n")
     assert any_job["user"].name.encode() in listing.stdout, listing.stdout   # names, not uids
+
+
+def test_home_missing_in_the_container_falls_back_to_the_working_directory(job) -> None:
+    """Issue 27 item 6: HOME came from the job's environment, a host path the image lacks
+    (unshare passes on the host's; Podman gives a HOME of the container's own)."""
+    result = _ssh(job, job["host"], 'echo "$HOME"')
+    assert result.stdout == b"/work\n", result
+
+
+def test_doctor_says_the_container_has_no_dev_null(user: Account) -> None:
+    """Issue 27 item 6: sshd cannot run without /dev/null; the session failed with only
+    "Connection reset". Such a container is not entered, and doctor says why."""
+    job = _container_job(user, shell=True, dev=False)
+    try:
+        assert wait_until(lambda: "the container has no /dev/null" in _doctor(job), timeout=10)
+    finally:
+        _end(job)

@@ -136,14 +136,16 @@ def session_files(anchor: str, name: str, uid: int, gid: int, group_line: str, c
         PASSWD: f"{name}:x:{uid}:{gid}:{name}:{cwd}:{anchor}/{SHELL}\n",
         GROUP: group_line + "\n",
         ENVIRONMENT: environment_script(environment),
-        SHELL: _setup_script(anchor, job, shells),
+        SHELL: _setup_script(anchor, job, shells, cwd),
     }
 
 
-def _setup_script(anchor: str, job: str, shells: list[str]) -> str:
+def _setup_script(anchor: str, job: str, shells: list[str], cwd: str) -> str:
     """What sshd runs as the login shell: the host's sh, in the container. It gives the
     session the container's environment and runs the container's shell; in a container
-    without one, this sh reads the command line itself."""
+    without one, this sh reads the command line itself. A HOME the container lacks (the
+    host's, passed on by ``unshare``) or cannot write becomes the job's working directory,
+    as in sessions beside a job."""
     q = shlex.quote
     candidates = " ".join(map(q, [*shells, "/bin/bash", "/bin/sh", "/bin/ash"]))
     welcome = q(f"Welcome to job {job}, inside its container!")
@@ -157,6 +159,8 @@ cjp_pids=$_CONDOR_JOB_PIDS cjp_session=${SESSION_ENV}
 . {anchor}/{ENVIRONMENT}
 export _CONDOR_JOB_PIDS="$cjp_pids" {SESSION_ENV}="$cjp_session"
 unset cjp_pids cjp_session
+if [ -z "$HOME" ] || [ ! -d "$HOME" ] || [ ! -w "$HOME" ]; then HOME={q(cwd)}; fi
+export HOME
 SHELL=
 for candidate in {candidates}; do
     if [ -x "$candidate" ]; then SHELL=$candidate; break; fi
