@@ -10,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -393,3 +394,15 @@ def test_doctor_says_the_container_has_no_dev_null(user: Account) -> None:
         assert wait_until(lambda: "the container has no /dev/null" in _doctor(job), timeout=10)
     finally:
         _end(job)
+
+
+def test_what_a_session_orphans_is_reaped_under_a_pid_1_that_never_reaps(job) -> None:
+    """Issue 27 item 5: the container's pid 1 is a `sleep`; a process a session orphans is
+    collected by the session, not left a zombie under it."""
+    result = _ssh(job, job["host"], "sh -c 'sleep 0.2 &'; sleep 1")
+    assert result.returncode == 0, result.stderr
+    time.sleep(1)
+    everything = processes.snapshot()
+    zombies = [pid for pid in processes.descendants(job["starter"].pid, everything)
+               if everything[pid].state == "Z"]
+    assert not zombies, [everything[pid] for pid in zombies]

@@ -38,7 +38,7 @@ class Session:
         self.spare = spare
         self.host_cert = host_cert
         self._claimed = not spare
-        self._inside = False   # whether sshd runs in the job's container, a grandchild
+        self._inside = False   # whether sshd runs in the job's container, a grandchild's child
         self.process: subprocess.Popen | None = None
         self._log: int | None = None
         self.directory = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX, dir=context.directory))
@@ -90,9 +90,11 @@ class Session:
     def in_use(self) -> bool:
         """False for a spare that no ssh has spoken to yet. sshd -i forks only once a client's
         version line has arrived; a spare's sshd has sent its own and waits for one. In a
-        container, sshd is a child of the helper (``enter``), beside its anchor."""
+        container, sshd is the child of the anchor, the helper's (``enter``) child."""
         if not self._claimed and self.process:
-            sshds = children(self.process.pid) if self._inside else [self.process.pid]
+            sshds = [self.process.pid]
+            if self._inside:
+                sshds = [sshd for anchor in children(self.process.pid) for sshd in children(anchor)]
             self._claimed = any(has_children(pid) for pid in sshds)
         return self._claimed
 
