@@ -10,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -49,13 +50,14 @@ def _rootfs(where: Path, shell: bool) -> Path:
     return root
 
 
-def _container_job(user: Account, shell: bool):
+def _container_job(user: Account, shell: bool, dev: bool = True):
     if not Path(BUSYBOX).exists():
         pytest.fail("missing /bin/busybox: apt-get install busybox-static")
     where = Path(tempfile.mkdtemp(prefix="cjp-container-"))
     os.chmod(where, 0o755)
     root = _rootfs(where, shell)
-    (where / "job.sh").write_text(JOB_SCRIPT)
+    (where / "job.sh").write_text(JOB_SCRIPT if dev else JOB_SCRIPT.replace(
+        'mount --rbind /dev "$root/dev"', ":"))
     (where / "tmp").mkdir()
     subprocess.run(["chown", "-R", user.name, str(where)], check=True)
     port = free_port()
@@ -295,3 +297,112 @@ def test_login_without_a_shell_says_so(shell_less_job) -> None:
     result = _ssh(shell_less_job, shell_less_job["host"], input=b"")
     assert result.returncode == 1
     assert b"container has no shell: give a command" in result.stderr
+
+
+@pytest.fixture(params=["unshare", "podman"])
+def own_job(request, user: Account):
+    """A container job of this test's own, which the test ends."""
+    started = _container_job(user, shell=True) if request.param == "unshare" else _podman_job(user)
+    yield started
+    _end(started)
+
+
+def _open_session(job, command: str) -> subprocess.Popen:
+    """An ssh session that stays open, running ``command`` in the container (no master)."""
+    session = job["user"].popen("ssh", "-o", "BatchMode=yes", "-o", "ControlPath=none",
+                                job["host"], command, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_until(lambda: _running(job, command), timeout=20), "the session did not start"
+    return session
+
+
+def _running(job, command: str) -> bool:
+    """Whether a job process runs ``command`` (its command line, words joined by spaces)."""
+    return any(_command_line(pid) == command for pid in processes.descendants(job["starter"].pid, processes.snapshot()))
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_removing_a_job_ends_its_container_with_a_session_open(own_job) -> None:
+    """Issue 27 item 1: the container's first process waits for its pid namespace to empty,
+    which holds the session's processes, zombies for the starter to reap."""
+    session = _open_session(own_job, "sleep 1000")
+    starter = _starter_pid(own_job)
+    os.kill(starter, signal.SIGTERM)
+    try:
+        assert wait_until(lambda: processes.read(starter) is None, timeout=25), \
+            "the starter is still there 25 s after SIGTERM"
+    finally:
+        session.kill()
+        session.wait()
+
+
+def _starter_pid(job) -> int:
+    """The starter itself (runuser, which the test started, waits for it and would SIGKILL
+    it 2 s after passing on a SIGTERM)."""
+    return next(pid for pid in processes.children(job["starter"].pid))
+
+
+def test_ssh_to_a_suspended_container_job_is_told_so(own_job) -> None:
+    """Issue 27 item 2: the spare session the connect daemon keeps is ended on suspension,
+    not stopped and handed to the next ssh, which would hang."""
+    for _ in range(2):   # the second leaves a spare open
+        assert _ssh(own_job, "-o", "ControlPath=none", own_job["host"], "true").returncode == 0
+    starter = _starter_pid(own_job)
+    assert wait_until(lambda: any(".enter" in _command_line(pid)
+                                  for pid in processes.children(starter)), timeout=10), "no spare"
+    os.kill(starter, signal.SIGTSTP)
+    assert wait_until(lambda: b"suspended" in own_job["user"].run(
+        "condor-job-proxy", "doctor", own_job["host"]).stdout, timeout=10)
+    result = own_job["user"].run("timeout", "12", "ssh", "-o", "BatchMode=yes", "-o",
+                                 "ControlPath=none", own_job["host"], "true", timeout=30)
+    assert result.returncode == 255, result
+    assert b"suspended" in result.stderr
+
+
+def test_sftp_lists_each_name_once_with_its_owner(any_job) -> None:
+    """Issue 27 item 4: the first listing of a session showed every name twice (in about
+    half the sessions: a few are tried)."""
+    for _ in range(4):
+        result = any_job["user"].run("sftp", "-b", "-", any_job["host"],
+                                     input=b"cd /\nls -1\nls -1\n")
+        assert result.returncode == 0, result.stderr
+        listings = result.stdout.decode().split("sftp> ls -1\n")[1:]
+        assert len(listings) == 2 and listings[0] == listings[1], result.stdout
+        assert listings[0].splitlines().count("marker-inside") == 1, result.stdout
+    listing = any_job["user"].run("sftp", "-b", "-", any_job["host"], input=b"ls -l /\n")
+    assert any_job["user"].name.encode() in listing.stdout, listing.stdout   # names, not uids
+
+
+def test_home_missing_in_the_container_falls_back_to_the_working_directory(job) -> None:
+    """Issue 27 item 6: HOME came from the job's environment, a host path the image lacks
+    (unshare passes on the host's; Podman gives a HOME of the container's own)."""
+    result = _ssh(job, job["host"], 'echo "$HOME"')
+    assert result.stdout == b"/work\n", result
+
+
+def test_doctor_says_the_container_has_no_dev_null(user: Account) -> None:
+    """Issue 27 item 6: sshd cannot run without /dev/null; the session failed with only
+    "Connection reset". Such a container is not entered, and doctor says why."""
+    job = _container_job(user, shell=True, dev=False)
+    try:
+        assert wait_until(lambda: "the container has no /dev/null" in _doctor(job), timeout=10)
+    finally:
+        _end(job)
+
+
+def test_what_a_session_orphans_is_reaped_under_a_pid_1_that_never_reaps(job) -> None:
+    """Issue 27 item 5: the container's pid 1 is a `sleep`; a process a session orphans is
+    collected by the session, not left a zombie under it."""
+    result = _ssh(job, job["host"], "sh -c 'sleep 0.2 &'; sleep 1")
+    assert result.returncode == 0, result.stderr
+    time.sleep(1)
+    everything = processes.snapshot()
+    zombies = [pid for pid in processes.descendants(job["starter"].pid, everything)
+               if everything[pid].state == "Z"]
+    assert not zombies, [everything[pid] for pid in zombies]

@@ -85,16 +85,19 @@ def adopted(main_pid: int, sessions: set[int]) -> list[int]:
 
 def _container(pid: int, kinds: tuple[str, ...], job_pids: list[int]) -> Container:
     runtime = _runtime(pid, job_pids)
-    return Container(pid, runtime, kinds, _refusal(kinds))
+    return Container(pid, runtime, kinds, _refusal(pid, kinds))
 
 
-def _refusal(kinds: tuple[str, ...]) -> str | None:
+def _refusal(pid: int, kinds: tuple[str, ...]) -> str | None:
     """Why a session could not enter: joining needs the job's own user namespace, and an sshd
-    that runs as uid 0 (a starter run as root) would need what only the host's root has."""
+    that runs as uid 0 (a starter run as root) would need what only the host's root has;
+    sshd cannot run without /dev/null (it would fail with only "Connection reset")."""
     if "user" not in kinds:
         return "it has no user namespace of its own, which the job's uid could join"
     if os.getuid() == 0:
         return "the starter runs as root"
+    if "mnt" in kinds and not os.path.exists(f"/proc/{pid}/root/dev/null"):
+        return "the container has no /dev/null"
     from . import sshd
     if not sshd.first_place(sshd.NSS_WRAPPER_PLACES):
         return "libnss-wrapper is not installed on this machine (apt-get install libnss-wrapper)"

@@ -10,8 +10,8 @@ Inside the container the host's files are out of reach by name. They are reached
 session's directory, which the session's *anchor* (a sleeping process that ``enter`` forks
 beside sshd, in the job's pid namespace, ended after sshd) keeps as its working directory: ``/proc/<anchor>/cwd/...`` leads there from any
 process of the session, and relative symlinks in the starter's directory (``host/``) lead on
-from there to the host's loader, libraries, sshd and sh. sshd runs internal-sftp itself, so
-sftp and scp work in the container's files; forwards connect from the job's network
+from there to the host's loader, libraries, sshd, sftp-server and sh. sshd runs the host's
+sftp-server (through the session's login shell), so sftp and scp work in the container's files; forwards connect from the job's network
 namespace, since sshd is in it.
 """
 from __future__ import annotations
@@ -40,6 +40,11 @@ SSHD_CONFIG = "sshd_config_container"
 # The per-session files enter writes into the session's directory.
 PASSWD, GROUP, SHELL, ENVIRONMENT = "passwd", "group", "shell", "job_env.sh"
 _PREPARING = threading.Lock()   # sessions start on the server's threads
+# sftp runs the host's sftp-server, a process of its own (through the session's login shell),
+# not sshd's internal-sftp: that one inherits libnss-wrapper's cached passwd stream, whose
+# descriptor sshd closed and the first directory sftp opens reuses; the wrapper's next
+# look-up (a listing's owner names) rewinds it and every name is listed twice.
+_INTERNAL_SFTP = "Subsystem sftp internal-sftp\n"
 
 
 def helper_command(context: JobContext, session_dir: Path, container: Container,
@@ -67,22 +72,25 @@ def _prepare(context: JobContext) -> None:
     staging = context.directory / (HOST_LINKS + ".new")
     staging.mkdir(mode=0o700)
     base = os.path.realpath(links)
-    for name, target in _host_files(context.host.sshd or "sshd").items():
+    sftp_server = context.host.sftp_server or "/usr/lib/openssh/sftp-server"
+    for name, target in _host_files(context.host.sshd or "sshd", sftp_server).items():
         os.symlink(os.path.relpath(os.path.realpath(target), base), staging / name)
     no_terminal = context.host.no_terminal
-    write_private(context.directory / SSHD_CONFIG, SSHD_CONFIG_TEMPLATE.format(
-        dir="/proc/self/cwd/..", permit_tty="no" if no_terminal else "yes", banner="none"), 0o600)
+    config = SSHD_CONFIG_TEMPLATE.format(
+        dir="/proc/self/cwd/..", permit_tty="no" if no_terminal else "yes", banner="none")
+    write_private(context.directory / SSHD_CONFIG, config.replace(_INTERNAL_SFTP, ""), 0o600)
     staging.rename(links)
 
 
 @cache
-def _host_files(sshd: str) -> dict[str, str]:
-    """The loader, sshd, sh, libnss-wrapper and the directories of their libraries."""
+def _host_files(sshd: str, sftp_server: str) -> dict[str, str]:
+    """The loader, sshd, sftp-server, sh, libnss-wrapper and the directories of their
+    libraries."""
     sh = os.path.realpath("/bin/sh")
     wrapper = first_place(NSS_WRAPPER_PLACES) or ""
-    files = {"sshd": sshd, "sh": sh, "nss_wrapper.so": wrapper}
+    files = {"sshd": sshd, "sftp-server": sftp_server, "sh": sh, "nss_wrapper.so": wrapper}
     loader, directories = None, []
-    for program in (sshd, sh, wrapper):
+    for program in (sshd, sftp_server, sh, wrapper):
         listing = subprocess.run(["ldd", program], capture_output=True, text=True).stdout
         for words in map(str.split, listing.splitlines()):
             if len(words) > 2 and words[1] == "=>" and words[2].startswith("/"):
@@ -104,9 +112,14 @@ def sshd_argv(anchor: str, session_dir: str, pids_inside: str, no_terminal: bool
     setenv = " ".join(f'"{entry}"' for entry in (
         f"LD_LIBRARY_PATH={inside_libraries}", f"{SESSION_ENV}={session_dir}",
         f"_CONDOR_JOB_PIDS={pids_inside}"))
+    host = f"{anchor}/../{HOST_LINKS}"
+    sftp = (f"NSS_WRAPPER_PASSWD={anchor}/{PASSWD} NSS_WRAPPER_GROUP={anchor}/{GROUP} "
+            f"{host}/ldso --library-path {inside_libraries} --preload {host}/nss_wrapper.so "
+            f"{host}/sftp-server")
     return [f"{here}/ldso", "--library-path", libraries, "--preload", f"{here}/nss_wrapper.so",
             f"{here}/sshd", "-i", "-e", "-f", f"/proc/self/cwd/../{SSHD_CONFIG}",
             "-o", f"AuthorizedKeysFile {anchor}/authorized_keys", "-o", f"SetEnv {setenv}",
+            "-o", f"Subsystem sftp {sftp}",
             *(["-o", f"Banner {anchor}/../banner"] if no_terminal else [])]
 
 
@@ -123,14 +136,16 @@ def session_files(anchor: str, name: str, uid: int, gid: int, group_line: str, c
         PASSWD: f"{name}:x:{uid}:{gid}:{name}:{cwd}:{anchor}/{SHELL}\n",
         GROUP: group_line + "\n",
         ENVIRONMENT: environment_script(environment),
-        SHELL: _setup_script(anchor, job, shells),
+        SHELL: _setup_script(anchor, job, shells, cwd),
     }
 
 
-def _setup_script(anchor: str, job: str, shells: list[str]) -> str:
+def _setup_script(anchor: str, job: str, shells: list[str], cwd: str) -> str:
     """What sshd runs as the login shell: the host's sh, in the container. It gives the
     session the container's environment and runs the container's shell; in a container
-    without one, this sh reads the command line itself."""
+    without one, this sh reads the command line itself. A HOME the container lacks (the
+    host's, passed on by ``unshare``) or cannot write becomes the job's working directory,
+    as in sessions beside a job."""
     q = shlex.quote
     candidates = " ".join(map(q, [*shells, "/bin/bash", "/bin/sh", "/bin/ash"]))
     welcome = q(f"Welcome to job {job}, inside its container!")
@@ -144,6 +159,8 @@ cjp_pids=$_CONDOR_JOB_PIDS cjp_session=${SESSION_ENV}
 . {anchor}/{ENVIRONMENT}
 export _CONDOR_JOB_PIDS="$cjp_pids" {SESSION_ENV}="$cjp_session"
 unset cjp_pids cjp_session
+if [ -z "$HOME" ] || [ ! -d "$HOME" ] || [ ! -w "$HOME" ]; then HOME={q(cwd)}; fi
+export HOME
 SHELL=
 for candidate in {candidates}; do
     if [ -x "$candidate" ]; then SHELL=$candidate; break; fi

@@ -11,9 +11,10 @@ The order matters, and each step is what the kernel allows the job's own uid:
 3. nest a user namespace that maps the job's uid to itself (an sshd that is uid 0 wants a
    privilege-separation user and setgroups, which a user namespace of one uid cannot give);
    before any chroot, as the kernel refuses a chrooted process a new user namespace;
-4. fork the anchor and sshd: children are in the job's pid namespace (setns changes only
+4. fork the anchor, and it sshd: children are in the job's pid namespace (setns changes only
    children's); sshd takes the container's root and the session's directory as its cwd and
-   runs through the host's loader. This process waits for sshd, then ends the anchor.
+   runs through the host's loader. The anchor reaps what the session orphans and ends with
+   sshd; this process waits for it.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 from .container import KINDS
 from .container_session import GROUP, PASSWD, SHELL, session_files, sshd_argv
@@ -31,6 +33,7 @@ _CLONE_NEWUSER = 0x10000000
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
+_LAST_REAPING = 0.5   # seconds the anchor outlives sshd, reaping what ends with it
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 
@@ -51,28 +54,79 @@ def main(spec: dict) -> int:
     cwd = _cwd_inside(process)
     _nest_user_namespace(myself, uid, gid)
     os.fchdir(session)
-    anchor_pid = _fork_anchor()
+    go, files_written = os.pipe()
+    anchor_pid = os.fork()
+    if anchor_pid == 0:
+        os.close(files_written)
+        _anchor(root, go, spec)
+    os.close(go)
     anchor = f"/proc/{_pid_inside(proc, anchor_pid)}/cwd"
     files = session_files(anchor, spec["name"], uid, gid, spec["group"], cwd, environment,
                           spec["job"], spec["shells"])
     for name, text in files.items():
         _write(name, text, 0o700 if name == SHELL else 0o600)
-    child = os.fork()
-    if child == 0:
-        _exec_sshd(root, anchor, spec)
-    status = _wait(child)
-    os.kill(anchor_pid, signal.SIGKILL)
-    _wait(anchor_pid)
+    os.write(files_written, b"1")
+    return _wait(anchor_pid)
+
+
+def _anchor(root: int, go: int, spec: dict) -> None:
+    """The session's anchor, in the job's pid namespace: sshd's parent and a subreaper, so
+    that what a session orphans is reaped here, not left to the container's first process,
+    which may never reap (a job's ``sleep``). It keeps the session's directory as its cwd
+    while sshd lives, dumpable and with no capabilities, so that sshd, which has none, may
+    follow its /proc/PID/cwd (joining a user namespace made this process undumpable). It
+    starts sshd once ``go`` says the session's files are written, and ends with it."""
+    try:
+        _die_with_parent()
+        _call(_LIBC.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "become a subreaper")
+        if not os.read(go, 1):
+            os._exit(1)   # the files could not be written
+        dropped, capabilities_dropped = os.pipe()
+        sshd = os.fork()
+        if sshd == 0:
+            os.close(capabilities_dropped)
+            os.read(dropped, 1)   # end-of-file once the anchor is ready to be followed
+            _exec_sshd(root, f"/proc/{os.getppid()}/cwd", spec)
+        header, data = (ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)()
+        _call(_LIBC.capset(header, data), "drop the anchor's capabilities")
+        _call(_LIBC.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0), "let sshd read the anchor's cwd")
+        null = os.open("/dev/null", os.O_RDWR) if os.path.exists("/dev/null") else None
+        for fd in (0, 1, 2):   # the session's connection is sshd's alone
+            os.dup2(null, fd) if null is not None else os.close(fd)
+        os.close(capabilities_dropped)
+        os._exit(_reap_until(sshd))
+    finally:
+        os._exit(1)
+
+
+def _reap_until(sshd: int) -> int:
+    """Reap every child (sshd and what re-parents here) until sshd ends, then what is still
+    ending with it for a moment (its session's shell may outlive it briefly); sshd's status.
+    What lives on (``nohup``) goes on under the container's first process."""
+    status = 1
+    while True:
+        try:
+            pid, code = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return status
+        if pid == sshd:
+            status = os.waitstatus_to_exitcode(code) & 0xff
+            break
+    deadline = time.monotonic() + _LAST_REAPING
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if not pid:
+            time.sleep(0.02)
     return status
 
 
 def _exec_sshd(root: int, anchor: str, spec: dict) -> None:
-    """In the job's pid namespace (a child of ours), with the container's root. sshd becomes
-    a subreaper: what its sessions leave is reaped by it, not by the container's first
-    process, which may never reap (a job's ``sleep``)."""
+    """In the job's pid namespace (the anchor's child), with the container's root."""
     try:
         _die_with_parent()
-        _call(_LIBC.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "become a subreaper")
         cwd = os.open(".", os.O_PATH | os.O_DIRECTORY)
         os.fchdir(root)
         os.chroot(".")
@@ -119,27 +173,6 @@ def _cwd_inside(process: int) -> str:
     if root != "/":
         cwd = cwd[len(root):] or "/" if cwd == root or cwd.startswith(root + "/") else "/"
     return cwd if cwd.startswith("/") and not set(cwd) & set(":\n") else "/"   # a passwd field
-
-
-def _fork_anchor() -> int:
-    """A child that keeps the session's directory as its cwd while sshd lives, dumpable and
-    with no capabilities, so that sshd, which has none, may follow its /proc/PID/cwd (joining
-    a user namespace made this process undumpable)."""
-    anchor = os.fork()
-    if anchor:
-        return anchor
-    try:
-        _die_with_parent()
-        header, data = (ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)()
-        _call(_LIBC.capset(header, data), "drop the anchor's capabilities")
-        _call(_LIBC.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0), "let sshd read the anchor's cwd")
-        null = os.open("/dev/null", os.O_RDWR) if os.path.exists("/dev/null") else None
-        for fd in (0, 1, 2):
-            os.dup2(null, fd) if null is not None else os.close(fd)
-        while True:
-            signal.pause()
-    finally:
-        os._exit(1)
 
 
 def _pid_inside(proc: int, pid: int) -> int:

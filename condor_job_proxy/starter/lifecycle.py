@@ -160,13 +160,17 @@ class JobLifecycle:
             log(f"job {self.job} {reason}")
         self._terminate(job_signal)
         deadline = time.monotonic() + self.limits.grace_seconds
+        # Reaping as we wait: a container's first process ends only once every process of its
+        # pid namespace is reaped, and a session's sshd there is ours once its helper is gone.
         while (self._processes(living=True) or self._job_unreaped()) and \
                 time.monotonic() < deadline:
+            self._reap_orphans()
             time.sleep(0.05)
         # Until nothing is left: a session that was mid-handshake may start its sshd meanwhile.
         while self._processes(living=True) or self.server.session_count():
             for info in self._processes(living=True, helpers=True):
                 _signal(info.pid, signal.SIGKILL)
+            self._reap_orphans()
             time.sleep(0.02)
         if self._job_unreaped():   # no scan saw it (out of file descriptors?): it is still ours
             _signal(self.job_proc.pid, signal.SIGKILL)

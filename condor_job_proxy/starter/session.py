@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import container
 from .container_session import helper_command
-from .processes import STANDARD_PATH, die_with_parent, has_children, marked
+from .processes import STANDARD_PATH, children, die_with_parent, has_children, marked
 from ..common.files import write_private
 from .session_files import SESSION_ENV, JobContext, session_argv
 
@@ -38,6 +38,7 @@ class Session:
         self.spare = spare
         self.host_cert = host_cert
         self._claimed = not spare
+        self._inside = False   # whether sshd runs in the job's container, a grandchild's child
         self.process: subprocess.Popen | None = None
         self._log: int | None = None
         self.directory = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX, dir=context.directory))
@@ -63,6 +64,7 @@ class Session:
         of its own, the helper that runs it in there (``container_session``)."""
         inside = container.find(self.job_pids + self.context.adopted())
         if inside and not inside.refusal:
+            self._inside = True
             argv, env = helper_command(self.context, self.directory, inside,
                                        container.pids_inside(inside), self.shells)
             return argv, env, self.directory
@@ -87,9 +89,13 @@ class Session:
 
     def in_use(self) -> bool:
         """False for a spare that no ssh has spoken to yet. sshd -i forks only once a client's
-        version line has arrived; a spare's sshd has sent its own and waits for one."""
-        if not self._claimed and self.process and has_children(self.process.pid):
-            self._claimed = True
+        version line has arrived; a spare's sshd has sent its own and waits for one. In a
+        container, sshd is the child of the anchor, the helper's (``enter``) child."""
+        if not self._claimed and self.process:
+            sshds = [self.process.pid]
+            if self._inside:
+                sshds = [sshd for anchor in children(self.process.pid) for sshd in children(anchor)]
+            self._claimed = any(has_children(pid) for pid in sshds)
         return self._claimed
 
     def end_if_unused(self) -> None:
