@@ -40,10 +40,8 @@ def run_connect(request: dict, after_user_mismatch: Hook | None = None) -> int:
     deliver = _starting_daemon(daemon_socket, request) if daemon_socket else None
     status, line = connect_outcome(request, deliver, after_user_mismatch=after_user_mismatch)
     if line:
-        from .errors import report
         from .refusal import refuse
-        if not refuse(line, request):
-            report(line)
+        refuse(line, request)
     return status
 
 

@@ -382,7 +382,7 @@ int main(int argc, char **argv)
         _exit(give_to_ssh(connection) == 0 ? 0 : 255);
     }
     if (got > 0 && answer[0] == 'E') {
-        if (stderr_hidden())       /* the full command shows the refusal through ssh itself */
+        if (pass_fd || stderr_hidden())   /* the full command hands ssh the refusal server */
             become(command, NULL);
         fail_as_told(fd, answer, (size_t)got);
     }

@@ -84,8 +84,8 @@ def main(argv: list) -> None:
             posix._exit(255)            # ssh went away; it says so itself
         posix._exit(0)
     if answer[:1] == FAILED:
-        if _stderr_hidden():
-            _become(command, None)      # the full command shows the refusal through ssh itself
+        if pass_fd or _stderr_hidden():
+            _become(command, None)      # the full command hands ssh the refusal server
         answer += _rest(channel, REPLY_LIMIT - len(answer))
         status, _, line = answer[1:].partition(b"\n")
         _report(line)

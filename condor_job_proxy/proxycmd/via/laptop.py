@@ -53,8 +53,7 @@ def run(via: str, via_command: str | None, request: dict) -> int:
             raise
         from ..refusal import refuse
         line = one_line(err)
-        if not refuse(line, request):
-            report(line)
+        refuse(line, request)
         return FAILED
 
 
