@@ -50,7 +50,7 @@ class Workbench:
                               input=input, capture_output=True, check=check, timeout=timeout)
 
     def start_job(self, *command: str, cwd: Path | None = None, env: dict | None = None,
-                  starter_args: tuple[str, ...] = ()) -> Job:
+                  starter_args: tuple[str, ...] = (), refresh: bool = True) -> Job:
         cwd = cwd or self.root / f"job{len(self.jobs)}"
         cwd.mkdir(exist_ok=True)
         stderr_file = self.root / f"starter{len(self.jobs)}.err"
@@ -62,7 +62,8 @@ class Workbench:
         job_id = wait_for_job_line(process, stderr_file)
         job = Job(job_id, f"job-{job_id}", process, stderr_file)
         self.jobs.append(job)
-        self.proxy("config", "refresh", check=True)
+        if refresh:
+            self.proxy("config", "refresh", check=True)
         return job
 
     def ssh(self, *args: str, input: bytes | None = None, tool: str = "ssh",

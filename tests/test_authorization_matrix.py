@@ -219,9 +219,9 @@ class Impostor(FakeStarter):
 def test_impostor_starter_is_detected_before_any_ssh_byte(bench: Workbench, job: Job,
                                                           via: str) -> None:
     options = []
-    if via == "connect daemon":     # the daemon alone connects: the full command cannot run
-        first_connect(bench, job)
-        options = ["-o", f"ProxyCommand={client_only(bench)}"]
+    if via == "connect daemon":     # the daemon alone connects: the full command cannot run,
+        first_connect(bench, job)   # so the fast client relays (it says the daemon's line)
+        options = ["-o", f"ProxyCommand={client_only(bench)}", "-o", "ProxyUseFdpass=no"]
     impostor = Impostor(key_file=new_key(bench.root / "impostor"))
     host = plant_record(bench.root / "queue", job.id, 9001, impostor.address)
     try:

@@ -110,6 +110,18 @@ def test_asyncssh_reaches_a_job_it_never_reached_with_the_generated_config(
     assert bench.ssh(host, "echo $MARKER").stdout == b"only-in-the-job\n"   # OpenSSH as before
 
 
+@pytest.mark.parametrize("typed", ["{id}", "{cluster}"])
+def test_asyncssh_reaches_a_job_started_after_the_last_refresh(bench: Workbench,
+                                                               typed: str) -> None:
+    """asyncssh opens the job's IdentityFile link before the ProxyCommand runs: the local
+    starter made it when it published the job, with no refresh since setup."""
+    job = bench.start_job("sleep", "600", env={"MARKER": "only-in-the-job"}, refresh=False)
+    host = "job-" + typed.format(id=job.id, cluster=job.id.partition(".")[0])
+    result = _asyncssh(bench, host)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert result.stdout.decode().split() == ["only-in-the-job", str(bench.root / "job0")]
+
+
 def test_asyncssh_refuses_a_job_sshd_whose_host_key_your_ca_did_not_certify(
         bench: Workbench, job: Job) -> None:
     """A known_hosts/%h that trusts another CA (planted, or another user's): the session's

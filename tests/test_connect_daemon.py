@@ -97,9 +97,12 @@ def test_scp_through_the_daemon(bench: Workbench, job: Job) -> None:
 
 
 def test_daemon_gives_the_proxys_one_line_errors(bench: Workbench, job: Job, client: str) -> None:
+    """Relayed (no fd asked for): the fast client says the daemon's line itself. An ssh that
+    asks for an fd is handed a refusal server by the full command (test_refusals_reach_ssh)."""
     first_connect(bench, job)
     direct = bench.proxy("connect", "job-99.0")
-    served = bench.ssh("-o", f"ProxyCommand={client_only(bench)}", "job-99.0", "true")
+    served = bench.ssh("-o", f"ProxyCommand={client_only(bench)}", "-o", "ProxyUseFdpass=no",
+                       "job-99.0", "true")
     assert served.returncode == 255
     line = direct.stderr.decode().strip()
     assert line.startswith("condor-job-proxy: ") and "99.0" in line

@@ -90,3 +90,24 @@ def test_stranger_key_refusal_reaches_a_script(shared: Workbench, job: Job) -> N
     done = _script_ssh(shared, job.host, "true")
     assert done.returncode == 255
     assert "you are not the job's owner" in done.stderr.decode(), done.stderr
+
+
+@pytest.mark.parametrize("client", ["full-command", "compiled", "python"])
+@pytest.mark.parametrize("unshared", [["-S", "none"], ["-o", "ControlPath=none"]],
+                         ids=["S-none", "ControlPath-none"])
+def test_script_ssh_without_shared_connections_shows_why_and_no_fd_noise(
+        shared: Workbench, job: Job, client: str, unshared: list[str]) -> None:
+    """ssh shows our stderr here and asked for a connection (fd): it gets the refusal server
+    without a banner, so the line is said once, and OpenSSH's mm_receive_fd pair never."""
+    if client == "python":
+        (shared.root / "config" / "condor-job-proxy" / "config.toml").write_text(
+            "compiled_client = false\n")
+        shared.proxy("config", "refresh", check=True)
+    if client != "full-command":
+        _first_connect_starts_the_daemon(shared, job)
+    done = _script_ssh(shared, *unshared, "job-99.0", "true")
+    stderr = done.stderr.decode()
+    assert done.returncode == 255
+    assert stderr.count("condor-job-proxy: job 99.0 is not in the queue") == 1, stderr
+    assert "Permission denied (refused@condor-job-proxy)" in stderr, stderr
+    assert "mm_receive_fd" not in stderr and "proxy dialer" not in stderr, stderr

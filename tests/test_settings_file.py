@@ -21,7 +21,9 @@ def _config(bench: Workbench):
 
 
 def _our_lines(stderr: bytes) -> list[str]:
-    return [line for line in stderr.decode().splitlines() if "condor-job-proxy" in line
+    """Our lines and any error or traceback; ssh's own "Permission denied (refused@...)" is not
+    ours (the refusal server it was handed ends with it)."""
+    return [line for line in stderr.decode().splitlines() if line.startswith("condor-job-proxy")
             or "Error" in line or "Traceback" in line]
 
 

@@ -45,6 +45,13 @@ def user_key_path() -> Path:
     return config_dir() / "id_ed25519"
 
 
+def identities_dir() -> Path:
+    """Per-job links to the key ssh should offer (``<identities>/<host>``): the include names
+    them by ``%h``, and asyncssh opens them before it runs the ProxyCommand, so the local
+    starter links a new job's names as the proxy and ``config refresh`` do."""
+    return state_dir() / "identities"
+
+
 def config_file() -> Path:
     return config_dir() / "config.toml"
 

@@ -64,8 +64,7 @@ def read_pins(path: Path) -> tuple[str, list[str]]:
 
 # --- identity links ---------------------------------------------------------------------------
 
-def identities_dir() -> Path:
-    return paths.state_dir() / "identities"
+identities_dir = paths.identities_dir
 
 
 def point_identity(host: str, key_file: Path, target: Path | None = None) -> Path:

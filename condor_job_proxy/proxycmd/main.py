@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import options
 
-from .outcome import connect_outcome
+from .outcome import FAILED, connect_outcome
 
 if TYPE_CHECKING:
     from .outcome import Hook
@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 def run_connect(request: dict, after_user_mismatch: Hook | None = None) -> int:
     """Run the ProxyCommand; a failure is one line on stderr and 255 (a traceback with --debug).
 
-    Run by the fast client when no connect daemon answered, it starts one for the next ssh.
+    Run by the fast client when no connect daemon answered, it starts one for the next ssh;
+    run by it with the daemon's refusal, it only shows that line through ssh (refusal.py).
     ``--via`` runs the laptop's side through an access point, ``--prelude`` the access
     point's side of it.
     """
@@ -36,14 +37,14 @@ def run_connect(request: dict, after_user_mismatch: Hook | None = None) -> int:
     if via:
         from .via.laptop import run
         return run(via, via_command, request)
+    told = os.environ.pop("CONDOR_JOB_PROXY_REFUSAL", None)   # the fast client's, from the daemon
     daemon_socket = os.environ.pop("CONDOR_JOB_PROXY_START_DAEMON", None)
     deliver = _starting_daemon(daemon_socket, request) if daemon_socket else None
-    status, line = connect_outcome(request, deliver, after_user_mismatch=after_user_mismatch)
+    status, line = (FAILED, told) if told else connect_outcome(
+        request, deliver, after_user_mismatch=after_user_mismatch)
     if line:
-        from .errors import report
         from .refusal import refuse
-        if not refuse(line, request):
-            report(line)
+        refuse(line, request)
     return status
 
 

@@ -6,7 +6,11 @@ connection". ssh itself prints an SSH userauth banner, though. So instead of fai
 hands ssh a connection to a server of its own, run for that one connection: its host key is
 made for it and pinned in the job's known_hosts for this connect only (the next connect pins
 the job's real key again), its banner is the one line, and it offers no login method ssh knows,
-so ssh ends with "Permission denied (refused@condor-job-proxy)" and exit status 255. paramiko is imported only on this failure path.
+so ssh ends with "Permission denied (refused@condor-job-proxy)" and exit status 255.
+OpenSSH that asked for a connection (ProxyUseFdpass) with our stderr shown (shared connections
+off) gets the same server without the banner: the line is on stderr once, and a failed fd pass
+would add "mm_receive_fd: recvmsg: expected received 1 got 0" and "proxy dialer did not pass
+back a connection". paramiko is imported only on this failure path.
 """
 from __future__ import annotations
 
@@ -41,13 +45,14 @@ def open_refusal(line: str, host: str, known_hosts: Path) -> tuple[socket.socket
     return theirs, ours, key
 
 
-def serve(sock: socket.socket, line: str, key: object) -> None:
-    """Run the refusing server on ``sock`` until ssh gives up or SERVE_SECONDS pass."""
+def serve(sock: socket.socket, line: str | None, key: object) -> None:
+    """Run the refusing server on ``sock`` until ssh gives up or SERVE_SECONDS pass; its banner
+    is ``line`` (None: no banner, the line went to a stderr ssh shows)."""
     import paramiko
 
     class Refuse(paramiko.ServerInterface):
-        def get_banner(self) -> tuple[str, str]:
-            return line + "\n", "en-US"
+        def get_banner(self) -> tuple[str | None, str | None]:
+            return (line + "\n", "en-US") if line else (None, None)
 
         def get_allowed_auths(self, username: str) -> str:
             return REFUSED_METHOD
@@ -64,7 +69,8 @@ def serve(sock: socket.socket, line: str, key: object) -> None:
         sock.close()
 
 
-def serve_detached(sock: socket.socket, peer: socket.socket, line: str, key: object) -> None:
+def serve_detached(sock: socket.socket, peer: socket.socket, line: str | None,
+                   key: object) -> None:
     """``serve`` in a child of its own session, so that this process can exit at once: ssh
     waits for its ProxyCommand to exit before it speaks on the connection it was handed.
     The child lets go of ``peer`` (ssh's end), so it sees ssh hang up."""
@@ -82,24 +88,32 @@ def serve_detached(sock: socket.socket, peer: socket.socket, line: str, key: obj
         os._exit(0)
 
 
-def refuse(line: str, request: dict) -> bool:
-    """Show ``line`` through ssh itself when ssh has hidden our stderr (ControlPersist); True if
-    it went that way, False when the caller must report it as usual."""
+def refuse(line: str, request: dict) -> None:
+    """Tell the user ``line``, exit status 255 to follow. On our stderr when ssh shows it; and
+    whenever ssh hid that stderr (ControlPersist) or asked for a connection (an fd: failing
+    to pass one adds OpenSSH's "mm_receive_fd" and "proxy dialer" lines), through a refusal
+    server, whose banner carries the line only when our stderr is hidden. A relay with our
+    stderr shown (paramiko, asyncssh, Node, OpenSSH without ProxyUseFdpass) gets the line
+    alone: a library would check the throwaway host key and report that instead."""
     from . import handoff
-    from .errors import stderr_hidden
+    from .errors import report, stderr_hidden
+    hidden = stderr_hidden()
+    wants_fd = not request.get("relay") and handoff.stdout_takes_fd()
     host = request.get("host")
-    if os.name == "nt" or not stderr_hidden() or not usable(host):
-        return False
+    if os.name == "nt" or not (hidden or wants_fd) or not usable(host):
+        return report(line)
     try:
         theirs, ours, key = open_refusal(line, host, client_files.known_hosts_file(
             host, Path(request["known_hosts"]) if request.get("known_hosts") else None))
     except Exception:   # noqa: BLE001 - no paramiko, a full disk: the usual report still works
-        return False
-    if not request.get("relay") and handoff.stdout_takes_fd():
-        serve_detached(ours, theirs, line, key)
+        return report(line)
+    banner = line if hidden else None
+    if not hidden:
+        report(line)
+    if wants_fd:
+        serve_detached(ours, theirs, banner, key)
         handoff.pass_fd(theirs)
     else:
         import threading
-        threading.Thread(target=serve, args=(ours, line, key), daemon=True).start()
+        threading.Thread(target=serve, args=(ours, banner, key), daemon=True).start()
         handoff.relay(theirs)
-    return True

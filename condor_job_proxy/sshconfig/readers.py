@@ -10,8 +10,8 @@ each include that is written:
   (``condor_job_proxy/proxycmd/hostca.py``) for the include's job host names, and for nothing else.
 - ``<identities>/<name>`` for every name of every listed job: a link to the job-access key,
   unless the proxy pointed it already (it re-points it before OpenSSH reads it, for an EC2
-  job's key pair or a pool's session key). A job started after the last refresh has none
-  until the next (``refresh_on_connect`` in config.toml does that from ssh's own config).
+  job's key pair or a pool's session key). A job started after the last refresh got its links
+  from its own starter (``condor_job_proxy/common/job_links.py``) when it is a local job.
 """
 from __future__ import annotations
 

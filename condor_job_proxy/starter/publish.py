@@ -12,7 +12,9 @@ from typing import Protocol
 
 from ..common import paths
 from ..common.jobid import JobId
+from ..common.job_links import link_job_names
 from ..common.keys import check_key_file, file_version, option_lines, public_key_path, read_keys
+from ..common.names import user_of_uid
 from ..common.safepath import UnsafePath
 from ..common.queue import LocalQueue
 from .stderr import log
@@ -40,7 +42,12 @@ class LocalPublisher:
         self.queue = LocalQueue(queue_dir)
 
     def submit(self, record: dict) -> JobId:
-        return self.queue.submit(record)
+        """Record the job; for its owner's own job, link its names to the owner's key so a
+        client that opens IdentityFile first (asyncssh) reaches it before any refresh."""
+        job = self.queue.submit(record)
+        if record.get("owner") == user_of_uid(os.getuid()):
+            link_job_names(job)
+        return job
 
     def update(self, job: JobId, record: dict) -> None:
         self.queue.update(job, record)

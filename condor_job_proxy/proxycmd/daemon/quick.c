@@ -28,6 +28,7 @@
 extern char **environ;
 
 #define START_ENV "CONDOR_JOB_PROXY_START_DAEMON"
+#define REFUSAL_ENV "CONDOR_JOB_PROXY_REFUSAL"   /* the line to show through ssh (refusal.py) */
 #define REPLY_LIMIT 65536
 #define MODULUS ((UINT64_C(1) << 61) - 1)
 #define SECONDS 60
@@ -39,25 +40,35 @@ static const char *const context_names[] = {
 static const char *const context_prefixes[] = {"CONDOR_", "_CONDOR_", "PYTHON", "AWS_", NULL};
 
 /* Run the full proxy command in this process, telling it where to start a daemon if asked. */
-static void become(char **command, const char *start_daemon_at)
+/* The full command, started as a daemon's starter when START_DAEMON_AT is given; with
+   REFUSAL (the daemon's line) it only shows that line through ssh, connecting nowhere again. */
+static void become_told(char **command, const char *start_daemon_at, const char *refusal)
 {
     size_t count = 0;
     while (environ[count])
         count++;
-    char **env = calloc(count + 2, sizeof *env);
+    char **env = calloc(count + 3, sizeof *env);
     size_t used = 0;
     if (env == NULL)
         _exit(255);
     for (size_t i = 0; i < count; i++)
-        if (strncmp(environ[i], START_ENV "=", sizeof START_ENV) != 0)
+        if (strncmp(environ[i], START_ENV "=", sizeof START_ENV) != 0
+            && strncmp(environ[i], REFUSAL_ENV "=", sizeof REFUSAL_ENV) != 0)
             env[used++] = environ[i];
-    char *start = NULL;
+    char *start = NULL, *told = NULL;
     if (start_daemon_at && asprintf(&start, "%s=%s", START_ENV, start_daemon_at) >= 0)
         env[used++] = start;
+    if (refusal && *refusal && asprintf(&told, "%s=%s", REFUSAL_ENV, refusal) >= 0)
+        env[used++] = told;
     env[used] = NULL;
     execve(command[0], command, env);
     dprintf(2, "condor-job-proxy: cannot run %s: %s\n", command[0], strerror(errno));
     _exit(255);
+}
+
+static void become(char **command, const char *start_daemon_at)
+{
+    become_told(command, start_daemon_at, NULL);
 }
 
 static int in_context(const char *entry)
@@ -266,6 +277,18 @@ static size_t read_rest(int fd, char *answer, size_t got)
     return got;
 }
 
+/* The line of an "E<status>\n<line>\n" answer, read whole and NUL-terminated in place. */
+static const char *told_line(int fd, char *answer, size_t got)
+{
+    got = read_rest(fd, answer, got);
+    answer[got < REPLY_LIMIT ? got : REPLY_LIMIT - 1] = '\0';
+    char *newline = strchr(answer, '\n');
+    if (newline == NULL)
+        return NULL;
+    newline[1 + strcspn(newline + 1, "\n")] = '\0';
+    return newline + 1;
+}
+
 /* "E<status>\n<line>": the rest of the line may follow in more reads. */
 static void fail_as_told(int fd, char *answer, size_t got)
 {
@@ -382,8 +405,8 @@ int main(int argc, char **argv)
         _exit(give_to_ssh(connection) == 0 ? 0 : 255);
     }
     if (got > 0 && answer[0] == 'E') {
-        if (stderr_hidden())       /* the full command shows the refusal through ssh itself */
-            become(command, NULL);
+        if (pass_fd || stderr_hidden())   /* the full command hands ssh a refusal server */
+            become_told(command, NULL, told_line(fd, answer, (size_t)got));
         fail_as_told(fd, answer, (size_t)got);
     }
     become(command, NULL);

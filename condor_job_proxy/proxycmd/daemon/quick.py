@@ -37,6 +37,7 @@ CONTEXT_PREFIXES = (b"CONDOR_", b"_CONDOR_", b"PYTHON", b"AWS_")
 HASH_MODULUS = (1 << 61) - 1
 # Set for the full proxy command when no daemon answered: it starts one after connecting.
 START_ENV = b"CONDOR_JOB_PROXY_START_DAEMON"
+REFUSAL_ENV = b"CONDOR_JOB_PROXY_REFUSAL"   # the line to show through ssh (refusal.py)
 _S_IFMT, _S_IFSOCK, _S_IFCHR, _S_IFDIR = 0o170000, 0o140000, 0o020000, 0o040000
 
 
@@ -84,10 +85,10 @@ def main(argv: list) -> None:
             posix._exit(255)            # ssh went away; it says so itself
         posix._exit(0)
     if answer[:1] == FAILED:
-        if _stderr_hidden():
-            _become(command, None)      # the full command shows the refusal through ssh itself
         answer += _rest(channel, REPLY_LIMIT - len(answer))
         status, _, line = answer[1:].partition(b"\n")
+        if pass_fd or _stderr_hidden():  # the full command hands ssh a refusal server
+            _become(command, None, line.split(b"\n")[0])
         _report(line)
         posix._exit(int(status))
     _become(command, None)
@@ -227,12 +228,16 @@ def _pump(source: int, sink: int) -> None:
         pass
 
 
-def _become(command: list, start_daemon_at) -> None:
-    """Run the full proxy command in this process; it starts a daemon when asked to."""
+def _become(command: list, start_daemon_at, refusal: bytes | None = None) -> None:
+    """Run the full proxy command in this process; it starts a daemon when asked to, and
+    with ``refusal`` (the daemon's line) it only shows that line, connecting nowhere again."""
     environ = dict(posix.environ)
     environ.pop(START_ENV, None)
+    environ.pop(REFUSAL_ENV, None)
     if start_daemon_at is not None:
         environ[START_ENV] = start_daemon_at.encode("utf-8", "surrogateescape")
+    if refusal:
+        environ[REFUSAL_ENV] = refusal
     try:
         posix.execve(command[0], command, environ)
     except OSError as err:

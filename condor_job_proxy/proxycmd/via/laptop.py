@@ -27,7 +27,7 @@ from condor_job_proxy.common.jobid import DEFAULT_HOST_PREFIX, BadJobId, JobId, 
 
 from .. import client_files, handoff
 from . import prelude
-from ..errors import ProxyError, one_line, report
+from ..errors import ProxyError, one_line
 from .hop import DEFAULT_COMMAND, Hop, ssh_argv, ssh_reason
 from ..userkey import public_key_blob
 
@@ -53,8 +53,7 @@ def run(via: str, via_command: str | None, request: dict) -> int:
             raise
         from ..refusal import refuse
         line = one_line(err)
-        if not refuse(line, request):
-            report(line)
+        refuse(line, request)
         return FAILED
 
 
