@@ -59,7 +59,9 @@ def parse(argv: list[str]) -> Request | str:
             values["x11"] = arg == "-X"
             continue
         if arg in _SSH_OPTIONS_WITH_VALUE:
-            _value(arg, args)
+            value = _value(arg, args)
+            if arg == "-l":
+                values["login"] = value
             continue
         name = _option(arg)
         if name == "help":
@@ -83,7 +85,7 @@ def parse(argv: list[str]) -> Request | str:
         auto_retry=bool(values.get("auto-retry")),
         remove_on_interrupt=bool(values.get("remove-on-interrupt")), x11=values.get("x11"),
         debug=bool(values.get("debug")), schedd=values.get("name"), pool=values.get("pool"),
-        argv=list(argv))
+        login=values.get("login"), argv=list(argv))
 
 
 def _option(arg: str) -> str:

@@ -413,6 +413,22 @@ def test_typing_the_other_accounts_name_enters_its_job_and_says_whose_it_is(
         result.stderr.decode()
 
 
+def test_condor_ssh_to_job_enters_another_accounts_job_only_when_l_names_it(
+        town: Neighbours) -> None:
+    """condor_ssh_to_job has no user@: its -l is the consent, as ssh's typed name is, so a
+    script's `condor_ssh_to_job N` or `rsync -e condor_ssh_to_job` is not drawn into the
+    attacker's account."""
+    host = town.start_job(town.attacker, "--authorized-keys-file", str(_lets_the_victim_in(town)))
+    job = host.removeprefix("job-")
+    refused = town.victim.run("condor_ssh_to_job", job, "id -un", env=town.env)
+    assert refused.returncode != 0 and town.attacker.name.encode() not in refused.stdout, refused
+    assert town.attacker.name in refused.stderr.decode(), refused.stderr
+    assert f"-l {town.attacker.name}" in refused.stderr.decode(), refused.stderr
+    entered = town.victim.run("condor_ssh_to_job", "-l", town.attacker.name, job, "id -un",
+                              env=town.env)
+    assert entered.stdout.decode().strip() == town.attacker.name, entered.stderr
+
+
 _SILENT = """
 import socket, sys, time
 server = socket.create_server(("127.0.0.1", 0), backlog=64)

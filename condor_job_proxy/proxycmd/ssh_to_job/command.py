@@ -59,6 +59,7 @@ class Request:
     debug: bool = False
     schedd: str | None = None
     pool: str | None = None
+    login: str | None = None   # -l USER: only the consent to enter another account's local job
     argv: list[str] = field(default_factory=list)   # as given, for handing over to HTCondor's
 
 
@@ -229,6 +230,15 @@ class SessionDirectory:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def _asked_user(request: Request, endpoint: JobEndpoint) -> str:
+    """The login name this command line asks for. The job decides it (``-l`` is ignored),
+    except for another account's local job: that is entered only when ``-l`` names its
+    account, as ssh's typed ``user@`` is the consent there."""
+    if not endpoint.notice:
+        return endpoint.user
+    return request.login or user_of_uid(os.getuid()) or str(os.getuid())
+
+
 def _session(request: Request, endpoint: JobEndpoint, directory: Path,
              interrupts: _Interrupts) -> int:
     """Open the session through the one pipeline, offer its socket to ssh and run ssh once.
@@ -241,7 +251,7 @@ def _session(request: Request, endpoint: JobEndpoint, directory: Path,
     login_key, session_key = (None, "") if ec2 else _session_key(request, directory)
     known_hosts = directory / "known_hosts"
     ready = pipeline.open_ready(endpoint, SessionRequest(
-        endpoint.user, _user_key(ec2), () if ec2 else tuple(request.shells), session_key,
+        _asked_user(request, endpoint), _user_key(ec2), () if ec2 else tuple(request.shells), session_key,
         known_hosts, request.job.host(), login_key=login_key), known_hosts)
     if not is_login_name(ready.user):   # it goes on ssh's command line as -oUser=
         ready.sock.close()
