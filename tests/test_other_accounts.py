@@ -112,7 +112,8 @@ def test_record_planted_by_another_user_is_not_trusted(pool) -> None:
 def test_owner_uses_condor_ssh_to_job_on_a_job_under_another_account(pool) -> None:
     owner: Account = pool["owner"]
     job_id = pool["host"].removeprefix("job-")
-    result = owner.run("condor_ssh_to_job", job_id, "whoami; echo $MARKER; exit 3", env=pool["env"])
+    result = owner.run("condor_ssh_to_job", "-l", pool["job"].name, job_id,   # its account, typed
+                       "whoami; echo $MARKER; exit 3", env=pool["env"])
     assert result.returncode == 3, result.stderr
     assert result.stdout.decode().split() == [pool["job"].name, "in-the-job"]
     assert not list(Path("/tmp").glob(f"{owner.name}.condor_ssh_to_job_*"))
