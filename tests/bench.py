@@ -132,7 +132,7 @@ class Bench:
         # with the account's login shell. (Our sessions' setup script restores the job's
         # environment and directory, then does the same: what it costs is ours to count.)
         from condor_job_proxy.starter import session_files
-        ours = session_files._SSHD_CONFIG.format(dir=floor, permit_tty="yes", banner="none") + \
+        ours = session_files.SSHD_CONFIG_TEMPLATE.format(dir=floor, permit_tty="yes", banner="none") + \
             f"AuthorizedKeysFile {floor}/authorized_keys\n"
         defaults = "".join(line + "\n" for line in ours.splitlines()
                            if not line.startswith(("KexAlgorithms", "Ciphers", "MACs")))
